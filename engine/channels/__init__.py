@@ -1,0 +1,83 @@
+"""Channels: one module per way of reaching a contact, behind :class:`Channel`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from engine.channels.base import Channel, OutgoingMessage, idempotency_key
+from engine.channels.log import LogChannel
+from engine.channels.null import NullChannel
+from engine.channels.webhook import WebhookChannel
+from engine.config import Settings
+from engine.errors import ValidationFailed
+
+#: Every channel a campaign may name, by name.
+CHANNEL_CLASSES: dict[str, type[Channel]] = {
+    "null": NullChannel,
+    "log": LogChannel,
+    "webhook": WebhookChannel,
+}
+CHANNEL_NAMES = tuple(CHANNEL_CLASSES)
+
+
+def _build(name: str, settings: Settings) -> Channel:
+    validate_channel(name, {}, check_config=False)
+    if name == "log":
+        return LogChannel(settings.log_channel_path)
+    if name == "webhook":
+        return WebhookChannel(settings.http_timeout_s, settings.send_concurrency)
+    return NullChannel()
+
+
+class ChannelRegistry:
+    """Builds each channel once per process and hands out the shared instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._channels: dict[str, Channel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Channel:
+        """Return the channel called ``name``.
+
+        Raises:
+            ValidationFailed: the name is not a known channel (code ``UNKNOWN_CHANNEL``).
+        """
+        with self._lock:
+            if name not in self._channels:
+                self._channels[name] = _build(name, self._settings)
+            return self._channels[name]
+
+    def close(self) -> None:
+        """Close every channel built so far."""
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+
+def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = True) -> None:
+    """Raise :class:`ValidationFailed` unless ``name`` is known and ``config`` suits it.
+
+    Validation is a pure function of the config: it opens no connection.
+    """
+    cls = CHANNEL_CLASSES.get(name)
+    if cls is None:
+        raise ValidationFailed(
+            f"unknown channel {name!r}; known channels: {', '.join(CHANNEL_NAMES)}",
+            code="UNKNOWN_CHANNEL",
+        )
+    if check_config:
+        cls.validate_config(config)
+
+
+__all__ = [
+    "CHANNEL_CLASSES",
+    "CHANNEL_NAMES",
+    "Channel",
+    "ChannelRegistry",
+    "OutgoingMessage",
+    "idempotency_key",
+    "validate_channel",
+]

@@ -1,0 +1,59 @@
+"""The channel interface: what every way of reaching a contact implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One rendered message for one contact, ready to hand to a channel.
+
+    Attributes:
+        idempotency_key: stable for (execution, touchpoint, contact); channels pass it on.
+        recipient: the contact's addressable fields (``id``, ``email``, ``phone``, ``name``).
+        body: the rendered message (a string or an object).
+        config: the campaign's channel configuration.
+    """
+
+    execution_id: str
+    campaign_id: str
+    touchpoint_id: str
+    contact_id: int
+    idempotency_key: str
+    recipient: dict[str, Any]
+    body: Any
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def idempotency_key(execution_id: str, touchpoint_id: str, contact_id: int) -> str:
+    """Return the idempotency key of one delivery: the same on every retry and re-run."""
+    return f"{execution_id}:{touchpoint_id}:{contact_id}"
+
+
+class Channel(Protocol):
+    """A way to deliver messages (``null``, ``log``, ``webhook`` …).
+
+    One instance per worker process, shared by its threads: implementations are thread-safe.
+    ``send`` returns the provider's message id (or ``None``) and raises
+    :class:`~engine.errors.TransientDeliveryError` or
+    :class:`~engine.errors.PermanentDeliveryError` when it cannot deliver.
+    """
+
+    #: Registry name, as campaigns spell it.
+    name: str
+    #: True when sends wait on the network, so a chunk sends several at once on threads.
+    concurrent: bool
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        """Raise :class:`~engine.errors.ValidationFailed` when ``config`` cannot work."""
+
+    def rate_key(self, config: dict[str, Any]) -> str:
+        """Return the rate-limit key: the provider account this config sends through."""
+
+    def send(self, message: OutgoingMessage) -> str | None:
+        """Deliver one message; return the provider's message id."""
+
+    def close(self) -> None:
+        """Release connections and files."""

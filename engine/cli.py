@@ -1,0 +1,273 @@
+"""The ``campaign`` command: demo, up, worker, scheduler, progress, pause, resume, cancel.
+
+This module is the composition root: the one place in ``engine`` that imports ``workers`` and
+``scheduler``, lazily inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engine.config import Settings, get_settings
+from engine.db import migrate, session_scope
+from engine.errors import EngineError
+from engine.logging import configure_logging
+from engine.models import FINAL_EXECUTION_STATUSES
+from engine.runtime import Runtime
+
+app = typer.Typer(help="campaign-engine: run marketing campaigns.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+#: Exit code for bad input (unknown channel, missing campaign, empty audience …).
+EXIT_BAD_INPUT = 2
+
+
+def _setup(log_level: str | None = None) -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_format, log_level or settings.log_level)
+    return settings
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    """Run a command body, turning engine errors into a message and a non-zero exit code."""
+    try:
+        return fn()
+    except EngineError as exc:
+        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Create or upgrade the database schema."""
+    settings = _setup()
+    migrate(settings.database_url)
+    console.print(f"schema up to date: {settings.database_url}")
+
+
+@app.command()
+def demo(
+    contacts: Annotated[int, typer.Option(min=1, help="Contacts to generate")] = 20_000,
+    channel: Annotated[str, typer.Option(help="Channel: log, null or webhook")] = "log",
+    url: Annotated[str | None, typer.Option(help="Webhook URL (channel webhook)")] = None,
+    embedded_workers: Annotated[bool, typer.Option(help="Run scheduler + workers in this process")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Embedded worker threads")] = 8,
+    step_delay: Annotated[float, typer.Option(min=0, help="Seconds between the two messages")] = 1.0,
+    log_level: Annotated[str, typer.Option(help="Log level (logs would hide the progress bar)")] = "WARNING",
+) -> None:
+    """Create a demo audience and two-step campaign, execute it, and watch its progress."""
+    settings = _setup(log_level)
+    if not embedded_workers and settings.broker_url.startswith("memory://"):
+        err_console.print(
+            "[red]error[/red] BROKER_MISSING: --no-embedded-workers needs BROKER_URL=redis://… or "
+            "amqp://… shared with `campaign scheduler` and `campaign worker`"
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.demo import seed_demo
+    from engine.services.executions import start_execution
+
+    def create() -> str:
+        with session_scope(rt.engine) as session:
+            console.print(f"preparing {contacts:,} contacts on channel [bold]{channel}[/bold] …")
+            config = {"url": url} if url else {}
+            campaign = seed_demo(session, contacts, channel, config, step_delay_s=step_delay)
+            return start_execution(session, campaign.id).id
+
+    execution_id = _run(create)
+    console.print(f"execution [bold]{execution_id}[/bold] scheduled")
+    if embedded_workers:
+        from workers.embedded import EmbeddedStack
+
+        with EmbeddedStack(rt, threads=threads):
+            final = _watch(rt, execution_id)
+    else:
+        final = _watch(rt, execution_id)
+    _print_report(rt, execution_id)
+    rt.close()
+    if final != "completed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
+    """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from workers.embedded import EmbeddedStack
+
+    with EmbeddedStack(rt, threads=threads):
+        console.print("scheduler and workers running; Ctrl-C to stop")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command("scheduler")
+def scheduler_cmd() -> None:
+    """Run the scheduler loop (several may run at once) until interrupted."""
+    settings = _setup()
+    migrate(settings.database_url)
+    from scheduler.loop import run
+    from workers.broker import DramatiqEnqueuer, build_broker
+
+    rt = Runtime.from_settings(settings)
+    stop = threading.Event()
+    try:
+        run(rt, DramatiqEnqueuer(build_broker(settings.broker_url)), stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per process")] = 8,
+    queues: Annotated[list[str] | None, typer.Option(help="Only these queues (repeatable)")] = None,
+) -> None:
+    """Run dramatiq worker processes on the engine's actors (wraps ``dramatiq``)."""
+    settings = _setup()
+    if settings.broker_url.startswith("memory://"):
+        err_console.print(
+            "[red]error[/red] BROKER_MISSING: separate workers need BROKER_URL=redis://… or amqp://…; "
+            "use `campaign up` for the embedded mode"
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    argv = [sys.executable, "-m", "dramatiq", "workers.boot:setup", "--processes", str(processes),
+            "--threads", str(threads), "--skip-logging"]
+    for queue in queues or []:
+        argv += ["--queues", queue]
+    os.execv(sys.executable, argv)
+
+
+@app.command()
+def progress(
+    execution_id: str,
+    watch: Annotated[bool, typer.Option("--watch", help="Live view until it finishes")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Print an execution's progress: percentage, counts, rate, ETA, errors by code."""
+    rt = Runtime.from_settings(_setup())
+    from engine.services.progress import get_progress
+
+    def read() -> dict[str, Any]:
+        with session_scope(rt.engine) as session:
+            return dict(get_progress(session, execution_id))
+
+    data = _run(read)
+    if watch and data["status"] not in FINAL_EXECUTION_STATUSES:
+        _watch(rt, execution_id, quiet=as_json)
+        data = read()
+    if as_json:
+        print(json.dumps(data))
+    else:
+        _print_progress(data)
+
+
+def _state_command(name: str, service: str) -> Callable[[str], None]:
+    def command(execution_id: str) -> None:
+        rt = Runtime.from_settings(_setup())
+        from engine.services import executions
+
+        def change() -> str:
+            with session_scope(rt.engine) as session:
+                return str(getattr(executions, service)(session, execution_id).status)
+
+        console.print(f"execution {execution_id}: {_run(change)}")
+
+    command.__doc__ = f"{name.capitalize()} an execution."
+    return command
+
+
+app.command("pause", help="Pause a running execution; workers stop within one chunk.")(_state_command("pause", "pause_execution"))
+app.command("resume", help="Resume a paused execution; nobody is sent twice.")(_state_command("resume", "resume_execution"))
+app.command("cancel", help="Cancel an execution.")(_state_command("cancel", "cancel_execution"))
+
+
+def _watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
+    """Show a live progress bar until the execution reaches a final status; return it."""
+    from engine.services.progress import get_progress
+
+    columns = [
+        TextColumn("[bold]{task.fields[status]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]:,.0f}/s"),
+        TextColumn("failed {task.fields[failed]:,}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err_console if quiet else console, transient=quiet) as bar:
+        task = bar.add_task("execution", total=None, status="scheduled", rate=0.0, failed=0, counts="")
+        while True:
+            with session_scope(rt.engine) as session:
+                p = get_progress(session, execution_id)
+            counts = p["progress"]
+            bar.update(
+                task,
+                completed=counts["processed"],
+                total=counts["total"] or None,
+                counts=f"{counts['processed']:,}/{counts['total']:,}",
+                status=p["status"],
+                rate=p["currentRate"],
+                failed=counts["failed"],
+            )
+            if p["status"] in FINAL_EXECUTION_STATUSES:
+                return str(p["status"])
+            time.sleep(0.25)
+
+
+def _print_progress(data: dict[str, Any]) -> None:
+    p = data["progress"]
+    table = Table(title=f"execution {data['executionId']}", show_header=False)
+    for key, value in [
+        ("status", data["status"]),
+        ("percentage", f"{p['percentage']}%"),
+        ("processed", f"{p['processed']:,} / {p['total']:,}"),
+        ("successful", f"{p['successful']:,}"),
+        ("failed", f"{p['failed']:,}"),
+        ("skipped", f"{p['skipped']:,}"),
+        ("currentRate", f"{data['currentRate']:,}/s"),
+        ("estimatedCompletion", data["estimatedCompletion"] or "-"),
+    ]:
+        table.add_row(key, str(value))
+    for err in data["errors"]:
+        table.add_row(f"error {err['code']}", f"{err['count']:,}  {err['message']}")
+    console.print(table)
+
+
+def _print_report(rt: Runtime, execution_id: str) -> None:
+    from engine.services.progress import get_progress, get_statistics
+
+    with session_scope(rt.engine) as session:
+        data = get_progress(session, execution_id)
+        stats = get_statistics(session, execution_id)
+    _print_progress(data)
+    table = Table(title="statistics")
+    for col in ("touchpoint", "sent", "failed", "skipped"):
+        table.add_column(col)
+    for tp in stats["touchpoints"]:
+        table.add_row(tp["name"], f"{tp['sent']:,}", f"{tp['failed']:,}", f"{tp['skipped']:,}")
+    console.print(table)
+    console.print(f"duration {stats['durationSeconds']} s, average {stats['averageRate']:,}/s")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,62 @@
+"""All configuration in one pydantic-settings class, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set by an environment variable of its name.
+
+    Example:
+        ``DATABASE_URL=postgresql+psycopg://localhost/ce BROKER_URL=redis://127.0.0.1:6379/0``
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    #: SQLAlchemy URL of the store; a local SQLite file by default (embedded mode).
+    database_url: str = "sqlite:///campaign-engine.db"
+    #: ``memory://`` for dramatiq's in-process broker, or ``redis://…`` / ``amqp://…``.
+    broker_url: str = "memory://"
+    #: Redis for the shared rate limiter when the broker is not Redis; empty = broker's Redis or memory.
+    redis_url: str = ""
+    #: ``auto`` (pretty in a terminal, JSON otherwise), ``json`` or ``console``.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    #: Contacts per chunk: one SQL transaction and one worker message each.
+    chunk_size: int = Field(default=500, ge=1, le=10_000)
+    #: Most chunks queued or running at once (backpressure; keeps priorities meaningful).
+    max_in_flight_chunks: int = Field(default=64, ge=1)
+    #: Seconds between scheduler ticks.
+    scheduler_interval_s: float = Field(default=0.5, gt=0)
+    #: A running chunk whose heartbeat is older than this goes back to pending.
+    heartbeat_stale_s: float = Field(default=60.0, gt=0)
+    #: A queued chunk not picked up within this many seconds is dispatched again (lost message).
+    queued_stale_s: float = Field(default=300.0, gt=0)
+    #: A chunk that failed this many attempts is marked failed with its reason.
+    chunk_max_attempts: int = Field(default=5, ge=1)
+
+    #: Deliveries per second per channel; a channel not listed is unlimited.
+    rate_limits: dict[str, float] = Field(default_factory=lambda: {"telegram": 30.0})
+    #: Attempts per message for transient send errors (tenacity, exponential backoff + jitter).
+    send_max_attempts: int = Field(default=3, ge=1)
+    send_backoff_initial_s: float = 0.2
+    send_backoff_max_s: float = 10.0
+    #: Messages sent at once by a channel that sends concurrently (webhook).
+    send_concurrency: int = Field(default=16, ge=1)
+
+    #: File the ``log`` channel appends JSON lines to.
+    log_channel_path: str = "deliveries.jsonl"
+    #: Seconds an outbound HTTP request may take.
+    http_timeout_s: float = 10.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read from the environment on first call."""
+    return Settings()

@@ -1,0 +1,115 @@
+"""Organizations, campaigns and touchpoints: creating and reading them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from engine.channels import validate_channel
+from engine.errors import NotFound, ValidationFailed
+from engine.models import Campaign, Organization, Touchpoint, TouchpointType
+from engine.templating import check_template
+
+
+@dataclass(frozen=True)
+class TouchpointSpec:
+    """What a new touchpoint needs: a message (for ``message``) and the delay before it."""
+
+    message: Any = None
+    name: str = ""
+    type: str = TouchpointType.message
+    delay_s: float = 0.0
+
+
+def get_or_create_organization(session: Session, name: str) -> Organization:
+    """Return the organization called ``name``, creating it if needed."""
+    org = session.exec(select(Organization).where(Organization.name == name)).first()
+    if org is None:
+        org = Organization(name=name)
+        session.add(org)
+        session.flush()
+    return org
+
+
+def create_campaign(
+    session: Session,
+    organization_id: str,
+    name: str,
+    channel: str,
+    touchpoints: list[TouchpointSpec],
+    channel_config: dict[str, Any] | None = None,
+    description: str = "",
+) -> Campaign:
+    """Create a draft campaign with its ordered touchpoints.
+
+    Raises:
+        ValidationFailed: unknown channel, bad channel config, bad touchpoint or template.
+        NotFound: the organization does not exist.
+    """
+    if session.get(Organization, organization_id) is None:
+        raise NotFound(f"organization {organization_id!r} not found")
+    config = dict(channel_config or {})
+    validate_channel(channel, config)
+    for spec in touchpoints:
+        _check_touchpoint(spec)
+    campaign = Campaign(
+        organization_id=organization_id,
+        name=name,
+        channel=channel,
+        channel_config=config,
+        description=description,
+    )
+    session.add(campaign)
+    session.flush()
+    for position, spec in enumerate(touchpoints):
+        session.add(
+            Touchpoint(
+                campaign_id=campaign.id,
+                position=position,
+                name=spec.name or f"step {position + 1}",
+                type=spec.type,
+                delay_s=spec.delay_s,
+                message=spec.message,
+            )
+        )
+    session.flush()
+    return campaign
+
+
+def _check_touchpoint(spec: TouchpointSpec) -> None:
+    if spec.type not in TouchpointType.__members__:
+        raise ValidationFailed(
+            f"unknown touchpoint type {spec.type!r}; known: message, wait",
+            code="INVALID_TOUCHPOINT",
+        )
+    if spec.delay_s < 0:
+        raise ValidationFailed("touchpoint delay must be ≥ 0 seconds", code="INVALID_TOUCHPOINT")
+    if spec.type == TouchpointType.message:
+        if spec.message in (None, "", {}):
+            raise ValidationFailed("a message touchpoint needs a message", code="MISSING_MESSAGE")
+        check_template(spec.message)
+
+
+def get_campaign(session: Session, campaign_id: str, organization_id: str | None = None) -> Campaign:
+    """Return the campaign, scoped to ``organization_id`` when given.
+
+    Raises:
+        NotFound: no such campaign (or it belongs to another organization).
+    """
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or (organization_id and campaign.organization_id != organization_id):
+        raise NotFound(f"campaign {campaign_id!r} not found", code="CAMPAIGN_NOT_FOUND")
+    return campaign
+
+
+def list_touchpoints(session: Session, campaign_id: str) -> list[Touchpoint]:
+    """Return the campaign's touchpoints in order."""
+    return list(
+        session.exec(
+            select(Touchpoint)
+            .where(Touchpoint.campaign_id == campaign_id)
+            .order_by(Touchpoint.position)  # type: ignore[arg-type]
+        )
+    )

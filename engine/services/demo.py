@@ -1,0 +1,44 @@
+"""A ready-made organization, audience and two-step campaign (demo, benchmarks, smoke tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from engine.models import Campaign
+from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
+from engine.services.contacts import add_contacts, count_contacts, demo_contacts
+
+
+def seed_demo(
+    session: Session,
+    contacts: int,
+    channel: str = "log",
+    channel_config: dict[str, Any] | None = None,
+    organization: str = "demo",
+    step_delay_s: float = 1.0,
+) -> Campaign:
+    """Make sure ``organization`` has ``contacts`` contacts and create a two-message campaign.
+
+    The second message reaches each contact ``step_delay_s`` seconds after the first.
+    """
+    org = get_or_create_organization(session, organization)
+    have = count_contacts(session, org.id)
+    if have < contacts:
+        add_contacts(session, org.id, demo_contacts(contacts - have, start=have))
+    return create_campaign(
+        session,
+        org.id,
+        name="Welcome series",
+        channel=channel,
+        channel_config=channel_config,
+        touchpoints=[
+            TouchpointSpec(name="Welcome", message={"text": "Hi {{ first_name }}, welcome aboard!"}),
+            TouchpointSpec(
+                name="Follow-up",
+                message={"text": "{{ first_name }}, your {{ plan }} plan is ready."},
+                delay_s=step_delay_s,
+            ),
+        ],
+    )

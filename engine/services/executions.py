@@ -1,0 +1,249 @@
+"""Executions: start, plan, pause, resume, cancel. Only rows change; the scheduler does the rest."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from itertools import islice
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from engine.errors import InvalidTransition, NotFound, ValidationFailed
+from engine.logging import get_logger
+from engine.models import (
+    FINAL_EXECUTION_STATUSES,
+    PRIORITY_RANK,
+    Campaign,
+    CampaignStatus,
+    Chunk,
+    ChunkStatus,
+    Execution,
+    ExecutionStatus,
+    Priority,
+    Touchpoint,
+    TouchpointType,
+)
+from engine.models.base import utcnow
+from engine.services.audience import count_audience, iter_audience_ids
+from engine.services.campaigns import get_campaign, list_touchpoints
+
+log = get_logger()
+
+
+def message_steps(touchpoints: list[Touchpoint]) -> list[tuple[Touchpoint, float]]:
+    """Return the message touchpoints in order with the delay before each.
+
+    A ``wait`` touchpoint adds its delay to the next message's own.
+    """
+    steps: list[tuple[Touchpoint, float]] = []
+    pending_wait = 0.0
+    for tp in touchpoints:
+        if tp.type == TouchpointType.wait:
+            pending_wait += tp.delay_s
+            continue
+        steps.append((tp, pending_wait + tp.delay_s))
+        pending_wait = 0.0
+    return steps
+
+
+def start_execution(
+    session: Session,
+    campaign_id: str,
+    *,
+    organization_id: str | None = None,
+    priority: str = Priority.normal,
+    target_percentage: int = 100,
+    scheduled_at: datetime | None = None,
+    test_mode: bool = False,
+) -> Execution:
+    """Validate a campaign and write a ``scheduled`` execution for the scheduler to pick up.
+
+    Raises:
+        NotFound: no such campaign.
+        ValidationFailed: no message touchpoint, no audience, bad priority or percentage.
+    """
+    campaign = get_campaign(session, campaign_id, organization_id)
+    if priority not in PRIORITY_RANK:
+        raise ValidationFailed(
+            f"priority must be one of high, normal, low (got {priority!r})", code="INVALID_PRIORITY"
+        )
+    if not 1 <= target_percentage <= 100:
+        raise ValidationFailed("targetPercentage must be between 1 and 100", code="INVALID_TARGET")
+    if not message_steps(list_touchpoints(session, campaign.id)):
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"
+        )
+    if count_audience(session, campaign.organization_id, utcnow()) == 0:
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no audience: its organization has no subscribed contacts",
+            code="NO_AUDIENCE",
+        )
+    execution = Execution(
+        organization_id=campaign.organization_id,
+        campaign_id=campaign.id,
+        priority=priority,
+        target_percentage=target_percentage,
+        test_mode=test_mode,
+        scheduled_at=scheduled_at or utcnow(),
+    )
+    session.add(execution)
+    campaign.status = CampaignStatus.scheduled
+    campaign.updated_at = utcnow()
+    session.flush()
+    log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
+    return execution
+
+
+def get_execution(
+    session: Session, execution_id: str, organization_id: str | None = None, *, lock: bool = False
+) -> Execution:
+    """Return the execution (row-locked with ``lock`` on PostgreSQL).
+
+    Raises:
+        NotFound: no such execution in the organization.
+    """
+    query = select(Execution).where(Execution.id == execution_id)
+    if lock:
+        query = query.with_for_update()
+    execution = session.exec(query).first()
+    if execution is None or (organization_id and execution.organization_id != organization_id):
+        raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+    return execution
+
+
+def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool:
+    """Resolve the audience once and write the first step's chunks; mark the execution running.
+
+    Idempotent: an execution that is not ``queued`` is left alone (returns False).
+    """
+    execution = get_execution(session, execution_id, lock=True)
+    if execution.status != ExecutionStatus.queued:
+        return False
+    campaign = session.get_one(Campaign, execution.campaign_id)
+    steps = message_steps(list_touchpoints(session, campaign.id))
+    now = utcnow()
+    first_tp, first_delay = steps[0]
+    ids = iter_audience_ids(
+        session, execution.organization_id, now, execution.id, execution.target_percentage
+    )
+    contacts = 0
+    chunk_no = 0
+    rank = PRIORITY_RANK[Priority(execution.priority)]
+    chunk_table = Chunk.__table__  # type: ignore[attr-defined]
+    rows = []
+    while block := list(islice(ids, chunk_size)):
+        rows.append(
+            {
+                "execution_id": execution.id,
+                "step": 0,
+                "touchpoint_id": first_tp.id,
+                "chunk_no": chunk_no,
+                "first_contact_id": block[0],
+                "last_contact_id": block[-1],
+                "size": len(block),
+                "status": ChunkStatus.pending,
+                "priority_rank": rank,
+                "not_before": now + timedelta(seconds=first_delay),
+                "attempts": 0,
+            }
+        )
+        contacts += len(block)
+        chunk_no += 1
+    if rows:
+        session.execute(sa.insert(chunk_table), rows)
+    execution.total = contacts * len(steps)
+    execution.started_at = now
+    execution.updated_at = now
+    if contacts == 0:
+        execution.status = ExecutionStatus.failed
+        execution.error = "no contact matched the audience"
+        execution.finished_at = now
+        campaign.status = CampaignStatus.failed
+    else:
+        execution.status = ExecutionStatus.running
+        campaign.status = CampaignStatus.active
+    session.flush()
+    log.info(
+        "execution.planned",
+        execution_id=execution.id,
+        campaign_id=campaign.id,
+        contacts=contacts,
+        chunks=chunk_no,
+        total=execution.total,
+    )
+    return True
+
+
+def pause_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+    """Pause a running (or not yet planned) execution; workers stop within one chunk.
+
+    Raises:
+        InvalidTransition: the execution is already paused or finished.
+    """
+    execution = get_execution(session, execution_id, organization_id, lock=True)
+    if execution.status not in (ExecutionStatus.running, ExecutionStatus.scheduled, ExecutionStatus.queued):
+        raise InvalidTransition(
+            f"execution {execution_id!r} is {execution.status}; only a running or scheduled "
+            "execution can be paused",
+            code="CANNOT_PAUSE",
+        )
+    _set_status(session, execution, ExecutionStatus.paused, CampaignStatus.paused)
+    execution.paused_at = execution.updated_at
+    log.info("execution.paused", execution_id=execution.id, campaign_id=execution.campaign_id)
+    return execution
+
+
+def resume_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+    """Resume a paused execution; contacts already delivered are never sent again.
+
+    A paused execution that was never planned goes back to ``scheduled``.
+
+    Raises:
+        InvalidTransition: the execution is not paused.
+    """
+    execution = get_execution(session, execution_id, organization_id, lock=True)
+    if execution.status != ExecutionStatus.paused:
+        raise InvalidTransition(
+            f"execution {execution_id!r} is {execution.status}; only a paused execution can resume",
+            code="CANNOT_RESUME",
+        )
+    planned = execution.started_at is not None
+    status = ExecutionStatus.running if planned else ExecutionStatus.scheduled
+    _set_status(session, execution, status, CampaignStatus.active)
+    execution.paused_at = None
+    log.info("execution.resumed", execution_id=execution.id, campaign_id=execution.campaign_id)
+    return execution
+
+
+def cancel_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+    """Cancel an execution: pending chunks are dropped, running ones stop at the next batch.
+
+    Raises:
+        InvalidTransition: the execution already finished.
+    """
+    execution = get_execution(session, execution_id, organization_id, lock=True)
+    if execution.status in FINAL_EXECUTION_STATUSES:
+        raise InvalidTransition(
+            f"execution {execution_id!r} is already {execution.status}", code="CANNOT_CANCEL"
+        )
+    _set_status(session, execution, ExecutionStatus.cancelled, CampaignStatus.cancelled)
+    execution.finished_at = execution.updated_at
+    session.execute(
+        sa.update(Chunk)
+        .where(Chunk.execution_id == execution.id, Chunk.status == ChunkStatus.pending)  # type: ignore[arg-type]
+        .values(status=ChunkStatus.cancelled)
+    )
+    log.info("execution.cancelled", execution_id=execution.id, campaign_id=execution.campaign_id)
+    return execution
+
+
+def _set_status(
+    session: Session, execution: Execution, status: ExecutionStatus, campaign_status: CampaignStatus
+) -> None:
+    now = utcnow()
+    execution.status = status
+    execution.updated_at = now
+    campaign = session.get_one(Campaign, execution.campaign_id)
+    campaign.status = campaign_status
+    campaign.updated_at = now
+    session.flush()

@@ -1,0 +1,1 @@
+"""The scheduler: one loop that claims due work in SQL and enqueues it on the broker."""

@@ -1,0 +1,83 @@
+"""Thin dramatiq actors: take ids, call one engine service, map errors.
+
+Actors are declared on an explicit broker by :func:`declare_actors` — nothing binds to a
+global broker at import time. Each process builds its :class:`~engine.runtime.Runtime` once,
+lazily, after dramatiq forked it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+import structlog
+
+from engine.config import get_settings
+from engine.db import session_scope
+from engine.logging import get_logger
+from engine.runtime import Runtime
+from engine.services.delivery import deliver_chunk, release_chunk
+from engine.services.executions import plan_execution
+from workers.broker import CHUNK_QUEUES, PLAN_QUEUE
+
+log = get_logger()
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """Return this process's runtime, building it on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime.from_settings(get_settings())
+        return _runtime
+
+
+def use_runtime(rt: Runtime | None) -> None:
+    """Make actors of this process use ``rt`` (embedded mode and tests share theirs)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = rt
+
+
+def plan_execution_actor(execution_id: str) -> None:
+    """Plan an execution: resolve its audience and write its first chunks."""
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(execution_id=execution_id):
+        with session_scope(rt.engine) as session:
+            plan_execution(session, execution_id, rt.settings.chunk_size)
+
+
+def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:
+    """Deliver a chunk. Any unexpected error hands it back to the scheduler (SQL decides retries)."""
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(chunk_id=chunk_id, attempt=attempt):
+        try:
+            deliver_chunk(rt, chunk_id, attempt)
+        except Exception as exc:
+            log.exception("chunk.error", chunk_id=chunk_id)
+            release_chunk(rt, chunk_id, attempt, f"{type(exc).__name__}: {exc}")
+
+
+def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
+    """Declare the engine's actors on ``broker`` and return them by name."""
+    return {
+        "plan_execution": dramatiq.actor(
+            plan_execution_actor,
+            actor_name="plan_execution",
+            queue_name=PLAN_QUEUE,
+            broker=broker,
+            max_retries=5,
+            min_backoff=500,
+        ),
+        "deliver_chunk": dramatiq.actor(
+            deliver_chunk_actor,
+            actor_name="deliver_chunk",
+            queue_name=CHUNK_QUEUES["normal"],
+            broker=broker,
+            # Retries are the scheduler's job: a failed chunk goes back to pending in SQL.
+            max_retries=0,
+            time_limit=3_600_000,
+        ),
+    }

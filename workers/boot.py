@@ -1,0 +1,23 @@
+"""Entry point for ``dramatiq workers.boot:setup`` (what ``campaign worker`` runs).
+
+dramatiq calls :func:`setup` in every worker process: it builds the broker from the settings,
+makes it the global broker and declares the actors on it.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from engine.config import get_settings
+from engine.logging import configure_logging
+from workers.actors import declare_actors
+from workers.broker import build_broker
+
+
+def setup() -> None:
+    """Configure logging, build the broker named by ``BROKER_URL`` and declare the actors."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    broker = build_broker(settings.broker_url)
+    dramatiq.set_broker(broker)
+    declare_actors(broker)
