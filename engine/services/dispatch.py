@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -38,6 +39,16 @@ class ClaimedChunk:
     priority: str
 
 
+def _locked_once(candidates: sa.Select[Any]) -> sa.Select[Any]:
+    """Wrap a ``LIMIT … FOR UPDATE SKIP LOCKED`` select so PostgreSQL runs it exactly once.
+
+    As a plain ``IN (subquery)`` the planner may rescan it, and each rescan skips different
+    locked rows — the update then claims more rows than the limit.
+    """
+    cte = candidates.cte("candidates").prefix_with("MATERIALIZED", dialect="postgresql")
+    return sa.select(cte.c[0])
+
+
 def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
     """Move due ``scheduled`` executions to ``queued`` and return their ids (to plan)."""
     now = utcnow()
@@ -47,11 +58,10 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
         .order_by(Execution.scheduled_at)  # type: ignore[arg-type]
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     result = session.execute(
         sa.update(Execution)
-        .where(Execution.id.in_(candidates), Execution.status == ExecutionStatus.scheduled)  # type: ignore[attr-defined]
+        .where(Execution.id.in_(_locked_once(candidates)), Execution.status == ExecutionStatus.scheduled)  # type: ignore[attr-defined]
         .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now)
         .returning(Execution.id)
     )
@@ -86,11 +96,10 @@ def claim_chunks(session: Session, limit: int) -> list[ClaimedChunk]:
         .order_by(Chunk.priority_rank, Chunk.not_before, Chunk.id)  # type: ignore[arg-type]
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     result = session.execute(
         sa.update(Chunk)
-        .where(Chunk.id.in_(candidates), Chunk.status == ChunkStatus.pending)  # type: ignore[union-attr]
+        .where(Chunk.id.in_(_locked_once(candidates)), Chunk.status == ChunkStatus.pending)  # type: ignore[union-attr]
         .values(status=ChunkStatus.queued, attempts=Chunk.attempts + 1, queued_at=now)
         .returning(Chunk.id, Chunk.attempts, Chunk.priority_rank)  # type: ignore[arg-type]
     )

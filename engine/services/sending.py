@@ -60,7 +60,9 @@ class Sender:
         self.rate = rate
         self._stop = stop_after_attempt(settings.send_max_attempts)
         self._backoff = wait_exponential_jitter(
-            initial=settings.send_backoff_initial_s, max=settings.send_backoff_max_s
+            multiplier=settings.send_backoff_initial_s,
+            jitter=settings.send_backoff_initial_s,
+            max=settings.send_backoff_max_s,
         )
 
     def throttle(self, n: int) -> None:
