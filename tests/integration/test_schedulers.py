@@ -1,0 +1,78 @@
+"""Two schedulers at once on PostgreSQL: every execution planned once, every chunk enqueued once per attempt."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.db import session_scope
+from engine.models import Delivery
+from engine.runtime import Runtime
+from engine.services.campaigns import TouchpointSpec
+from engine.services.delivery import deliver_chunk
+from engine.services.executions import plan_execution
+from engine.testing import wait_until_finished
+from scheduler import loop
+from tests.conftest import make_settings
+from tests.factories import execute, make_campaign
+
+pytestmark = pytest.mark.integration
+
+
+class RecordingWorker:
+    """An enqueuer that records what it is handed and does the work at once, like a worker would."""
+
+    def __init__(self, rt: Runtime, log: list[tuple[str, object]], lock: threading.Lock) -> None:
+        self.rt, self.log, self.lock = rt, log, lock
+        self.enqueued = 0
+
+    def enqueue_plan(self, execution_id: str) -> None:
+        with self.lock:
+            self.log.append(("plan", execution_id))
+            self.enqueued += 1
+        with session_scope(self.rt.engine) as session:
+            plan_execution(session, execution_id, self.rt.settings.chunk_size)
+
+    def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None:
+        with self.lock:
+            self.log.append(("chunk", (chunk_id, attempt)))
+            self.enqueued += 1
+        deliver_chunk(self.rt, chunk_id, attempt)
+
+
+def test_two_schedulers_share_the_work_without_doing_anything_twice(pg_url: str, tmp_path: Path) -> None:
+    settings = make_settings(pg_url, tmp_path, chunk_size=50, max_in_flight_chunks=8, scheduler_interval_s=0.01)
+    setup = Runtime.from_settings(settings)
+    steps = [TouchpointSpec(name="one", message="m1"), TouchpointSpec(name="two", message="m2")]
+    _, campaign_id = make_campaign(setup, contacts=400, channel="null", steps=steps)
+    executions = [execute(setup, campaign_id) for _ in range(12)]
+
+    log: list[tuple[str, object]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    runtimes = [Runtime.from_settings(settings) for _ in range(2)]
+    workers = [RecordingWorker(rt, log, lock) for rt in runtimes]
+    threads = [threading.Thread(target=loop.run, args=(w.rt, w, stop)) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = [wait_until_finished(setup, e, timeout=180) for e in executions]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    assert {e.status for e in finished} == {"completed"}
+    assert all(w.enqueued > 0 for w in workers)  # both schedulers took part
+    plans = Counter(item for kind, item in log if kind == "plan")
+    assert sorted(plans) == sorted(executions) and set(plans.values()) == {1}
+    chunks = Counter(item for kind, item in log if kind == "chunk")
+    assert len(chunks) == 12 * 2 * 8 and set(chunks.values()) == {1}  # 8 chunks of 50 per step
+    with session_scope(setup.engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 12 * 2 * 400
+    for rt in [setup, *runtimes]:
+        rt.close()
