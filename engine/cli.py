@@ -6,6 +6,7 @@ This module is the composition root: the one place in ``engine`` that imports ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -62,10 +63,16 @@ def demo(
     contacts: Annotated[int, typer.Option(min=1, help="Contacts to generate")] = 20_000,
     channel: Annotated[str, typer.Option(help="Channel: log, null or webhook")] = "log",
     url: Annotated[str | None, typer.Option(help="Webhook URL (channel webhook)")] = None,
-    embedded_workers: Annotated[bool, typer.Option(help="Run scheduler + workers in this process")] = True,
+    embedded_workers: Annotated[
+        bool, typer.Option(help="Run scheduler + workers in this process")
+    ] = True,
     threads: Annotated[int, typer.Option(min=1, help="Embedded worker threads")] = 8,
-    step_delay: Annotated[float, typer.Option(min=0, help="Seconds between the two messages")] = 1.0,
-    log_level: Annotated[str, typer.Option(help="Log level (logs would hide the progress bar)")] = "WARNING",
+    step_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds between the two messages")
+    ] = 1.0,
+    log_level: Annotated[
+        str, typer.Option(help="Log level (logs would hide the progress bar)")
+    ] = "WARNING",
 ) -> None:
     """Create a demo audience and two-step campaign, execute it, and watch its progress."""
     settings = _setup(log_level)
@@ -112,10 +119,8 @@ def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
 
     with EmbeddedStack(rt, threads=threads):
         console.print("scheduler and workers running; Ctrl-C to stop")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command("scheduler")
@@ -144,12 +149,21 @@ def worker(
     settings = _setup()
     if settings.broker_url.startswith("memory://"):
         err_console.print(
-            "[red]error[/red] BROKER_MISSING: separate workers need BROKER_URL=redis://… or amqp://…; "
-            "use `campaign up` for the embedded mode"
+            "[red]error[/red] BROKER_MISSING: separate workers need BROKER_URL=redis://… or "
+            "amqp://…; use `campaign up` for the embedded mode"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    argv = [sys.executable, "-m", "dramatiq", "workers.boot:setup", "--processes", str(processes),
-            "--threads", str(threads), "--skip-logging"]
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.boot:setup",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--skip-logging",
+    ]
     for queue in queues or []:
         argv += ["--queues", queue]
     os.execv(sys.executable, argv)
@@ -194,8 +208,12 @@ def _state_command(name: str, service: str) -> Callable[[str], None]:
     return command
 
 
-app.command("pause", help="Pause a running execution; workers stop within one chunk.")(_state_command("pause", "pause_execution"))
-app.command("resume", help="Resume a paused execution; nobody is sent twice.")(_state_command("resume", "resume_execution"))
+app.command("pause", help="Pause a running execution; workers stop within one chunk.")(
+    _state_command("pause", "pause_execution")
+)
+app.command("resume", help="Resume a paused execution; nobody is sent twice.")(
+    _state_command("resume", "resume_execution")
+)
 app.command("cancel", help="Cancel an execution.")(_state_command("cancel", "cancel_execution"))
 
 
@@ -214,7 +232,9 @@ def _watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err_console if quiet else console, transient=quiet) as bar:
-        task = bar.add_task("execution", total=None, status="scheduled", rate=0.0, failed=0, counts="")
+        task = bar.add_task(
+            "execution", total=None, status="scheduled", rate=0.0, failed=0, counts=""
+        )
         while True:
             with session_scope(rt.engine) as session:
                 p = get_progress(session, execution_id)

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///campaign-engine.db"
     #: ``memory://`` for dramatiq's in-process broker, or ``redis://…`` / ``amqp://…``.
     broker_url: str = "memory://"
-    #: Redis for the shared rate limiter when the broker is not Redis; empty = broker's Redis or memory.
+    #: Redis for the shared rate limiter when the broker is not Redis.
+    #: Empty: the broker's Redis if it is one, else an in-process limiter.
     redis_url: str = ""
     #: ``auto`` (pretty in a terminal, JSON otherwise), ``json`` or ``console``.
     log_format: Literal["auto", "json", "console"] = "auto"

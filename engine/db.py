@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -87,8 +87,13 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """Return the Core table of a table model, typed (SQLModel does not declare ``__table__``)."""
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+
+
 def insert_ignore(table: sa.Table, dialect: str) -> Any:
-    """Return ``INSERT … ON CONFLICT DO NOTHING`` for ``table`` in ``dialect`` (sqlite/postgresql)."""
+    """Return ``INSERT … ON CONFLICT DO NOTHING`` for ``table`` (``sqlite`` or ``postgresql``)."""
     stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     return stmt.on_conflict_do_nothing()
 

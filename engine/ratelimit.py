@@ -68,7 +68,8 @@ else
   new_tat = tat + tonumber(ARGV[1]) / tonumber(ARGV[2])
   wait = tat - now
 end
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+local ttl_ms = math.ceil((new_tat - now) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', ttl_ms)
 return string.format('%.6f', wait)
 """
 

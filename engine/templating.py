@@ -19,7 +19,7 @@ def _compile(source: str) -> Any:
 
 
 def check_template(message: Any) -> None:
-    """Raise :class:`ValidationFailed` (``TEMPLATE_ERROR``) if any string in ``message`` won't compile."""
+    """Raise :class:`ValidationFailed` (``TEMPLATE_ERROR``) if ``message`` won't compile."""
     for text in _strings(message):
         try:
             _compile(text)

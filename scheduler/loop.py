@@ -47,7 +47,9 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
     for execution_id in due:
         enqueuer.enqueue_plan(execution_id)
     with session_scope(rt.engine) as session:
-        recovered = recover_stale_chunks(session, s.heartbeat_stale_s, s.queued_stale_s, s.chunk_max_attempts)
+        recovered = recover_stale_chunks(
+            session, s.heartbeat_stale_s, s.queued_stale_s, s.chunk_max_attempts
+        )
     finished = 0
     with session_scope(rt.engine) as session:
         for execution_id in running_execution_ids(session):
@@ -57,7 +59,12 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
         claimed = claim_chunks(session, room)
     for chunk in claimed:
         enqueuer.enqueue_chunk(chunk.chunk_id, chunk.attempt, chunk.priority)
-    return {"planned": len(due), "recovered": recovered, "finished": finished, "dispatched": len(claimed)}
+    return {
+        "planned": len(due),
+        "recovered": recovered,
+        "finished": finished,
+        "dispatched": len(claimed),
+    }
 
 
 def run(rt: Runtime, enqueuer: Enqueuer, stop: threading.Event) -> None:

@@ -21,7 +21,9 @@ from engine.db import make_engine, migrate, session_scope
 from engine.runtime import Runtime
 
 CI = os.environ.get("CI", "").lower() == "true"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -81,9 +83,7 @@ def pg_database() -> Iterator[str]:
 def _truncate(url: str) -> None:
     engine = make_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
-        tables = [
-            t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"
-        ]
+        tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
         conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 

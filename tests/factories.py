@@ -19,7 +19,11 @@ def make_campaign(
     steps: list[TouchpointSpec] | None = None,
     org: str = "acme",
 ) -> tuple[str, str]:
-    """Create an organization with ``contacts`` contacts and a campaign; return (org id, campaign id)."""
+    """Create an organization with ``contacts`` contacts and a campaign.
+
+    Returns:
+        (organization id, campaign id).
+    """
     steps = steps or [
         TouchpointSpec(name="hello", message={"text": "Hi {{ first_name }}"}),
         TouchpointSpec(name="again", message="Still {{ plan }}?", delay_s=0.3),

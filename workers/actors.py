@@ -44,13 +44,15 @@ def use_runtime(rt: Runtime | None) -> None:
 def plan_execution_actor(execution_id: str) -> None:
     """Plan an execution: resolve its audience and write its first chunks."""
     rt = runtime()
-    with structlog.contextvars.bound_contextvars(execution_id=execution_id):
-        with session_scope(rt.engine) as session:
-            plan_execution(session, execution_id, rt.settings.chunk_size)
+    with (
+        structlog.contextvars.bound_contextvars(execution_id=execution_id),
+        session_scope(rt.engine) as session,
+    ):
+        plan_execution(session, execution_id, rt.settings.chunk_size)
 
 
 def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:
-    """Deliver a chunk. Any unexpected error hands it back to the scheduler (SQL decides retries)."""
+    """Deliver a chunk; an unexpected error hands it back to the scheduler, which retries it."""
     rt = runtime()
     with structlog.contextvars.bound_contextvars(chunk_id=chunk_id, attempt=attempt):
         try:
@@ -64,20 +66,18 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the engine's actors on ``broker`` and return them by name."""
     return {
         "plan_execution": dramatiq.actor(
-            plan_execution_actor,
-            actor_name="plan_execution",
             queue_name=PLAN_QUEUE,
+            actor_name="plan_execution",
             broker=broker,
             max_retries=5,
             min_backoff=500,
-        ),
+        )(plan_execution_actor),
         "deliver_chunk": dramatiq.actor(
-            deliver_chunk_actor,
-            actor_name="deliver_chunk",
             queue_name=CHUNK_QUEUES["normal"],
+            actor_name="deliver_chunk",
             broker=broker,
             # Retries are the scheduler's job: a failed chunk goes back to pending in SQL.
             max_retries=0,
             time_limit=3_600_000,
-        ),
+        )(deliver_chunk_actor),
     }

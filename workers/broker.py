@@ -47,7 +47,11 @@ class DramatiqEnqueuer:
 
     def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None:
         """Enqueue ``deliver_chunk(chunk_id, attempt)`` on the queue of ``priority``."""
-        self._send(CHUNK_QUEUES.get(priority, CHUNK_QUEUES["normal"]), "deliver_chunk", (chunk_id, attempt))
+        self._send(
+            CHUNK_QUEUES.get(priority, CHUNK_QUEUES["normal"]), "deliver_chunk", (chunk_id, attempt)
+        )
 
     def _send(self, queue: str, actor: str, args: tuple[object, ...]) -> None:
-        self.broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={}))
+        self.broker.enqueue(
+            dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
+        )

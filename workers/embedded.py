@@ -25,7 +25,9 @@ class EmbeddedStack:
         ...     wait_until_finished(rt, execution_id)
     """
 
-    def __init__(self, rt: Runtime, *, threads: int = 8, scheduler: bool = True, workers: bool = True) -> None:
+    def __init__(
+        self, rt: Runtime, *, threads: int = 8, scheduler: bool = True, workers: bool = True
+    ) -> None:
         self.rt = rt
         self.broker = build_broker(rt.settings.broker_url)
         dramatiq.set_broker(self.broker)
@@ -46,7 +48,10 @@ class EmbeddedStack:
             self._worker.start()
         if self._run_scheduler:
             self._scheduler = threading.Thread(
-                target=loop.run, args=(self.rt, self.enqueuer, self._stop), name="scheduler", daemon=True
+                target=loop.run,
+                args=(self.rt, self.enqueuer, self._stop),
+                name="scheduler",
+                daemon=True,
             )
             self._scheduler.start()
         return self
@@ -65,6 +70,9 @@ class EmbeddedStack:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -46,8 +46,13 @@ class Channel(Protocol):
     #: True when sends wait on the network, so a chunk sends several at once on threads.
     concurrent: bool
 
-    def validate_config(self, config: dict[str, Any]) -> None:
-        """Raise :class:`~engine.errors.ValidationFailed` when ``config`` cannot work."""
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Raise :class:`~engine.errors.ValidationFailed` when ``config`` cannot work.
+
+        A static method: the registry validates a campaign's config on the channel class,
+        without building (and connecting) an instance.
+        """
 
     def rate_key(self, config: dict[str, Any]) -> str:
         """Return the rate-limit key: the provider account this config sends through."""

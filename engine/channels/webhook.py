@@ -94,11 +94,15 @@ class WebhookChannel:
             return str(data["id"]) if isinstance(data, dict) and "id" in data else None
         if status == 429:
             raise TransientDeliveryError(
-                "rate limited by the receiver", code="RATE_LIMITED", retry_after=_retry_after(response)
+                "rate limited by the receiver",
+                code="RATE_LIMITED",
+                retry_after=_retry_after(response),
             )
         if status >= 500:
             raise TransientDeliveryError(
-                f"receiver answered {status}", code=f"HTTP_{status}", retry_after=_retry_after(response)
+                f"receiver answered {status}",
+                code=f"HTTP_{status}",
+                retry_after=_retry_after(response),
             )
         raise PermanentDeliveryError(f"receiver answered {status}", code=f"HTTP_{status}")
 

@@ -86,7 +86,7 @@ class Execution(SQLModel, table=True):
     started_at: datetime | None = None
     paused_at: datetime | None = None
     finished_at: datetime | None = None
-    #: Deliveries expected: audience size × message touchpoints.
+    #: Deliveries expected: audience size times message touchpoints.
     total: int = 0
     processed: int = 0
     successful: int = 0

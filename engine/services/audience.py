@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.models import Contact
 
@@ -30,9 +30,9 @@ def in_sample(execution_id: str, contact_id: int, percentage: int) -> bool:
 def audience_filter(organization_id: str, as_of: datetime) -> sa.ColumnElement[bool]:
     """Return the SQL condition for "subscribed contacts of the organization, as of planning"."""
     return sa.and_(
-        Contact.organization_id == organization_id,  # type: ignore[arg-type]
-        Contact.unsubscribed_at.is_(None),  # type: ignore[union-attr]
-        Contact.created_at <= as_of,  # type: ignore[arg-type]
+        col(Contact.organization_id) == organization_id,
+        col(Contact.unsubscribed_at).is_(None),
+        col(Contact.created_at) <= as_of,
     )
 
 
@@ -47,9 +47,9 @@ def iter_audience_ids(
 ) -> Iterator[int]:
     """Yield the targeted contact ids in ascending order, streaming (no full list in memory)."""
     query = (
-        sa.select(Contact.id)
+        sa.select(col(Contact.id))
         .where(audience_filter(organization_id, as_of))
-        .order_by(Contact.id)  # type: ignore[arg-type]
+        .order_by(col(Contact.id))
         .execution_options(yield_per=10_000)
     )
     for (contact_id,) in session.execute(query):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.channels import validate_channel
 from engine.errors import NotFound, ValidationFailed
@@ -92,7 +92,9 @@ def _check_touchpoint(spec: TouchpointSpec) -> None:
         check_template(spec.message)
 
 
-def get_campaign(session: Session, campaign_id: str, organization_id: str | None = None) -> Campaign:
+def get_campaign(
+    session: Session, campaign_id: str, organization_id: str | None = None
+) -> Campaign:
     """Return the campaign, scoped to ``organization_id`` when given.
 
     Raises:
@@ -110,6 +112,6 @@ def list_touchpoints(session: Session, campaign_id: str) -> list[Touchpoint]:
         session.exec(
             select(Touchpoint)
             .where(Touchpoint.campaign_id == campaign_id)
-            .order_by(Touchpoint.position)  # type: ignore[arg-type]
+            .order_by(col(Touchpoint.position))
         )
     )

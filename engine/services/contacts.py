@@ -7,8 +7,9 @@ from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from engine.db import table_of
 from engine.models import Contact
 from engine.models.base import utcnow
 
@@ -17,7 +18,7 @@ def add_contacts(
     session: Session, organization_id: str, rows: Iterable[dict[str, Any]], batch: int = 5000
 ) -> int:
     """Insert contacts in batches (``email``, ``phone``, ``name``, ``fields``); return how many."""
-    table = Contact.__table__  # type: ignore[attr-defined]
+    table = table_of(Contact)
     now = utcnow()
     count = 0
     iterator = iter(rows)
@@ -45,7 +46,7 @@ def count_contacts(session: Session, organization_id: str) -> int:
     """Return how many contacts the organization has."""
     return int(
         session.scalar(
-            sa.select(sa.func.count()).where(Contact.organization_id == organization_id)  # type: ignore[arg-type]
+            sa.select(sa.func.count()).where(col(Contact.organization_id) == organization_id)
         )
         or 0
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.channels import OutgoingMessage, idempotency_key
 from engine.db import session_scope
@@ -99,17 +99,28 @@ def release_chunk(rt: Runtime, chunk_id: int, attempt: int, reason: str) -> None
     with session_scope(rt.engine) as session:
         session.execute(
             sa.update(Chunk)
-            .where(Chunk.id == chunk_id, Chunk.attempts == attempt, Chunk.status == ChunkStatus.running)  # type: ignore[arg-type]
+            .where(
+                col(Chunk.id) == chunk_id,
+                col(Chunk.attempts) == attempt,
+                col(Chunk.status) == ChunkStatus.running,
+            )
             .values(status=ChunkStatus.pending, error=reason[:2000])
         )
 
 
 def _claim(session: Session, chunk_id: int, attempt: int) -> ChunkJob | str:
     now = utcnow()
-    claimed = session.execute(
-        sa.update(Chunk)
-        .where(Chunk.id == chunk_id, Chunk.attempts == attempt, Chunk.status == ChunkStatus.queued)  # type: ignore[arg-type]
-        .values(status=ChunkStatus.running, heartbeat_at=now)
+    claimed = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(Chunk)
+            .where(
+                col(Chunk.id) == chunk_id,
+                col(Chunk.attempts) == attempt,
+                col(Chunk.status) == ChunkStatus.queued,
+            )
+            .values(status=ChunkStatus.running, heartbeat_at=now)
+        ),
     ).rowcount
     if not claimed:
         return "stale"
@@ -141,38 +152,59 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
     chunk, execution = job.chunk, job.execution
     planned_at: datetime = execution.started_at or utcnow()
     in_range = sa.and_(
-        Contact.organization_id == execution.organization_id,  # type: ignore[arg-type]
-        Contact.id.between(chunk.first_contact_id, chunk.last_contact_id),  # type: ignore[union-attr]
-        Contact.created_at <= planned_at,  # type: ignore[arg-type]
+        col(Contact.organization_id) == execution.organization_id,
+        col(Contact.id).between(chunk.first_contact_id, chunk.last_contact_id),
+        col(Contact.created_at) <= planned_at,
         # Contacts unsubscribed before planning were never in the audience.
-        sa.or_(Contact.unsubscribed_at.is_(None), Contact.unsubscribed_at > planned_at),  # type: ignore[union-attr,operator]
+        sa.or_(col(Contact.unsubscribed_at).is_(None), col(Contact.unsubscribed_at) > planned_at),
     )
     rows = session.execute(
-        sa.select(Contact.id, Contact.email, Contact.phone, Contact.name, Contact.fields, Contact.unsubscribed_at)  # type: ignore[call-overload]
+        sa.select(
+            col(Contact.id),
+            col(Contact.email),
+            col(Contact.phone),
+            col(Contact.name),
+            col(Contact.fields),
+            col(Contact.unsubscribed_at),
+        )
         .where(in_range)
-        .order_by(Contact.id)
+        .order_by(col(Contact.id))
     ).all()
     done = _delivery_statuses(session, execution.id, job.touchpoint_id, chunk)
-    previous = _delivery_statuses(session, execution.id, previous_tp, chunk) if previous_tp else None
+    previous = (
+        _delivery_statuses(session, execution.id, previous_tp, chunk) if previous_tp else None
+    )
     for row in rows:
         if row.id in done or not in_sample(execution.id, row.id, execution.target_percentage):
             continue
         if row.unsubscribed_at is not None:
-            job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, "UNSUBSCRIBED", "contact unsubscribed"))
+            job.skipped.append(
+                SendOutcome(
+                    row.id, DeliveryStatus.skipped, 0, "UNSUBSCRIBED", "contact unsubscribed"
+                )
+            )
         elif previous is not None and previous.get(row.id) != DeliveryStatus.sent:
             job.skipped.append(
-                SendOutcome(row.id, DeliveryStatus.skipped, 0, "PREVIOUS_STEP_FAILED", "previous touchpoint was not delivered")
+                SendOutcome(
+                    row.id,
+                    DeliveryStatus.skipped,
+                    0,
+                    "PREVIOUS_STEP_FAILED",
+                    "previous touchpoint was not delivered",
+                )
             )
         else:
             job.to_send.append(row._asdict())
 
 
-def _delivery_statuses(session: Session, execution_id: str, touchpoint_id: str, chunk: Chunk) -> dict[int, str]:
+def _delivery_statuses(
+    session: Session, execution_id: str, touchpoint_id: str, chunk: Chunk
+) -> dict[int, str]:
     rows = session.execute(
-        sa.select(Delivery.contact_id, Delivery.status).where(  # type: ignore[call-overload]
-            Delivery.execution_id == execution_id,
-            Delivery.touchpoint_id == touchpoint_id,
-            Delivery.contact_id.between(chunk.first_contact_id, chunk.last_contact_id),  # type: ignore[attr-defined]
+        sa.select(col(Delivery.contact_id), col(Delivery.status)).where(
+            col(Delivery.execution_id) == execution_id,
+            col(Delivery.touchpoint_id) == touchpoint_id,
+            col(Delivery.contact_id).between(chunk.first_contact_id, chunk.last_contact_id),
         )
     )
     return {contact_id: status for contact_id, status in rows}
@@ -197,7 +229,9 @@ def _sender(rt: Runtime, campaign: Campaign) -> Sender:
     channel = rt.channels.get(campaign.channel)
     config = campaign.channel_config
     rate = config.get("rate_per_s", rt.settings.rate_limits.get(campaign.channel))
-    return Sender(channel, rt.limiter, rt.settings, channel.rate_key(config), float(rate) if rate else None)
+    return Sender(
+        channel, rt.limiter, rt.settings, channel.rate_key(config), float(rate) if rate else None
+    )
 
 
 def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None]:
@@ -221,12 +255,13 @@ def _heartbeat(rt: Runtime, chunk_id: int, execution_id: str) -> str | None:
     """Refresh the chunk's heartbeat; return ``paused``/``cancelled`` if the execution stopped."""
     with session_scope(rt.engine) as session:
         session.execute(
-            sa.update(Chunk).where(Chunk.id == chunk_id).values(heartbeat_at=utcnow())  # type: ignore[arg-type]
+            sa.update(Chunk).where(col(Chunk.id) == chunk_id).values(heartbeat_at=utcnow())
         )
-        status = session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))  # type: ignore[arg-type]
+        status = session.scalar(
+            sa.select(col(Execution.status)).where(col(Execution.id) == execution_id)
+        )
     if status == ExecutionStatus.paused:
         return "paused"
     if status != ExecutionStatus.running:
         return "cancelled"
     return None
-

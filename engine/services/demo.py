@@ -34,7 +34,9 @@ def seed_demo(
         channel=channel,
         channel_config=channel_config,
         touchpoints=[
-            TouchpointSpec(name="Welcome", message={"text": "Hi {{ first_name }}, welcome aboard!"}),
+            TouchpointSpec(
+                name="Welcome", message={"text": "Hi {{ first_name }}, welcome aboard!"}
+            ),
             TouchpointSpec(
                 name="Follow-up",
                 message={"text": "{{ first_name }}, your {{ plan }} plan is ready."},

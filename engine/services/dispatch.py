@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.logging import get_logger
 from engine.models import (
@@ -53,17 +53,23 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
     """Move due ``scheduled`` executions to ``queued`` and return their ids (to plan)."""
     now = utcnow()
     candidates = (
-        sa.select(Execution.id)
-        .where(Execution.status == ExecutionStatus.scheduled, Execution.scheduled_at <= now)  # type: ignore[arg-type]
-        .order_by(Execution.scheduled_at)  # type: ignore[arg-type]
+        sa.select(col(Execution.id))
+        .where(
+            col(Execution.status) == ExecutionStatus.scheduled,
+            col(Execution.scheduled_at) <= now,
+        )
+        .order_by(col(Execution.scheduled_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     result = session.execute(
         sa.update(Execution)
-        .where(Execution.id.in_(_locked_once(candidates)), Execution.status == ExecutionStatus.scheduled)  # type: ignore[attr-defined]
+        .where(
+            col(Execution.id).in_(_locked_once(candidates)),
+            col(Execution.status) == ExecutionStatus.scheduled,
+        )
         .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now)
-        .returning(Execution.id)
+        .returning(col(Execution.id))
     )
     return [row[0] for row in result]
 
@@ -71,7 +77,7 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
 def in_flight_chunks(session: Session) -> int:
     """Return how many chunks are queued or running."""
     query = sa.select(sa.func.count()).where(
-        Chunk.status.in_((ChunkStatus.queued, ChunkStatus.running))  # type: ignore[attr-defined]
+        col(Chunk.status).in_((ChunkStatus.queued, ChunkStatus.running))
     )
     return int(session.scalar(query) or 0)
 
@@ -85,23 +91,26 @@ def claim_chunks(session: Session, limit: int) -> list[ClaimedChunk]:
     if limit <= 0:
         return []
     now = utcnow()
-    running = sa.select(Execution.id).where(Execution.status == ExecutionStatus.running)
+    running = sa.select(col(Execution.id)).where(col(Execution.status) == ExecutionStatus.running)
     candidates = (
-        sa.select(Chunk.id)
+        sa.select(col(Chunk.id))
         .where(
-            Chunk.status == ChunkStatus.pending,  # type: ignore[arg-type]
-            Chunk.not_before <= now,  # type: ignore[arg-type]
-            Chunk.execution_id.in_(running),  # type: ignore[attr-defined]
+            col(Chunk.status) == ChunkStatus.pending,
+            col(Chunk.not_before) <= now,
+            col(Chunk.execution_id).in_(running),
         )
-        .order_by(Chunk.priority_rank, Chunk.not_before, Chunk.id)  # type: ignore[arg-type]
+        .order_by(col(Chunk.priority_rank), col(Chunk.not_before), col(Chunk.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     result = session.execute(
         sa.update(Chunk)
-        .where(Chunk.id.in_(_locked_once(candidates)), Chunk.status == ChunkStatus.pending)  # type: ignore[union-attr]
-        .values(status=ChunkStatus.queued, attempts=Chunk.attempts + 1, queued_at=now)
-        .returning(Chunk.id, Chunk.attempts, Chunk.priority_rank)  # type: ignore[arg-type]
+        .where(
+            col(Chunk.id).in_(_locked_once(candidates)),
+            col(Chunk.status) == ChunkStatus.pending,
+        )
+        .values(status=ChunkStatus.queued, attempts=col(Chunk.attempts) + 1, queued_at=now)
+        .returning(col(Chunk.id), col(Chunk.attempts), col(Chunk.priority_rank))
     )
     claimed = [
         ClaimedChunk(chunk_id=cid, attempt=attempt, priority=_PRIORITY_BY_RANK.get(rank, "normal"))
@@ -123,18 +132,30 @@ def recover_stale_chunks(
     """
     now = utcnow()
     stale = sa.or_(
-        sa.and_(Chunk.status == ChunkStatus.running, Chunk.heartbeat_at < now - timedelta(seconds=heartbeat_stale_s)),  # type: ignore[arg-type,operator]
-        sa.and_(Chunk.status == ChunkStatus.queued, Chunk.queued_at < now - timedelta(seconds=queued_stale_s)),  # type: ignore[arg-type,operator]
+        sa.and_(
+            col(Chunk.status) == ChunkStatus.running,
+            col(Chunk.heartbeat_at) < now - timedelta(seconds=heartbeat_stale_s),
+        ),
+        sa.and_(
+            col(Chunk.status) == ChunkStatus.queued,
+            col(Chunk.queued_at) < now - timedelta(seconds=queued_stale_s),
+        ),
     )
-    failed = session.execute(
-        sa.update(Chunk)
-        .where(stale, Chunk.attempts >= max_attempts)  # type: ignore[arg-type]
-        .values(status=ChunkStatus.failed, error=f"worker lost {max_attempts} times")
+    failed = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(Chunk)
+            .where(stale, col(Chunk.attempts) >= max_attempts)
+            .values(status=ChunkStatus.failed, error=f"worker lost {max_attempts} times")
+        ),
     ).rowcount
-    recovered = session.execute(
-        sa.update(Chunk)
-        .where(stale)
-        .values(status=ChunkStatus.pending, error="worker lost; retrying")
+    recovered = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(Chunk)
+            .where(stale)
+            .values(status=ChunkStatus.pending, error="worker lost; retrying")
+        ),
     ).rowcount
     if failed or recovered:
         log.warning("chunks.recovered", recovered=recovered, failed=failed)
@@ -147,11 +168,11 @@ def recover_stale_plans(session: Session, queued_stale_s: float) -> list[str]:
     result = session.execute(
         sa.update(Execution)
         .where(
-            Execution.status == ExecutionStatus.queued,  # type: ignore[arg-type]
-            Execution.claimed_at < now - timedelta(seconds=queued_stale_s),  # type: ignore[operator]
+            col(Execution.status) == ExecutionStatus.queued,
+            col(Execution.claimed_at) < now - timedelta(seconds=queued_stale_s),
         )
         .values(claimed_at=now)
-        .returning(Execution.id)
+        .returning(col(Execution.id))
     )
     return [row[0] for row in result]
 
@@ -163,13 +184,14 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
         The new status, or ``None`` if the execution is not finished.
     """
     open_chunks = sa.exists().where(
-        Chunk.execution_id == execution_id,  # type: ignore[arg-type]
-        Chunk.status.in_(OPEN_CHUNK_STATUSES),  # type: ignore[attr-defined]
+        col(Chunk.execution_id) == execution_id,
+        col(Chunk.status).in_(OPEN_CHUNK_STATUSES),
     )
     failed_chunks = int(
         session.scalar(
             sa.select(sa.func.count()).where(
-                Chunk.execution_id == execution_id, Chunk.status == ChunkStatus.failed  # type: ignore[arg-type]
+                col(Chunk.execution_id) == execution_id,
+                col(Chunk.status) == ChunkStatus.failed,
             )
         )
         or 0
@@ -178,21 +200,25 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
     now = utcnow()
     updated = session.execute(
         sa.update(Execution)
-        .where(Execution.id == execution_id, Execution.status == ExecutionStatus.running, ~open_chunks)  # type: ignore[arg-type]
+        .where(
+            col(Execution.id) == execution_id,
+            col(Execution.status) == ExecutionStatus.running,
+            ~open_chunks,
+        )
         .values(
             status=status,
             finished_at=now,
             updated_at=now,
             error=f"{failed_chunks} chunks failed after retries" if failed_chunks else None,
         )
-        .returning(Execution.campaign_id)
+        .returning(col(Execution.campaign_id))
     ).first()
     if updated is None:
         return None
     campaign_status = CampaignStatus.failed if failed_chunks else CampaignStatus.completed
     session.execute(
         sa.update(Campaign)
-        .where(Campaign.id == updated[0])  # type: ignore[arg-type]
+        .where(col(Campaign.id) == updated[0])
         .values(status=campaign_status, updated_at=now)
     )
     log.info(f"execution.{status}", execution_id=execution_id, campaign_id=updated[0])
@@ -201,4 +227,8 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
 
 def running_execution_ids(session: Session) -> list[str]:
     """Return ids of executions in ``running`` status (the sweep checks them for completion)."""
-    return list(session.scalars(sa.select(Execution.id).where(Execution.status == ExecutionStatus.running)))
+    return list(
+        session.scalars(
+            sa.select(col(Execution.id)).where(col(Execution.status) == ExecutionStatus.running)
+        )
+    )

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 from itertools import islice
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from engine.db import table_of
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
 from engine.models import (
@@ -75,7 +76,8 @@ def start_execution(
         )
     if count_audience(session, campaign.organization_id, utcnow()) == 0:
         raise ValidationFailed(
-            f"campaign {campaign.id!r} has no audience: its organization has no subscribed contacts",
+            f"campaign {campaign.id!r} has no audience: "
+            "its organization has no subscribed contacts",
             code="NO_AUDIENCE",
         )
     execution = Execution(
@@ -129,7 +131,7 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     contacts = 0
     chunk_no = 0
     rank = PRIORITY_RANK[Priority(execution.priority)]
-    chunk_table = Chunk.__table__  # type: ignore[attr-defined]
+    chunk_table = table_of(Chunk)
     rows = []
     while block := list(islice(ids, chunk_size)):
         rows.append(
@@ -174,14 +176,20 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     return True
 
 
-def pause_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+def pause_execution(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> Execution:
     """Pause a running (or not yet planned) execution; workers stop within one chunk.
 
     Raises:
         InvalidTransition: the execution is already paused or finished.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    if execution.status not in (ExecutionStatus.running, ExecutionStatus.scheduled, ExecutionStatus.queued):
+    if execution.status not in (
+        ExecutionStatus.running,
+        ExecutionStatus.scheduled,
+        ExecutionStatus.queued,
+    ):
         raise InvalidTransition(
             f"execution {execution_id!r} is {execution.status}; only a running or scheduled "
             "execution can be paused",
@@ -193,7 +201,9 @@ def pause_execution(session: Session, execution_id: str, organization_id: str | 
     return execution
 
 
-def resume_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+def resume_execution(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> Execution:
     """Resume a paused execution; contacts already delivered are never sent again.
 
     A paused execution that was never planned goes back to ``scheduled``.
@@ -215,7 +225,9 @@ def resume_execution(session: Session, execution_id: str, organization_id: str |
     return execution
 
 
-def cancel_execution(session: Session, execution_id: str, organization_id: str | None = None) -> Execution:
+def cancel_execution(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> Execution:
     """Cancel an execution: pending chunks are dropped, running ones stop at the next batch.
 
     Raises:
@@ -230,7 +242,7 @@ def cancel_execution(session: Session, execution_id: str, organization_id: str |
     execution.finished_at = execution.updated_at
     session.execute(
         sa.update(Chunk)
-        .where(Chunk.execution_id == execution.id, Chunk.status == ChunkStatus.pending)  # type: ignore[arg-type]
+        .where(col(Chunk.execution_id) == execution.id, col(Chunk.status) == ChunkStatus.pending)
         .values(status=ChunkStatus.cancelled)
     )
     log.info("execution.cancelled", execution_id=execution.id, campaign_id=execution.campaign_id)

@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from engine.models import (
     FINAL_EXECUTION_STATUSES,
     Delivery,
-    Execution,
     ExecutionErrorCount,
     ExecutionRate,
     Touchpoint,
@@ -42,10 +41,10 @@ def current_rate(
     if started_at is not None:
         window_s = max(1, min(window_s, now - int(started_at.timestamp())))
     total = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(ExecutionRate.count), 0)).where(
-            ExecutionRate.execution_id == execution_id,  # type: ignore[arg-type]
-            ExecutionRate.second >= now - window_s,  # type: ignore[operator]
-            ExecutionRate.second < now,  # type: ignore[operator]
+        sa.select(sa.func.coalesce(sa.func.sum(col(ExecutionRate.count)), 0)).where(
+            col(ExecutionRate.execution_id) == execution_id,
+            col(ExecutionRate.second) >= now - window_s,
+            col(ExecutionRate.second) < now,
         )
     )
     return round(float(total or 0) / window_s, 1)
@@ -54,14 +53,20 @@ def current_rate(
 def error_counts(session: Session, execution_id: str) -> list[dict[str, Any]]:
     """Return the execution's failures grouped by code, most frequent first."""
     rows = session.execute(
-        sa.select(ExecutionErrorCount.code, ExecutionErrorCount.count, ExecutionErrorCount.message)  # type: ignore[call-overload]
-        .where(ExecutionErrorCount.execution_id == execution_id)
-        .order_by(ExecutionErrorCount.count.desc(), ExecutionErrorCount.code)  # type: ignore[attr-defined]
+        sa.select(
+            col(ExecutionErrorCount.code),
+            col(ExecutionErrorCount.count),
+            col(ExecutionErrorCount.message),
+        )
+        .where(col(ExecutionErrorCount.execution_id) == execution_id)
+        .order_by(col(ExecutionErrorCount.count).desc(), col(ExecutionErrorCount.code))
     )
     return [{"code": code, "count": count, "message": message} for code, count, message in rows]
 
 
-def get_progress(session: Session, execution_id: str, organization_id: str | None = None) -> dict[str, Any]:
+def get_progress(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> dict[str, Any]:
     """Return an execution's live progress.
 
     Returns:
@@ -77,7 +82,11 @@ def get_progress(session: Session, execution_id: str, organization_id: str | Non
     remaining = max(ex.total - ex.processed, 0)
     if ex.status in FINAL_EXECUTION_STATUSES:
         eta: datetime | None = ex.finished_at
-        rate = 0.0 if ex.finished_at and (utcnow() - ex.finished_at).total_seconds() > RATE_WINDOW_S else rate
+        rate = (
+            0.0
+            if ex.finished_at and (utcnow() - ex.finished_at).total_seconds() > RATE_WINDOW_S
+            else rate
+        )
     elif rate > 0:
         eta = utcnow() + timedelta(seconds=remaining / rate)
     else:
@@ -104,29 +113,48 @@ def get_progress(session: Session, execution_id: str, organization_id: str | Non
     }
 
 
-def get_statistics(session: Session, execution_id: str, organization_id: str | None = None) -> dict[str, Any]:
+def get_statistics(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> dict[str, Any]:
     """Return delivery counts per touchpoint and status, the duration and the average rate.
 
     Computed from the stored deliveries (one grouped query on the unique index).
     """
     ex = get_execution(session, execution_id, organization_id)
     rows = session.execute(
-        sa.select(Delivery.touchpoint_id, Touchpoint.name, Delivery.status, sa.func.count())  # type: ignore[call-overload]
-        .join(Touchpoint, Touchpoint.id == Delivery.touchpoint_id)
-        .where(Delivery.execution_id == ex.id)
-        .group_by(Delivery.touchpoint_id, Touchpoint.name, Touchpoint.position, Delivery.status)
-        .order_by(Touchpoint.position)
+        sa.select(
+            col(Delivery.touchpoint_id),
+            col(Touchpoint.name),
+            col(Delivery.status),
+            sa.func.count(),
+        )
+        .join(Touchpoint, col(Touchpoint.id) == col(Delivery.touchpoint_id))
+        .where(col(Delivery.execution_id) == ex.id)
+        .group_by(
+            col(Delivery.touchpoint_id),
+            col(Touchpoint.name),
+            col(Touchpoint.position),
+            col(Delivery.status),
+        )
+        .order_by(col(Touchpoint.position))
     )
     per_touchpoint: dict[str, dict[str, Any]] = {}
     for tp_id, name, status, count in rows:
-        entry = per_touchpoint.setdefault(tp_id, {"touchpointId": tp_id, "name": name, "sent": 0, "failed": 0, "skipped": 0})
+        entry = per_touchpoint.setdefault(
+            tp_id, {"touchpointId": tp_id, "name": name, "sent": 0, "failed": 0, "skipped": 0}
+        )
         entry[status] = count
     end = ex.finished_at or utcnow()
     duration = (end - ex.started_at).total_seconds() if ex.started_at else 0.0
     return {
         "executionId": ex.id,
         "status": ex.status,
-        "overview": {"messagesSent": ex.successful, "failed": ex.failed, "skipped": ex.skipped, "processed": ex.processed},
+        "overview": {
+            "messagesSent": ex.successful,
+            "failed": ex.failed,
+            "skipped": ex.skipped,
+            "processed": ex.processed,
+        },
         "touchpoints": list(per_touchpoint.values()),
         "durationSeconds": round(duration, 3),
         "averageRate": round(ex.processed / duration, 1) if duration > 0 else 0.0,

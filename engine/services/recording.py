@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from engine.db import insert_ignore, upsert_add
+from engine.db import insert_ignore, table_of, upsert_add
 from engine.models import (
     Chunk,
     ChunkStatus,
@@ -48,23 +49,38 @@ def record_outcomes(
     if errors:
         messages = {o.error_code: o.error_message or "" for o in outcomes if o.error_code}
         rows = [
-            {"execution_id": chunk.execution_id, "code": code, "count": n, "message": messages.get(code, "")[:500]}
+            {
+                "execution_id": chunk.execution_id,
+                "code": code,
+                "count": n,
+                "message": messages.get(code, "")[:500],
+            }
             for code, n in sorted(errors.items())
         ]
-        session.execute(upsert_add(ExecutionErrorCount.__table__, dialect, ["execution_id", "code"], "count", rows))  # type: ignore[attr-defined]
+        session.execute(
+            upsert_add(
+                table_of(ExecutionErrorCount), dialect, ["execution_id", "code"], "count", rows
+            )
+        )
     if inserted:
-        rate_row = [{"execution_id": chunk.execution_id, "second": int(time.time()), "count": len(inserted)}]
-        session.execute(upsert_add(ExecutionRate.__table__, dialect, ["execution_id", "second"], "count", rate_row))  # type: ignore[attr-defined]
+        rate_row = [
+            {"execution_id": chunk.execution_id, "second": int(time.time()), "count": len(inserted)}
+        ]
+        session.execute(
+            upsert_add(
+                table_of(ExecutionRate), dialect, ["execution_id", "second"], "count", rate_row
+            )
+        )
     _advance_chunk(session, dialect, chunk, attempt, stopped, next_step)
     if inserted:
         session.execute(
             sa.update(Execution)
-            .where(Execution.id == chunk.execution_id)  # type: ignore[arg-type]
+            .where(col(Execution.id) == chunk.execution_id)
             .values(
-                processed=Execution.processed + len(inserted),
-                successful=Execution.successful + by_status[DeliveryStatus.sent],
-                failed=Execution.failed + by_status[DeliveryStatus.failed],
-                skipped=Execution.skipped + by_status[DeliveryStatus.skipped],
+                processed=col(Execution.processed) + len(inserted),
+                successful=col(Execution.successful) + by_status[DeliveryStatus.sent],
+                failed=col(Execution.failed) + by_status[DeliveryStatus.failed],
+                skipped=col(Execution.skipped) + by_status[DeliveryStatus.skipped],
                 updated_at=now,
             )
         )
@@ -76,7 +92,7 @@ def _insert_deliveries(
 ) -> list[tuple[str, str | None]]:
     if not outcomes:
         return []
-    table = Delivery.__table__  # type: ignore[attr-defined]
+    table = table_of(Delivery)
     rows = [
         {
             "execution_id": chunk.execution_id,
@@ -103,17 +119,26 @@ def _advance_chunk(
     next_step: tuple[str, float] | None,
 ) -> None:
     """Mark the chunk done (or back to pending when paused) and create the next step's chunk."""
-    status = {None: ChunkStatus.done, "paused": ChunkStatus.pending}.get(stopped, ChunkStatus.cancelled)
-    updated = session.execute(
-        sa.update(Chunk)
-        .where(Chunk.id == chunk.id, Chunk.attempts == attempt, Chunk.status == ChunkStatus.running)  # type: ignore[arg-type]
-        .values(status=status, heartbeat_at=None, error=None)
+    status = {None: ChunkStatus.done, "paused": ChunkStatus.pending}.get(
+        stopped, ChunkStatus.cancelled
+    )
+    updated = cast(
+        sa.CursorResult[Any],
+        session.execute(
+            sa.update(Chunk)
+            .where(
+                col(Chunk.id) == chunk.id,
+                col(Chunk.attempts) == attempt,
+                col(Chunk.status) == ChunkStatus.running,
+            )
+            .values(status=status, heartbeat_at=None, error=None)
+        ),
     ).rowcount
     if not updated or status != ChunkStatus.done or next_step is None:
         return
     touchpoint_id, delay_s = next_step
     session.execute(
-        insert_ignore(Chunk.__table__, dialect),  # type: ignore[attr-defined]
+        insert_ignore(table_of(Chunk), dialect),
         [
             {
                 "execution_id": chunk.execution_id,

@@ -106,18 +106,29 @@ class Sender:
                 code=exc.code,
                 attempts=attempts,
             )
-            return SendOutcome(message.contact_id, DeliveryStatus.failed, attempts, exc.code, exc.message)
-        except Exception as exc:  # a channel bug must not lose the rest of the chunk
-            log.exception("delivery.error", execution_id=message.execution_id, contact_id=message.contact_id)
             return SendOutcome(
-                message.contact_id, DeliveryStatus.failed, attempts, "INTERNAL_ERROR", str(exc)[:500]
+                message.contact_id, DeliveryStatus.failed, attempts, exc.code, exc.message
+            )
+        except Exception as exc:  # a channel bug must not lose the rest of the chunk
+            log.exception(
+                "delivery.error", execution_id=message.execution_id, contact_id=message.contact_id
+            )
+            return SendOutcome(
+                message.contact_id,
+                DeliveryStatus.failed,
+                attempts,
+                "INTERNAL_ERROR",
+                str(exc)[:500],
             )
         return SendOutcome(
             message.contact_id, DeliveryStatus.sent, attempts, provider_message_id=provider_id
         )
 
     def send_batch(self, messages: list[OutgoingMessage], pool: Executor) -> list[SendOutcome]:
-        """Take tokens for the whole batch at once, then send it (concurrently if the channel waits on I/O)."""
+        """Take tokens for the whole batch at once, then send it.
+
+        Channels that wait on the network send the batch concurrently on ``pool``.
+        """
         self.throttle(len(messages))
         if self.channel.concurrent and len(messages) > 1:
             return list(pool.map(self.send_one, messages))

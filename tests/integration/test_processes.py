@@ -57,7 +57,11 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
         }
         log = open(tmp_path / f"proc-{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", *args], env=environ, stdout=log, stderr=log, start_new_session=True
+            [sys.executable, "-m", "engine", *args],
+            env=environ,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         procs.append(proc)
         return proc
@@ -75,12 +79,17 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
 
 def _deliveries(rt: Runtime) -> list[tuple[str, int]]:
     with session_scope(rt.engine) as session:
-        return [tuple(r) for r in session.execute(sa.select(Delivery.touchpoint_id, Delivery.contact_id))]
+        return [
+            tuple(r)
+            for r in session.execute(sa.select(Delivery.touchpoint_id, Delivery.contact_id))
+        ]
 
 
 def test_scheduler_and_worker_processes_run_a_campaign(production: Runtime, start: Start) -> None:
     with WebhookSink() as sink:
-        _, campaign_id = make_campaign(production, contacts=1500, channel="webhook", channel_config={"url": sink.url})
+        _, campaign_id = make_campaign(
+            production, contacts=1500, channel="webhook", channel_config={"url": sink.url}
+        )
         execution_id = execute(production, campaign_id)
         start("scheduler")
         start("scheduler")
@@ -104,7 +113,9 @@ def test_rate_limit_is_shared_by_worker_processes(production: Runtime, start: St
     with WebhookSink(record) as sink:
         steps = [TouchpointSpec(name="only", message="hi")]
         config = {"url": sink.url, "rate_per_s": 200}
-        _, campaign_id = make_campaign(production, contacts=3000, channel="webhook", channel_config=config, steps=steps)
+        _, campaign_id = make_campaign(
+            production, contacts=3000, channel="webhook", channel_config=config, steps=steps
+        )
         execute(production, campaign_id)
         start("scheduler")
         start("worker", "--processes", "2", "--threads", "4")
@@ -117,11 +128,16 @@ def test_rate_limit_is_shared_by_worker_processes(production: Runtime, start: St
     assert 190 <= rate <= 210, f"measured {rate}/s across 2 processes for a 200/s limit"
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(production: Runtime, start: Start) -> None:
+def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
+    production: Runtime, start: Start
+) -> None:
     fast_recovery = {"HEARTBEAT_STALE_S": "3", "QUEUED_STALE_S": "10", "MAX_IN_FLIGHT_CHUNKS": "8"}
     with WebhookSink(lambda body, n: (time.sleep(0.002), (200, {}))[1]) as sink:
         _, campaign_id = make_campaign(
-            production, contacts=3000, channel="webhook", channel_config={"url": sink.url, "rate_per_s": 1000}
+            production,
+            contacts=3000,
+            channel="webhook",
+            channel_config={"url": sink.url, "rate_per_s": 1000},
         )
         execution_id = execute(production, campaign_id)
         start("scheduler", **fast_recovery)
@@ -142,7 +158,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(producti
         redispatched = session.scalar(sa.select(sa.func.count()).where(Chunk.attempts > 1))
     assert redispatched, "the killed worker held no chunk: the test proved nothing"
     duplicates = len(keys) - len(set(keys))
-    # At-least-once to the receiver: repeats only for chunks the killed worker held (≤ 4 threads × 100).
+    # At-least-once to the receiver: repeats only for chunks the killed worker held
+    # (at most 4 threads with 100 contacts each).
     assert duplicates <= 4 * 100
 
 

@@ -1,4 +1,7 @@
-"""Two schedulers at once on PostgreSQL: every execution planned once, every chunk enqueued once per attempt."""
+"""Two schedulers at once on PostgreSQL.
+
+Every execution is planned once and every chunk enqueued once per attempt.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +47,12 @@ class RecordingWorker:
         deliver_chunk(self.rt, chunk_id, attempt)
 
 
-def test_two_schedulers_share_the_work_without_doing_anything_twice(pg_url: str, tmp_path: Path) -> None:
-    settings = make_settings(pg_url, tmp_path, chunk_size=50, max_in_flight_chunks=8, scheduler_interval_s=0.01)
+def test_two_schedulers_share_the_work_without_doing_anything_twice(
+    pg_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        pg_url, tmp_path, chunk_size=50, max_in_flight_chunks=8, scheduler_interval_s=0.01
+    )
     setup = Runtime.from_settings(settings)
     steps = [TouchpointSpec(name="one", message="m1"), TouchpointSpec(name="two", message="m2")]
     _, campaign_id = make_campaign(setup, contacts=400, channel="null", steps=steps)

@@ -68,7 +68,10 @@ def test_campaign_without_audience_cannot_execute(rt: Runtime) -> None:
     assert _count(rt, Execution) == 0
 
 
-@pytest.mark.parametrize(("option", "value"), [("priority", "urgent"), ("target_percentage", 0), ("target_percentage", 101)])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("priority", "urgent"), ("target_percentage", 0), ("target_percentage", 101)],
+)
 def test_bad_execute_options_are_refused(rt: Runtime, option: str, value: object) -> None:
     _, campaign_id = make_campaign(rt, contacts=5)
     with pytest.raises(ValidationFailed), session_scope(rt.engine) as session:

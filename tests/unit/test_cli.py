@@ -25,7 +25,11 @@ def campaign(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProc
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], env=environ, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "engine", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -59,7 +63,11 @@ def test_unknown_channel_fails_clearly_and_writes_nothing(tmp_path: Path) -> Non
 
 def test_missing_execution_is_a_clear_error(tmp_path: Path) -> None:
     campaign(tmp_path, "migrate")
-    for command in (["progress", "exe_missing"], ["pause", "exe_missing"], ["resume", "exe_missing"]):
+    for command in (
+        ["progress", "exe_missing"],
+        ["pause", "exe_missing"],
+        ["resume", "exe_missing"],
+    ):
         result = campaign(tmp_path, *command)
         assert result.returncode == 2
         assert "EXECUTION_NOT_FOUND" in result.stderr and "exe_missing" in result.stderr

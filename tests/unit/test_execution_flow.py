@@ -1,4 +1,7 @@
-"""A campaign runs end to end through the scheduler and dramatiq workers, on every store and broker."""
+"""A campaign runs end to end through the scheduler and dramatiq workers.
+
+Parametrized over every store (SQLite, PostgreSQL) and broker (in-process, Redis).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def _runtime(db_url: str, broker_url: str, tmp_path: Path) -> Runtime:
     return Runtime.from_settings(settings)
 
 
-def test_two_step_campaign_reaches_every_contact_once_per_step(db_url: str, broker_url: str, tmp_path: Path) -> None:
+def test_two_step_campaign_reaches_every_contact_once_per_step(
+    db_url: str, broker_url: str, tmp_path: Path
+) -> None:
     rt = _runtime(db_url, broker_url, tmp_path)
     _, campaign_id = make_campaign(rt, contacts=450)
     execution_id = execute(rt, campaign_id)
@@ -35,10 +40,14 @@ def test_two_step_campaign_reaches_every_contact_once_per_step(db_url: str, brok
 
     assert execution.status == "completed"
     assert (execution.total, execution.processed, execution.successful) == (900, 900, 900)
-    lines = [json.loads(line) for line in Path(rt.settings.log_channel_path).read_text().splitlines()]
+    lines = [
+        json.loads(line) for line in Path(rt.settings.log_channel_path).read_text().splitlines()
+    ]
     keys = Counter(line["idempotency_key"] for line in lines)
     assert len(keys) == 900 and max(keys.values()) == 1
-    first = next(line for line in lines if line["contact_id"] == 1 and "Hi" in line["message"]["text"])
+    first = next(
+        line for line in lines if line["contact_id"] == 1 and "Hi" in line["message"]["text"]
+    )
     assert first["message"] == {"text": "Hi User0"}
     with session_scope(rt.engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 900
@@ -75,11 +84,19 @@ def test_progress_and_statistics_report_the_finished_run(rt: Runtime) -> None:
 
     assert progress["status"] == "completed"
     assert progress["progress"] == {
-        "percentage": 100.0, "processed": 500, "total": 500, "successful": 500, "failed": 0, "skipped": 0,
+        "percentage": 100.0,
+        "processed": 500,
+        "total": 500,
+        "successful": 500,
+        "failed": 0,
+        "skipped": 0,
     }
     assert progress["errors"] == []
     assert progress["estimatedCompletion"].endswith("Z")
-    assert [(t["name"], t["sent"]) for t in stats["touchpoints"]] == [("hello", 250), ("again", 250)]
+    assert [(t["name"], t["sent"]) for t in stats["touchpoints"]] == [
+        ("hello", 250),
+        ("again", 250),
+    ]
     assert stats["averageRate"] > 0
 
 

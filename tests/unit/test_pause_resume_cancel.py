@@ -23,7 +23,9 @@ ONE_STEP = [TouchpointSpec(name="only", message="hello {{ name }}")]
 
 def _slow_campaign(rt: Runtime, contacts: int = 600) -> str:
     # 200 messages/s: the run lasts ~3 s, long enough to pause in the middle.
-    _, campaign_id = make_campaign(rt, contacts=contacts, steps=ONE_STEP, channel_config={"rate_per_s": 200})
+    _, campaign_id = make_campaign(
+        rt, contacts=contacts, steps=ONE_STEP, channel_config={"rate_per_s": 200}
+    )
     return execute(rt, campaign_id)
 
 

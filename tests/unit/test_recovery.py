@@ -56,13 +56,15 @@ def test_a_message_from_an_older_attempt_is_dropped(rt: Runtime) -> None:
 
 def test_a_chunk_whose_worker_died_is_redelivered_exactly_once(rt: Runtime) -> None:
     _planned(rt, contacts=100)
-    claimed = _claim(rt, 1)[0]
+    _claim(rt, 1)
     # A worker took it (status running) and died: its heartbeat is five minutes old.
     with session_scope(rt.engine) as session:
         session.execute(
             sa.update(Chunk).values(status="running", heartbeat_at=utcnow() - timedelta(minutes=5))
         )
-        recovered = recover_stale_chunks(session, heartbeat_stale_s=60, queued_stale_s=60, max_attempts=5)
+        recovered = recover_stale_chunks(
+            session, heartbeat_stale_s=60, queued_stale_s=60, max_attempts=5
+        )
     assert recovered == 1
     retry = _claim(rt, 1)[0]
     assert deliver_chunk(rt, retry.chunk_id, retry.attempt) == "done"

@@ -19,7 +19,11 @@ ONE_STEP = [TouchpointSpec(name="only", message={"text": "Hi {{ first_name }}"})
 
 def _run(rt: Runtime, sink: WebhookSink, contacts: int, **config: object) -> dict:
     _, campaign_id = make_campaign(
-        rt, contacts=contacts, channel="webhook", steps=ONE_STEP, channel_config={"url": sink.url, **config}
+        rt,
+        contacts=contacts,
+        channel="webhook",
+        steps=ONE_STEP,
+        channel_config={"url": sink.url, **config},
     )
     execution_id = execute(rt, campaign_id)
     with EmbeddedStack(rt, threads=4):
@@ -82,7 +86,11 @@ def test_permanent_and_exhausted_errors_are_grouped_by_code(rt: Runtime) -> None
 
 def test_unreachable_receiver_is_a_retryable_network_error(rt: Runtime) -> None:
     _, campaign_id = make_campaign(
-        rt, contacts=5, channel="webhook", steps=ONE_STEP, channel_config={"url": "http://127.0.0.1:9/hook"}
+        rt,
+        contacts=5,
+        channel="webhook",
+        steps=ONE_STEP,
+        channel_config={"url": "http://127.0.0.1:9/hook"},
     )
     execution_id = execute(rt, campaign_id)
     with EmbeddedStack(rt, threads=2):
