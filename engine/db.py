@@ -80,11 +80,30 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+#: PostgreSQL advisory lock held while migrating (any constant shared by all our processes).
+MIGRATION_LOCK_KEY = 0x63616D70  # "camp"
+
+
 def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (``alembic upgrade head``)."""
+    """Bring the database at ``url`` to the newest schema (``alembic upgrade head``).
+
+    Safe when several processes start at once: on PostgreSQL one migrates under an advisory
+    lock while the others wait, then find the schema at head; SQLite has a single writer.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:

@@ -6,13 +6,14 @@ Every execution is planned once and every chunk enqueued once per attempt.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from engine.db import session_scope
+from engine.db import make_engine, session_scope
 from engine.models import Delivery
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec
@@ -83,3 +84,28 @@ def test_two_schedulers_share_the_work_without_doing_anything_twice(
         assert session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 12 * 2 * 400
     for rt in [setup, *runtimes]:
         rt.close()
+
+
+def test_processes_starting_together_migrate_an_empty_database_once(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    from engine.db import migrate
+    from tests.conftest import PG_ADMIN_URL
+
+    name = f"ce_migrate_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for future in [pool.submit(migrate, url) for _ in range(4)]:
+                future.result()  # none of them fails
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("select count(*) from alembic_version")) == 1
+            assert "deliveries" in sa.inspect(conn).get_table_names()
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
