@@ -48,8 +48,10 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=3, ge=1)
     send_backoff_initial_s: float = 0.2
     send_backoff_max_s: float = 10.0
-    #: Messages sent at once by a channel that sends concurrently (webhook).
-    send_concurrency: int = Field(default=16, ge=1)
+    #: Messages of one batch in flight at once on a network channel (webhook).
+    send_concurrency: int = Field(default=32, ge=1)
+    #: Connections per process to one network provider.
+    http_max_connections: int = Field(default=64, ge=1)
 
     #: File the ``log`` channel appends JSON lines to.
     log_channel_path: str = "deliveries.jsonl"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from engine.aio import EventLoopThread
 from engine.channels import ChannelRegistry
 from engine.config import Settings
 from engine.db import make_engine
@@ -25,15 +25,13 @@ class Runtime:
     settings: Settings
     engine: Engine
     limiter: Limiter
+    #: The process's event loop for network channels (started on first use).
+    loop: EventLoopThread = field(init=False)
     channels: ChannelRegistry = field(init=False)
-    #: Threads that send one chunk's messages concurrently (shared by the process).
-    send_pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.channels = ChannelRegistry(self.settings)
-        self.send_pool = ThreadPoolExecutor(
-            max_workers=self.settings.send_concurrency, thread_name_prefix="send"
-        )
+        self.loop = EventLoopThread()
+        self.channels = ChannelRegistry(self.settings, self.loop)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -45,7 +43,7 @@ class Runtime:
         )
 
     def close(self) -> None:
-        """Close the send threads, channels and the connection pool."""
-        self.send_pool.shutdown(wait=True)
+        """Close channels, the event loop and the connection pool."""
         self.channels.close()
+        self.loop.close()
         self.engine.dispose()

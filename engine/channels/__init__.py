@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from engine.channels.base import Channel, OutgoingMessage, idempotency_key
+from engine.aio import EventLoopThread
+from engine.channels.base import (
+    AsyncChannel,
+    Channel,
+    OutgoingMessage,
+    SyncChannel,
+    idempotency_key,
+)
 from engine.channels.log import LogChannel
 from engine.channels.null import NullChannel
 from engine.channels.webhook import WebhookChannel
@@ -13,7 +20,7 @@ from engine.config import Settings
 from engine.errors import ValidationFailed
 
 #: Every channel a campaign may name, by name.
-CHANNEL_CLASSES: dict[str, type[Channel]] = {
+CHANNEL_CLASSES: dict[str, type[SyncChannel] | type[AsyncChannel]] = {
     "null": NullChannel,
     "log": LogChannel,
     "webhook": WebhookChannel,
@@ -21,20 +28,21 @@ CHANNEL_CLASSES: dict[str, type[Channel]] = {
 CHANNEL_NAMES = tuple(CHANNEL_CLASSES)
 
 
-def _build(name: str, settings: Settings) -> Channel:
+def _build(name: str, settings: Settings, loop: EventLoopThread) -> Channel:
     validate_channel(name, {}, check_config=False)
     if name == "log":
         return LogChannel(settings.log_channel_path)
     if name == "webhook":
-        return WebhookChannel(settings.http_timeout_s, settings.send_concurrency)
+        return WebhookChannel(loop, settings.http_timeout_s, settings.http_max_connections)
     return NullChannel()
 
 
 class ChannelRegistry:
     """Builds each channel once per process and hands out the shared instance."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loop: EventLoopThread) -> None:
         self._settings = settings
+        self._loop = loop
         self._channels: dict[str, Channel] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +54,7 @@ class ChannelRegistry:
         """
         with self._lock:
             if name not in self._channels:
-                self._channels[name] = _build(name, self._settings)
+                self._channels[name] = _build(name, self._settings, self._loop)
             return self._channels[name]
 
     def close(self) -> None:
@@ -75,9 +83,11 @@ def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = 
 __all__ = [
     "CHANNEL_CLASSES",
     "CHANNEL_NAMES",
+    "AsyncChannel",
     "Channel",
     "ChannelRegistry",
     "OutgoingMessage",
+    "SyncChannel",
     "idempotency_key",
     "validate_channel",
 ]

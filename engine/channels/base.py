@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +32,18 @@ def idempotency_key(execution_id: str, touchpoint_id: str, contact_id: int) -> s
     return f"{execution_id}:{touchpoint_id}:{contact_id}"
 
 
-class Channel(Protocol):
-    """A way to deliver messages (``null``, ``log``, ``webhook`` …).
+class ChannelBase(Protocol):
+    """What every channel (``null``, ``log``, ``webhook`` …) has.
 
     One instance per worker process, shared by its threads: implementations are thread-safe.
-    ``send`` returns the provider's message id (or ``None``) and raises
+    Sending is in :class:`SyncChannel` (local work) or :class:`AsyncChannel` (network I/O).
+    Either returns the provider's message id (or ``None``) and raises
     :class:`~engine.errors.TransientDeliveryError` or
     :class:`~engine.errors.PermanentDeliveryError` when it cannot deliver.
     """
 
     #: Registry name, as campaigns spell it.
     name: str
-    #: True when sends wait on the network, so a chunk sends several at once on threads.
-    concurrent: bool
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
@@ -57,8 +56,25 @@ class Channel(Protocol):
     def rate_key(self, config: dict[str, Any]) -> str:
         """Return the rate-limit key: the provider account this config sends through."""
 
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+@runtime_checkable
+class SyncChannel(ChannelBase, Protocol):
+    """A channel whose sends are local and quick (``null``, ``log``): called from worker threads."""
+
     def send(self, message: OutgoingMessage) -> str | None:
         """Deliver one message; return the provider's message id."""
 
-    def close(self) -> None:
-        """Release connections and files."""
+
+@runtime_checkable
+class AsyncChannel(ChannelBase, Protocol):
+    """A channel that waits on the network: many sends at once on the process's event loop."""
+
+    async def send_async(self, message: OutgoingMessage) -> str | None:
+        """Deliver one message; return the provider's message id."""
+
+
+#: Any channel.
+Channel = SyncChannel | AsyncChannel

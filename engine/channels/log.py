@@ -19,7 +19,6 @@ class LogChannel:
     """
 
     name = "log"
-    concurrent = False
 
     def __init__(self, path: str) -> None:
         self._default_path = path

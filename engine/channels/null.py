@@ -11,7 +11,6 @@ class NullChannel:
     """Delivers nowhere; measures the engine without a provider in the way."""
 
     name = "null"
-    concurrent = False
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:

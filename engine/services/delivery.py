@@ -230,7 +230,12 @@ def _sender(rt: Runtime, campaign: Campaign) -> Sender:
     config = campaign.channel_config
     rate = config.get("rate_per_s", rt.settings.rate_limits.get(campaign.channel))
     return Sender(
-        channel, rt.limiter, rt.settings, channel.rate_key(config), float(rate) if rate else None
+        channel,
+        rt.limiter,
+        rt.settings,
+        rt.loop,
+        rate=float(rate) if rate else None,
+        rate_key=channel.rate_key(config),
     )
 
 
@@ -247,7 +252,7 @@ def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None
             if stopped:
                 return outcomes, stopped
         messages = [_outgoing(job, c) for c in job.to_send[start : start + batch]]
-        outcomes.extend(sender.send_batch(messages, rt.send_pool))
+        outcomes.extend(sender.send_batch(messages))
     return outcomes, None
 
 

@@ -1,16 +1,19 @@
-"""Sending one message with retries, and a batch of them concurrently.
+"""Sending one message with retries, and a batch of them.
 
 Transient errors are retried with tenacity: exponential backoff with jitter, never shorter than
 the provider's ``retry_after``, which also pushes the shared rate-limit key for every worker.
+Local channels send from the worker thread; network channels send a whole batch concurrently on
+the process's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception_type,
@@ -18,7 +21,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from engine.channels import Channel, OutgoingMessage
+from engine.aio import EventLoopThread
+from engine.channels import AsyncChannel, Channel, OutgoingMessage
 from engine.config import Settings
 from engine.errors import DeliveryError, TransientDeliveryError
 from engine.logging import get_logger
@@ -43,6 +47,24 @@ class SendOutcome:
     provider_message_id: str | None = None
 
 
+def _failure(message: OutgoingMessage, exc: Exception, attempts: int) -> SendOutcome:
+    """Turn the exception that ended a send into its outcome (and a log line)."""
+    if isinstance(exc, DeliveryError):
+        code, text = exc.code, exc.message
+    else:  # a channel bug must not lose the rest of the chunk
+        log.error("delivery.error", contact_id=message.contact_id, exc_info=exc)
+        code, text = "INTERNAL_ERROR", str(exc)[:500]
+    log.info("delivery.failed", contact_id=message.contact_id, code=code, attempts=attempts)
+    return SendOutcome(message.contact_id, DeliveryStatus.failed, attempts, code, text)
+
+
+def _success(message: OutgoingMessage, provider_id: str | None, attempts: int) -> SendOutcome:
+    log.debug("delivery.sent", contact_id=message.contact_id, attempts=attempts)
+    return SendOutcome(
+        message.contact_id, DeliveryStatus.sent, attempts, provider_message_id=provider_id
+    )
+
+
 class Sender:
     """Sends messages of one campaign through one channel under one rate-limit key."""
 
@@ -51,26 +73,27 @@ class Sender:
         channel: Channel,
         limiter: Limiter,
         settings: Settings,
-        rate_key: str,
+        loop: EventLoopThread,
         rate: float | None,
+        rate_key: str,
     ) -> None:
         self.channel = channel
         self.limiter = limiter
-        self.rate_key = rate_key
+        self.loop = loop
         self.rate = rate
+        self.rate_key = rate_key
+        self._concurrency = settings.send_concurrency
         self._stop = stop_after_attempt(settings.send_max_attempts)
+        self._retry = retry_if_exception_type(TransientDeliveryError)
         self._backoff = wait_exponential_jitter(
             multiplier=settings.send_backoff_initial_s,
             jitter=settings.send_backoff_initial_s,
             max=settings.send_backoff_max_s,
         )
 
-    def throttle(self, n: int) -> None:
-        """Block until ``n`` more messages may go out under the key's rate."""
-        if self.rate:
-            wait = self.limiter.acquire(self.rate_key, n, self.rate)
-            if wait > 0:
-                time.sleep(wait)
+    def reserve(self, n: int) -> float:
+        """Reserve ``n`` sends under the key's rate; return the seconds to wait before them."""
+        return self.limiter.acquire(self.rate_key, n, self.rate) if self.rate else 0.0
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = self._backoff(state)
@@ -83,53 +106,55 @@ class Sender:
         return backoff
 
     def send_one(self, message: OutgoingMessage) -> SendOutcome:
-        """Send one message, retrying transient errors; never raises for delivery failures."""
-        retrying = Retrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientDeliveryError),
-            reraise=True,
-        )
+        """Send one message on a local channel, retrying transient errors; never raises."""
+        assert not isinstance(self.channel, AsyncChannel)
         attempts = 0
         try:
-            for attempt in retrying:
+            for attempt in Retrying(
+                stop=self._stop, wait=self._wait, retry=self._retry, reraise=True
+            ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     if attempts > 1:
-                        self.throttle(1)
+                        time.sleep(self.reserve(1))
                     provider_id = self.channel.send(message)
-        except DeliveryError as exc:
-            log.info(
-                "delivery.failed",
-                execution_id=message.execution_id,
-                contact_id=message.contact_id,
-                code=exc.code,
-                attempts=attempts,
-            )
-            return SendOutcome(
-                message.contact_id, DeliveryStatus.failed, attempts, exc.code, exc.message
-            )
-        except Exception as exc:  # a channel bug must not lose the rest of the chunk
-            log.exception(
-                "delivery.error", execution_id=message.execution_id, contact_id=message.contact_id
-            )
-            return SendOutcome(
-                message.contact_id,
-                DeliveryStatus.failed,
-                attempts,
-                "INTERNAL_ERROR",
-                str(exc)[:500],
-            )
-        return SendOutcome(
-            message.contact_id, DeliveryStatus.sent, attempts, provider_message_id=provider_id
-        )
+        except Exception as exc:
+            return _failure(message, exc, attempts)
+        return _success(message, provider_id, attempts)
 
-    def send_batch(self, messages: list[OutgoingMessage], pool: Executor) -> list[SendOutcome]:
-        """Take tokens for the whole batch at once, then send it.
+    async def send_one_async(self, message: OutgoingMessage) -> SendOutcome:
+        """Send one message on a network channel, retrying transient errors; never raises."""
+        assert isinstance(self.channel, AsyncChannel)
+        attempts = 0
+        retrying = AsyncRetrying(stop=self._stop, wait=self._wait, retry=self._retry, reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    if attempts > 1:
+                        await asyncio.sleep(self.reserve(1))
+                    provider_id = await self.channel.send_async(message)
+        except Exception as exc:
+            return _failure(message, exc, attempts)
+        return _success(message, provider_id, attempts)
 
-        Channels that wait on the network send the batch concurrently on ``pool``.
+    async def _send_all_async(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(message: OutgoingMessage) -> SendOutcome:
+            async with gate:
+                return await self.send_one_async(message)
+
+        return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+        """Take tokens for the whole batch at once, wait for them, then send it.
+
+        Network channels send the batch concurrently on the event loop; local ones in order.
         """
-        self.throttle(len(messages))
-        if self.channel.concurrent and len(messages) > 1:
-            return list(pool.map(self.send_one, messages))
+        wait = self.reserve(len(messages))
+        if wait > 0:
+            time.sleep(wait)
+        if isinstance(self.channel, AsyncChannel):
+            return self.loop.run(self._send_all_async(messages))
         return [self.send_one(m) for m in messages]
