@@ -6,13 +6,14 @@ This module is the composition root: the one place in ``engine`` that imports ``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +23,7 @@ from rich.table import Table
 
 from engine.config import Settings, get_settings
 from engine.db import migrate, session_scope
-from engine.errors import EngineError
+from engine.errors import EngineError, ValidationFailed
 from engine.logging import configure_logging
 from engine.models import FINAL_EXECUTION_STATUSES
 from engine.runtime import Runtime
@@ -33,6 +34,14 @@ err_console = Console(stderr=True)
 
 #: Exit code for bad input (unknown channel, missing campaign, empty audience …).
 EXIT_BAD_INPUT = 2
+
+
+def _stop_on_signals() -> threading.Event:
+    """Return an event set by SIGINT or SIGTERM, so long-running commands stop cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _setup(log_level: str | None = None) -> Settings:
@@ -110,6 +119,63 @@ def demo(
 
 
 @app.command()
+def create(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Campaign JSON file")],
+) -> None:
+    """Create a campaign from a JSON file and print its id.
+
+    The file: ``{"organization": "acme", "name": "…", "channel": "webhook",
+    "channel_config": {"url": "…"}, "touchpoints": [{"name": "…", "message": "Hi {{ name }}",
+    "delay_s": 0}]}``.
+    """
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.campaigns import create_campaign_from_document
+
+    def make() -> str:
+        try:
+            document = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValidationFailed(f"{path} is not valid JSON: {exc}", code="INVALID_JSON") from exc
+        with session_scope(rt.engine) as session:
+            return create_campaign_from_document(session, document).id
+
+    console.print(f"campaign {_run(make)} created")
+
+
+@app.command()
+def execute(
+    campaign_id: str,
+    priority: Annotated[str, typer.Option(help="high, normal or low")] = "normal",
+    target_percentage: Annotated[int, typer.Option(help="Share of the audience, 1-100")] = 100,
+    at: Annotated[str | None, typer.Option(help="ISO 8601 start time (default: now)")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Watch its progress")] = False,
+) -> None:
+    """Schedule an execution of a campaign; running schedulers and workers carry it out."""
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.executions import parse_scheduled_at, start_execution
+
+    def schedule() -> str:
+        with session_scope(rt.engine) as session:
+            execution = start_execution(
+                session,
+                campaign_id,
+                priority=priority,
+                target_percentage=target_percentage,
+                scheduled_at=parse_scheduled_at(at) if at else None,
+            )
+            return execution.id
+
+    execution_id = _run(schedule)
+    console.print(f"execution {execution_id} scheduled")
+    if watch:
+        _watch(rt, execution_id)
+
+
+@app.command()
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
     settings = _setup()
@@ -117,10 +183,10 @@ def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     rt = Runtime.from_settings(settings)
     from workers.embedded import EmbeddedStack
 
+    stop = _stop_on_signals()
     with EmbeddedStack(rt, threads=threads):
         console.print("scheduler and workers running; Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        stop.wait()
 
 
 @app.command("scheduler")
@@ -132,11 +198,7 @@ def scheduler_cmd() -> None:
     from workers.broker import DramatiqEnqueuer, build_broker
 
     rt = Runtime.from_settings(settings)
-    stop = threading.Event()
-    try:
-        run(rt, DramatiqEnqueuer(build_broker(settings.broker_url)), stop)
-    except KeyboardInterrupt:
-        stop.set()
+    run(rt, DramatiqEnqueuer(build_broker(settings.broker_url)), _stop_on_signals())
 
 
 @app.command()

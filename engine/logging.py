@@ -44,5 +44,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
 
 
 def get_logger(**bound: Any) -> Any:
-    """Return a structlog logger with ``bound`` key-values attached."""
-    return structlog.get_logger().bind(**bound)
+    """Return a structlog logger with ``bound`` key-values attached.
+
+    The logger is lazy: modules may create theirs at import time, before
+    :func:`configure_logging` runs, and still log with the configured processors.
+    """
+    return structlog.get_logger(**bound)

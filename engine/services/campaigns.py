@@ -78,6 +78,51 @@ def create_campaign(
     return campaign
 
 
+def create_campaign_from_document(session: Session, document: Any) -> Campaign:
+    """Create a campaign from a JSON-like document (``campaign create FILE``).
+
+    Shape: ``{"organization", "name", "channel", "channel_config"?, "description"?,
+    "touchpoints": [{"name"?, "type"?, "message"?, "delay_s"?}]}``; the organization is
+    created if it does not exist.
+
+    Raises:
+        ValidationFailed: a required field is missing or has the wrong type.
+    """
+    if not isinstance(document, dict):
+        raise ValidationFailed("a campaign document must be a JSON object", code="INVALID_DOCUMENT")
+    missing = [k for k in ("organization", "name", "channel", "touchpoints") if k not in document]
+    if missing:
+        raise ValidationFailed(f"missing fields: {', '.join(missing)}", code="INVALID_DOCUMENT")
+    steps = document["touchpoints"]
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        raise ValidationFailed("touchpoints must be a list of objects", code="INVALID_DOCUMENT")
+    try:
+        specs = [
+            TouchpointSpec(
+                message=s.get("message"),
+                name=str(s.get("name", "")),
+                type=str(s.get("type", TouchpointType.message)),
+                delay_s=float(s.get("delay_s", 0)),
+            )
+            for s in steps
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"bad touchpoint: {exc}", code="INVALID_DOCUMENT") from exc
+    config = document.get("channel_config") or {}
+    if not isinstance(config, dict):
+        raise ValidationFailed("channel_config must be an object", code="INVALID_DOCUMENT")
+    org = get_or_create_organization(session, str(document["organization"]))
+    return create_campaign(
+        session,
+        org.id,
+        str(document["name"]),
+        str(document["channel"]),
+        specs,
+        channel_config=config,
+        description=str(document.get("description", "")),
+    )
+
+
 def _check_touchpoint(spec: TouchpointSpec) -> None:
     if spec.type not in TouchpointType.__members__:
         raise ValidationFailed(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import sqlalchemy as sa
@@ -94,6 +94,21 @@ def start_execution(
     session.flush()
     log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
     return execution
+
+
+def parse_scheduled_at(value: str) -> datetime:
+    """Parse an ISO 8601 start time; one without a timezone is taken as UTC.
+
+    Raises:
+        ValidationFailed: not an ISO 8601 date-time (code ``INVALID_SCHEDULED_AT``).
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"scheduledAt {value!r} is not an ISO 8601 date-time", code="INVALID_SCHEDULED_AT"
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def get_execution(

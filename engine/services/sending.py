@@ -47,19 +47,29 @@ class SendOutcome:
     provider_message_id: str | None = None
 
 
+def _ids(message: OutgoingMessage) -> dict[str, object]:
+    # Explicit, not contextvars: async sends run on the event loop's thread and context.
+    return {
+        "execution_id": message.execution_id,
+        "campaign_id": message.campaign_id,
+        "contact_id": message.contact_id,
+    }
+
+
 def _failure(message: OutgoingMessage, exc: Exception, attempts: int) -> SendOutcome:
     """Turn the exception that ended a send into its outcome (and a log line)."""
+    ids = _ids(message)
     if isinstance(exc, DeliveryError):
         code, text = exc.code, exc.message
     else:  # a channel bug must not lose the rest of the chunk
-        log.error("delivery.error", contact_id=message.contact_id, exc_info=exc)
+        log.error("delivery.error", **ids, exc_info=exc)
         code, text = "INTERNAL_ERROR", str(exc)[:500]
-    log.info("delivery.failed", contact_id=message.contact_id, code=code, attempts=attempts)
+    log.info("delivery.failed", **ids, code=code, attempts=attempts)
     return SendOutcome(message.contact_id, DeliveryStatus.failed, attempts, code, text)
 
 
 def _success(message: OutgoingMessage, provider_id: str | None, attempts: int) -> SendOutcome:
-    log.debug("delivery.sent", contact_id=message.contact_id, attempts=attempts)
+    log.debug("delivery.sent", **_ids(message), attempts=attempts)
     return SendOutcome(
         message.contact_id, DeliveryStatus.sent, attempts, provider_message_id=provider_id
     )

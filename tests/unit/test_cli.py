@@ -78,3 +78,84 @@ def test_separate_workers_need_a_shared_broker(tmp_path: Path) -> None:
     result = campaign(tmp_path, "worker")
     assert result.returncode == 2
     assert "BROKER_MISSING" in result.stderr
+
+
+def _write(tmp_path: Path, document: object) -> str:
+    path = tmp_path / f"campaign-{len(list(tmp_path.glob('campaign-*')))}.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+CAMPAIGN = {
+    "organization": "demo",
+    "name": "from a file",
+    "channel": "log",
+    "touchpoints": [
+        {"name": "hi", "message": "Hello {{ name }}"},
+        {"type": "wait", "delay_s": 0.2},
+        {"name": "bye", "message": {"text": "Bye {{ first_name }}"}},
+    ],
+}
+
+
+def test_create_execute_and_watch_with_a_running_up(tmp_path: Path) -> None:
+    assert campaign(tmp_path, "demo", "--contacts", "150", "--step-delay", "0").returncode == 0
+    created = campaign(tmp_path, "create", _write(tmp_path, CAMPAIGN))
+    assert created.returncode == 0, created.stderr
+    campaign_id = created.stdout.split()[1]
+    scheduled = campaign(
+        tmp_path, "execute", campaign_id, "--priority", "high", "--at", "2020-01-01T00:00:00Z"
+    )
+    assert scheduled.returncode == 0, scheduled.stderr
+    execution_id = scheduled.stdout.split()[1]
+
+    environ = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "SCHEDULER_INTERVAL_S": "0.1",
+        "LOG_CHANNEL_PATH": str(tmp_path / "deliveries.jsonl"),
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-m", "engine", "up", "--threads", "2"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        watched = campaign(tmp_path, "progress", execution_id, "--watch", "--json")
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+
+    data = json.loads(watched.stdout)
+    assert data["status"] == "completed"
+    assert data["progress"]["successful"] == data["progress"]["total"] == 300
+
+
+def test_bad_campaign_files_and_execute_options_fail_clearly(tmp_path: Path) -> None:
+    cases = [
+        (["create", _write(tmp_path, {"name": "x"})], "INVALID_DOCUMENT"),
+        (["create", _write(tmp_path, {**CAMPAIGN, "channel": "fax"})], "UNKNOWN_CHANNEL"),
+        (["execute", "cmp_missing"], "CAMPAIGN_NOT_FOUND"),
+    ]
+    (tmp_path / "broken.json").write_text("{not json")
+    cases.append((["create", str(tmp_path / "broken.json")], "INVALID_JSON"))
+    for args, code in cases:
+        result = campaign(tmp_path, *args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert code in result.stderr and "Traceback" not in result.stderr
+
+
+def test_executing_a_campaign_without_audience_writes_nothing(tmp_path: Path) -> None:
+    created = campaign(tmp_path, "create", _write(tmp_path, {**CAMPAIGN, "organization": "empty"}))
+    campaign_id = created.stdout.split()[1]
+    for args, code in [
+        (["execute", campaign_id], "NO_AUDIENCE"),
+        (["execute", campaign_id, "--at", "next tuesday"], "INVALID_SCHEDULED_AT"),
+        (["execute", campaign_id, "--priority", "urgent"], "INVALID_PRIORITY"),
+    ]:
+        result = campaign(tmp_path, *args)
+        assert result.returncode == 2 and code in result.stderr
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("select count(*) from executions")) == 0
