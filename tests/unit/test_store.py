@@ -1,0 +1,56 @@
+"""The store on SQLite and PostgreSQL: schema, WAL, insert-or-skip and additive upserts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from engine.db import insert_ignore, make_engine, session_scope, table_of, upsert_add
+from engine.models import Delivery, ExecutionErrorCount
+from engine.runtime import Runtime
+from tests.factories import execute, make_campaign
+
+
+def test_migrations_create_every_table(rt: Runtime) -> None:
+    tables = set(sa.inspect(rt.engine).get_table_names())
+    assert tables >= {
+        "organizations", "campaigns", "touchpoints", "contacts", "executions", "chunks",
+        "deliveries", "execution_errors", "execution_rates", "alembic_version",
+    }  # fmt: skip
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60000
+
+
+def test_a_delivery_is_recorded_once_whatever_the_retries(rt: Runtime) -> None:
+    _, campaign_id = make_campaign(rt, contacts=3)
+    execution_id = execute(rt, campaign_id)
+    row = {"execution_id": execution_id, "touchpoint_id": "tp_1", "contact_id": 1, "status": "sent"}
+    table = table_of(Delivery)
+    with session_scope(rt.engine) as session:
+        dialect = session.get_bind().dialect.name
+        first = session.execute(insert_ignore(table, dialect).returning(table.c.id), [row]).all()
+        again = session.execute(insert_ignore(table, dialect).returning(table.c.id), [row]).all()
+    assert len(first) == 1 and again == []
+    with session_scope(rt.engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(table)) == 1
+
+
+def test_error_counts_add_up_across_chunks(rt: Runtime) -> None:
+    _, campaign_id = make_campaign(rt, contacts=3)
+    execution_id = execute(rt, campaign_id)
+    table = table_of(ExecutionErrorCount)
+    for n in (2, 5):
+        with session_scope(rt.engine) as session:
+            dialect = session.get_bind().dialect.name
+            rows = [
+                {"execution_id": execution_id, "code": "USER_BLOCKED", "count": n, "message": "m"}
+            ]
+            session.execute(upsert_add(table, dialect, ["execution_id", "code"], "count", rows))
+    with session_scope(rt.engine) as session:
+        assert session.scalar(sa.select(table.c.count)) == 7
