@@ -11,12 +11,15 @@ import structlog
 _configured = False
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
+def configure_logging(fmt: str = "auto", level: str = "INFO", *, cache: bool = True) -> None:
     """Configure structlog and the stdlib root logger once; later calls are no-ops.
 
     Args:
         fmt: ``auto`` (console renderer on a TTY, JSON otherwise), ``json`` or ``console``.
-        level: minimum level name, e.g. ``INFO``.
+        level: minimum level name, e.g. ``INFO``; debug lines (``delivery.sent``) then cost
+            almost nothing.
+        cache: cache loggers on first use (fast); tests turn it off so
+            ``structlog.testing.capture_logs`` sees every line.
     """
     global _configured
     if _configured:
@@ -38,7 +41,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from engine.config import Settings
 from engine.db import make_engine, migrate, session_scope
+from engine.logging import configure_logging
 from engine.runtime import Runtime
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -26,6 +27,10 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+# Info and up, as in production: per-delivery debug lines would slow every test.
+configure_logging("console", "INFO", cache=False)
 
 
 def require_server(name: str, check: Callable[[], Any]) -> None:
