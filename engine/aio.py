@@ -53,4 +53,5 @@ class EventLoopThread:
             return
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
-        loop.close()
+        if not thread.is_alive():  # a loop still stopping can't be closed; the thread is a daemon
+            loop.close()

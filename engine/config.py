@@ -35,11 +35,12 @@ class Settings(BaseSettings):
     max_in_flight_chunks: int = Field(default=64, ge=1)
     #: Seconds between scheduler ticks.
     scheduler_interval_s: float = Field(default=0.5, gt=0)
-    #: A running chunk whose heartbeat is older than this goes back to pending.
+    #: A running chunk whose heartbeat is older than this goes back to pending (its worker
+    #: died). Heartbeats are written every sixth of it.
     heartbeat_stale_s: float = Field(default=60.0, gt=0)
     #: A queued chunk not picked up within this many seconds is dispatched again (lost message).
     queued_stale_s: float = Field(default=300.0, gt=0)
-    #: A chunk that failed this many attempts is marked failed with its reason.
+    #: A chunk (or a planning) that failed this many times is marked failed with its reason.
     chunk_max_attempts: int = Field(default=5, ge=1)
 
     #: Deliveries per second per channel; a channel not listed is unlimited.

@@ -10,6 +10,7 @@ from engine.aio import EventLoopThread
 from engine.channels import ChannelRegistry
 from engine.config import Settings
 from engine.db import make_engine
+from engine.heartbeats import HeartbeatKeeper
 from engine.ratelimit import Limiter, build_limiter
 
 
@@ -28,10 +29,13 @@ class Runtime:
     #: The process's event loop for network channels (started on first use).
     loop: EventLoopThread = field(init=False)
     channels: ChannelRegistry = field(init=False)
+    #: Keeps the heartbeats of the chunks this process is delivering.
+    heartbeats: HeartbeatKeeper = field(init=False)
 
     def __post_init__(self) -> None:
         self.loop = EventLoopThread()
         self.channels = ChannelRegistry(self.settings, self.loop)
+        self.heartbeats = HeartbeatKeeper(self.engine, self.settings.heartbeat_stale_s / 6)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -43,7 +47,8 @@ class Runtime:
         )
 
     def close(self) -> None:
-        """Close channels, the event loop and the connection pool."""
+        """Stop heartbeats; close channels, the event loop and the connection pool."""
+        self.heartbeats.close()
         self.channels.close()
         self.loop.close()
         self.engine.dispose()

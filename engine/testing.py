@@ -13,8 +13,9 @@ from engine.db import session_scope
 from engine.models import FINAL_EXECUTION_STATUSES, Execution
 from engine.runtime import Runtime
 
-#: A responder gets the request body and its number (1-based) and returns (status, headers).
-Responder = Callable[[dict[str, Any], int], tuple[int, dict[str, str]]]
+#: A responder gets the request body and its number (1-based) and returns
+#: ``(status, headers)`` or ``(status, headers, body)``; the default body is ``{"id": "msg-N"}``.
+Responder = Callable[[dict[str, Any], int], tuple[Any, ...]]
 
 
 class WebhookSink:
@@ -41,12 +42,12 @@ class WebhookSink:
                 with sink._lock:
                     sink.requests.append({"headers": dict(self.headers), "body": body, "raw": raw})
                     number = len(sink.requests)
-                status, headers = sink._responder(body, number)
-                payload = json.dumps({"id": f"msg-{number}"}).encode()
+                status, headers, *rest = sink._responder(body, number)
+                payload = rest[0] if rest else json.dumps({"id": f"msg-{number}"}).encode()
+                headers = {"Content-Type": "application/json", **headers}
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

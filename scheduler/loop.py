@@ -43,7 +43,7 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
     s = rt.settings
     with session_scope(rt.engine) as session:
         due = claim_due_executions(session)
-        due += recover_stale_plans(session, s.queued_stale_s)
+        due += recover_stale_plans(session, s.queued_stale_s, s.chunk_max_attempts)
     for execution_id in due:
         enqueuer.enqueue_plan(execution_id)
     with session_scope(rt.engine) as session:

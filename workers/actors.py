@@ -16,7 +16,7 @@ from engine.config import get_settings
 from engine.db import session_scope
 from engine.logging import get_logger
 from engine.runtime import Runtime
-from engine.services.delivery import deliver_chunk, release_chunk
+from engine.services.delivery import deliver_chunk
 from engine.services.executions import plan_execution
 from workers.broker import CHUNK_QUEUES, PLAN_QUEUE
 
@@ -32,6 +32,15 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = Runtime.from_settings(get_settings())
         return _runtime
+
+
+def close_runtime() -> None:
+    """Close and forget this process's runtime, if it built one."""
+    global _runtime
+    with _runtime_lock:
+        rt, _runtime = _runtime, None
+    if rt is not None:
+        rt.close()
 
 
 def use_runtime(rt: Runtime | None) -> None:
@@ -52,14 +61,12 @@ def plan_execution_actor(execution_id: str) -> None:
 
 
 def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:
-    """Deliver a chunk; an unexpected error hands it back to the scheduler, which retries it."""
-    rt = runtime()
-    with structlog.contextvars.bound_contextvars(chunk_id=chunk_id, attempt=attempt):
-        try:
-            deliver_chunk(rt, chunk_id, attempt)
-        except Exception as exc:
-            log.exception("chunk.error", chunk_id=chunk_id)
-            release_chunk(rt, chunk_id, attempt, f"{type(exc).__name__}: {exc}")
+    """Deliver a chunk. ``attempt`` is the dispatch that sent this message (for the logs).
+
+    Errors never escape: the service hands the chunk back to the scheduler, which retries it.
+    """
+    with structlog.contextvars.bound_contextvars(chunk_id=chunk_id, dispatch=attempt):
+        deliver_chunk(runtime(), chunk_id)
 
 
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:

@@ -12,6 +12,7 @@ from engine.config import get_settings
 from engine.logging import configure_logging
 from workers.actors import declare_actors
 from workers.broker import build_broker
+from workers.middleware import CloseRuntime
 
 
 def setup() -> None:
@@ -19,5 +20,6 @@ def setup() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     broker = build_broker(settings.broker_url)
+    broker.add_middleware(CloseRuntime())
     dramatiq.set_broker(broker)
     declare_actors(broker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -77,7 +78,19 @@ def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = 
             code="UNKNOWN_CHANNEL",
         )
     if check_config:
+        _check_rate(config.get("rate_per_s"))
         cls.validate_config(config)
+
+
+def _check_rate(rate: Any) -> None:
+    """``rate_per_s``, when set, is a positive finite number of messages per second."""
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+        raise ValidationFailed(
+            f"channel_config.rate_per_s must be a positive number (got {rate!r})",
+            code="INVALID_CHANNEL_CONFIG",
+        )
 
 
 __all__ = [

@@ -12,26 +12,27 @@ from engine.models.base import utcnow
 
 
 class LogChannel:
-    """Writes each message as a JSON line to ``path`` (or the campaign's ``config["path"]``).
+    """Appends each message as a JSON line to one file (``LOG_CHANNEL_PATH``).
 
-    Lines are written whole under a lock and flushed, so several threads and processes can
-    append to one file (``O_APPEND``) without interleaving.
+    The file is the operator's choice, never a campaign's: a campaign must not be able to
+    write where it likes. Lines are written whole under a lock and flushed, so threads and
+    processes can append to one file (``O_APPEND``) without interleaving.
     """
 
     name = "log"
 
     def __init__(self, path: str) -> None:
-        self._default_path = path
-        self._files: dict[str, TextIO] = {}
+        self._path = path
+        self._file: TextIO | None = None
         self._lock = threading.Lock()
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
-        """Accept an optional ``path``."""
+        """Accept any configuration (``rate_per_s`` is checked for every channel)."""
 
     def rate_key(self, config: dict[str, Any]) -> str:
-        """One key per file."""
-        return f"log:{config.get('path', self._default_path)}"
+        """One key for the file."""
+        return f"log:{self._path}"
 
     def send(self, message: OutgoingMessage) -> str | None:
         """Append the message as a JSON line."""
@@ -47,19 +48,17 @@ class LogChannel:
             },
             default=str,
         )
-        path = str(message.config.get("path", self._default_path))
         with self._lock:
-            fh = self._files.get(path)
-            if fh is None:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                fh = self._files[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115
-            fh.write(line + "\n")
-            fh.flush()
+            if self._file is None:
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(line + "\n")
+            self._file.flush()
         return None
 
     def close(self) -> None:
-        """Close every open file."""
+        """Close the file."""
         with self._lock:
-            for fh in self._files.values():
-                fh.close()
-            self._files.clear()
+            if self._file is not None:
+                self._file.close()
+                self._file = None

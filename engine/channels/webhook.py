@@ -38,6 +38,14 @@ def _body(message: OutgoingMessage) -> bytes:
     ).encode()
 
 
+def _json_or_none(raw: bytes) -> Any:
+    """The body as JSON if it is JSON: a 2xx with any other body is still a success."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
 def _classify(status: int, headers: Any, data: Any) -> str | None:
     """Map an HTTP answer to a provider id, or raise the matching delivery error."""
     if status < 300:
@@ -102,11 +110,11 @@ class WebhookChannel:
             headers["X-Signature"] = f"sha256={digest}"
         try:
             async with self._client().post(message.config["url"], data=body, headers=headers) as r:
-                data = await r.json(content_type=None) if r.status < 300 else None
-                return _classify(r.status, r.headers, data)
+                raw = await r.read() if r.status < 300 else b""
+                return _classify(r.status, r.headers, _json_or_none(raw))
         except TimeoutError as exc:
             raise TransientDeliveryError("timeout", code="TIMEOUT") from exc
-        except (aiohttp.ClientError, ValueError) as exc:
+        except aiohttp.ClientError as exc:
             raise TransientDeliveryError(f"network error: {exc}", code="NETWORK_ERROR") from exc
 
     def close(self) -> None:

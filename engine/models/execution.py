@@ -83,6 +83,8 @@ class Execution(SQLModel, table=True):
     target_percentage: int = Field(default=100, ge=1, le=100)
     scheduled_at: datetime = Field(default_factory=utcnow)
     claimed_at: datetime | None = None
+    #: Times planning was handed to a worker; past the limit the execution fails.
+    plan_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     started_at: datetime | None = None
     paused_at: datetime | None = None
     finished_at: datetime | None = None
@@ -117,8 +119,10 @@ class Chunk(SQLModel, table=True):
     status: str = Field(default=ChunkStatus.pending, max_length=16)
     priority_rank: int = 1
     not_before: datetime = Field(default_factory=utcnow)
-    #: Incremented at each dispatch; a message carries it so stale duplicates are dropped.
+    #: Incremented at each dispatch: the fencing token of the worker that runs it.
     attempts: int = 0
+    #: Times a worker died on it or gave it back after an error; at the limit it fails.
+    failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     queued_at: datetime | None = None
     heartbeat_at: datetime | None = None
     error: str | None = Field(default=None, max_length=2000)

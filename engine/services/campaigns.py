@@ -12,6 +12,9 @@ from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
 from engine.templating import check_template
 
+#: Longest wait before a touchpoint: one year.
+MAX_DELAY_S = 365 * 24 * 3600.0
+
 
 @dataclass(frozen=True)
 class TouchpointSpec:
@@ -50,6 +53,8 @@ def create_campaign(
     """
     if session.get(Organization, organization_id) is None:
         raise NotFound(f"organization {organization_id!r} not found")
+    _check_length("name", name, 200, required=True)
+    _check_length("description", description, 2000)
     config = dict(channel_config or {})
     validate_channel(channel, config)
     for spec in touchpoints:
@@ -123,14 +128,28 @@ def create_campaign_from_document(session: Session, document: Any) -> Campaign:
     )
 
 
+def _check_length(field: str, value: str, limit: int, *, required: bool = False) -> None:
+    if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
+        raise ValidationFailed(
+            f"{field} must be {'a non-empty' if required else 'a'} text "
+            f"of at most {limit} characters",
+            code="INVALID_FIELD",
+        )
+
+
 def _check_touchpoint(spec: TouchpointSpec) -> None:
+    _check_length("touchpoint name", spec.name, 200)
     if spec.type not in TouchpointType.__members__:
         raise ValidationFailed(
             f"unknown touchpoint type {spec.type!r}; known: message, wait",
             code="INVALID_TOUCHPOINT",
         )
-    if spec.delay_s < 0:
-        raise ValidationFailed("touchpoint delay must be ≥ 0 seconds", code="INVALID_TOUCHPOINT")
+    if not 0 <= spec.delay_s <= MAX_DELAY_S:  # also false for NaN
+        raise ValidationFailed(
+            f"touchpoint delay must be between 0 and {MAX_DELAY_S:.0f} seconds "
+            f"(got {spec.delay_s})",
+            code="INVALID_TOUCHPOINT",
+        )
     if spec.type == TouchpointType.message:
         if spec.message in (None, "", {}):
             raise ValidationFailed("a message touchpoint needs a message", code="MISSING_MESSAGE")

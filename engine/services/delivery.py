@@ -1,9 +1,10 @@
 """Delivering one chunk: the hot path of every campaign.
 
-One chunk = one contiguous contact-id range of one step. The worker claims it (fenced by the
-attempt number), skips contacts that already have a delivery row (so a re-run after a crash is
-exact), sends in rate-limited batches, and writes deliveries, counters, error counts and the
-rate timeline in one transaction. Finishing a step's chunk creates the next step's chunk.
+One chunk = one contiguous contact-id range of one step. A worker claims it (``queued`` →
+``running``; the chunk's current attempt number becomes the worker's fencing token), skips
+contacts that already have a delivery row (so a re-run after a crash is exact), sends in
+rate-limited batches, and writes deliveries, counters, error counts and the rate timeline in
+one transaction. Finishing a step's chunk creates the next step's chunk.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
+from jinja2 import TemplateError
 from sqlmodel import Session, col
 
 from engine.channels import OutgoingMessage, idempotency_key
@@ -33,9 +35,9 @@ from engine.models.base import utcnow
 from engine.runtime import Runtime
 from engine.services.audience import in_sample
 from engine.services.campaigns import list_touchpoints
-from engine.services.dispatch import finish_execution_if_done
+from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
-from engine.services.recording import record_outcomes
+from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
 from engine.templating import render
 
@@ -43,8 +45,8 @@ log = get_logger()
 
 #: Largest batch sent between two pause checks when the channel has no rate limit.
 UNLIMITED_BATCH = 100
-#: Seconds between a running chunk's heartbeats (and pause checks).
-HEARTBEAT_EVERY_S = 2.0
+#: Seconds between two checks of the execution's status (pause, cancel) during a chunk.
+STATUS_CHECK_EVERY_S = 2.0
 
 
 @dataclass
@@ -52,29 +54,53 @@ class ChunkJob:
     """Everything needed to deliver a claimed chunk, read in the claiming transaction."""
 
     chunk: Chunk
+    #: The attempt this worker owns: every later write to the chunk is fenced by it.
+    attempt: int
     execution: Execution
     campaign: Campaign
-    touchpoint_id: str
     message: Any
     next_step: tuple[str, float] | None
     to_send: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SendOutcome] = field(default_factory=list)
 
 
-def deliver_chunk(rt: Runtime, chunk_id: int, attempt: int) -> str:
-    """Deliver chunk ``chunk_id`` for dispatch ``attempt``.
+def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
+    """Deliver chunk ``chunk_id`` if it is still queued.
+
+    Any message for a queued chunk may take it (one wins: the claim is one conditional
+    UPDATE), so a late message is never wasted and a duplicate never runs twice.
 
     Returns:
-        ``done``; ``paused`` or ``cancelled`` if the execution stopped; ``stale`` if the message
-        belongs to an older attempt (dropped without effect).
+        ``done``; ``paused`` or ``cancelled`` if the execution stopped; ``stale`` if the chunk
+        was not queued (already taken, done, or cancelled): nothing happened.
     """
-    with session_scope(rt.engine) as session:
-        job = _claim(session, chunk_id, attempt)
+    try:
+        with session_scope(rt.engine) as session:
+            job = _claim(session, chunk_id)
+    except Exception as exc:  # the claim rolled back: the chunk is still queued
+        log.exception("chunk.error", chunk_id=chunk_id)
+        release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
+        return "released"
     if isinstance(job, str):
         return job
-    outcomes, stopped = _send_all(rt, job)
-    with session_scope(rt.engine) as session:
-        record_outcomes(session, job.chunk, attempt, outcomes + job.skipped, stopped, job.next_step)
+    rt.heartbeats.add(chunk_id, job.attempt)
+    try:
+        outcomes, stopped = _send_all(rt, job)
+        with session_scope(rt.engine) as session:
+            record_outcomes(
+                session, job.chunk, job.attempt, outcomes + job.skipped, stopped, job.next_step
+            )
+    except Exception as exc:
+        log.exception(
+            "chunk.error",
+            execution_id=job.execution.id,
+            campaign_id=job.campaign.id,
+            chunk_id=chunk_id,
+        )
+        release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}", attempt=job.attempt)
+        return "released"
+    finally:
+        rt.heartbeats.remove(chunk_id)
     log.info(
         "chunk.delivered",
         execution_id=job.execution.id,
@@ -94,55 +120,62 @@ def deliver_chunk(rt: Runtime, chunk_id: int, attempt: int) -> str:
     return "done"
 
 
-def release_chunk(rt: Runtime, chunk_id: int, attempt: int, reason: str) -> None:
-    """Hand a chunk whose worker hit an unexpected error back to the scheduler."""
+def release_chunk(rt: Runtime, chunk_id: int, reason: str, attempt: int | None = None) -> None:
+    """Give back a chunk whose delivery hit an unexpected error; it fails past the limit.
+
+    Args:
+        attempt: the attempt this worker owns (the chunk is running), or ``None`` when the
+            error came before the claim committed (the chunk is still queued).
+    """
+    if attempt is None:
+        owned = sa.and_(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
+    else:
+        owned = sa.and_(
+            col(Chunk.id) == chunk_id,
+            col(Chunk.attempts) == attempt,
+            col(Chunk.status) == ChunkStatus.running,
+        )
     with session_scope(rt.engine) as session:
-        session.execute(
-            sa.update(Chunk)
-            .where(
-                col(Chunk.id) == chunk_id,
-                col(Chunk.attempts) == attempt,
-                col(Chunk.status) == ChunkStatus.running,
-            )
-            .values(status=ChunkStatus.pending, error=reason[:2000])
+        give_back_chunks(
+            session, owned, reason, count_failure=True, max_failures=rt.settings.chunk_max_attempts
         )
 
 
-def _claim(session: Session, chunk_id: int, attempt: int) -> ChunkJob | str:
-    now = utcnow()
-    claimed = cast(
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(Chunk)
-            .where(
-                col(Chunk.id) == chunk_id,
-                col(Chunk.attempts) == attempt,
-                col(Chunk.status) == ChunkStatus.queued,
-            )
-            .values(status=ChunkStatus.running, heartbeat_at=now)
-        ),
-    ).rowcount
-    if not claimed:
+def _stop_reason(status: str) -> str | None:
+    """Why a chunk of an execution in ``status`` must stop, or ``None`` to go on."""
+    if status == ExecutionStatus.running:
+        return None
+    return "paused" if status == ExecutionStatus.paused else "cancelled"
+
+
+def _claim(session: Session, chunk_id: int) -> ChunkJob | str:
+    claimed = session.execute(
+        sa.update(Chunk)
+        .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
+        .values(status=ChunkStatus.running, heartbeat_at=utcnow())
+        .returning(col(Chunk.attempts))
+    ).first()
+    if claimed is None:
         return "stale"
     chunk = session.get_one(Chunk, chunk_id)
     execution = session.get_one(Execution, chunk.execution_id)
-    if execution.status != ExecutionStatus.running:
-        stopped = "paused" if execution.status == ExecutionStatus.paused else "cancelled"
-        chunk.status = ChunkStatus.pending if stopped == "paused" else ChunkStatus.cancelled
+    stopped = _stop_reason(execution.status)
+    if stopped:
+        chunk.status = chunk_status_after(stopped)
         return stopped
     campaign = session.get_one(Campaign, execution.campaign_id)
     steps = message_steps(list_touchpoints(session, campaign.id))
-    touchpoint, _ = steps[chunk.step]
-    following = steps[chunk.step + 1] if chunk.step + 1 < len(steps) else None
+    index = next(i for i, (tp, _) in enumerate(steps) if tp.id == chunk.touchpoint_id)
+    following = steps[index + 1] if index + 1 < len(steps) else None
     job = ChunkJob(
         chunk=chunk,
+        attempt=claimed[0],
         execution=execution,
         campaign=campaign,
-        touchpoint_id=touchpoint.id,
-        message=touchpoint.message,
+        message=steps[index][0].message,
         next_step=(following[0].id, following[1]) if following else None,
     )
-    previous_tp = steps[chunk.step - 1][0].id if chunk.step > 0 else None
+    previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
     return job
 
@@ -170,7 +203,7 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
         .where(in_range)
         .order_by(col(Contact.id))
     ).all()
-    done = _delivery_statuses(session, execution.id, job.touchpoint_id, chunk)
+    done = _delivery_statuses(session, execution.id, chunk.touchpoint_id, chunk)
     previous = (
         _delivery_statuses(session, execution.id, previous_tp, chunk) if previous_tp else None
     )
@@ -210,17 +243,25 @@ def _delivery_statuses(
     return {contact_id: status for contact_id, status in rows}
 
 
-def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage:
+def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:
+    """Render the message for one contact; a template that fails for them fails their delivery."""
     recipient = {k: contact[k] for k in ("id", "email", "phone", "name")}
     context = {**(contact.get("fields") or {}), **recipient}
+    try:
+        body = render(job.message, context)
+    except TemplateError as exc:
+        return SendOutcome(
+            contact["id"], DeliveryStatus.failed, 0, "TEMPLATE_ERROR", str(exc)[:500]
+        )
+    touchpoint_id = job.chunk.touchpoint_id
     return OutgoingMessage(
         execution_id=job.execution.id,
         campaign_id=job.campaign.id,
-        touchpoint_id=job.touchpoint_id,
+        touchpoint_id=touchpoint_id,
         contact_id=contact["id"],
-        idempotency_key=idempotency_key(job.execution.id, job.touchpoint_id, contact["id"]),
+        idempotency_key=idempotency_key(job.execution.id, touchpoint_id, contact["id"]),
         recipient=recipient,
-        body=render(job.message, context),
+        body=body,
         config=job.campaign.channel_config,
     )
 
@@ -244,29 +285,28 @@ def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None
     sender = _sender(rt, job.campaign)
     batch = max(1, min(UNLIMITED_BATCH, int(sender.rate / 5))) if sender.rate else UNLIMITED_BATCH
     outcomes: list[SendOutcome] = []
-    last_beat = time.monotonic()
+    last_check = time.monotonic()
     for start in range(0, len(job.to_send), batch):
-        if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
-            last_beat = time.monotonic()
-            stopped = _heartbeat(rt, job.chunk.id, job.execution.id)  # type: ignore[arg-type]
+        if time.monotonic() - last_check >= STATUS_CHECK_EVERY_S:
+            last_check = time.monotonic()
+            stopped = _execution_stopped(rt, job.execution.id)
             if stopped:
                 return outcomes, stopped
-        messages = [_outgoing(job, c) for c in job.to_send[start : start + batch]]
+        messages = []
+        for contact in job.to_send[start : start + batch]:
+            item = _outgoing(job, contact)
+            if isinstance(item, SendOutcome):
+                outcomes.append(item)
+            else:
+                messages.append(item)
         outcomes.extend(sender.send_batch(messages))
     return outcomes, None
 
 
-def _heartbeat(rt: Runtime, chunk_id: int, execution_id: str) -> str | None:
-    """Refresh the chunk's heartbeat; return ``paused``/``cancelled`` if the execution stopped."""
+def _execution_stopped(rt: Runtime, execution_id: str) -> str | None:
+    """Return ``paused``/``cancelled`` if the execution no longer runs."""
     with session_scope(rt.engine) as session:
-        session.execute(
-            sa.update(Chunk).where(col(Chunk.id) == chunk_id).values(heartbeat_at=utcnow())
-        )
         status = session.scalar(
             sa.select(col(Execution.status)).where(col(Execution.id) == execution_id)
         )
-    if status == ExecutionStatus.paused:
-        return "paused"
-    if status != ExecutionStatus.running:
-        return "cancelled"
-    return None
+    return _stop_reason(str(status))

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from engine.logging import get_logger
 from engine.models import (
     OPEN_CHUNK_STATUSES,
+    PRIORITY_RANK,
     Campaign,
     CampaignStatus,
     Chunk,
@@ -27,16 +28,22 @@ from engine.models.base import utcnow
 
 log = get_logger()
 
-_PRIORITY_BY_RANK = {0: "high", 1: "normal", 2: "low"}
+#: Priority names by their dispatch rank (0 = high).
+_PRIORITY_BY_RANK = sorted(PRIORITY_RANK, key=PRIORITY_RANK.__getitem__)
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimedChunk:
-    """A chunk handed to a worker: its id, the attempt the message carries, its priority."""
+    """A chunk handed to a worker: its id, the dispatch attempt, its priority rank."""
 
     chunk_id: int
     attempt: int
-    priority: str
+    rank: int
+
+    @property
+    def priority(self) -> str:
+        """The priority name (``high``, ``normal``, ``low``): it names the queue."""
+        return str(_PRIORITY_BY_RANK[self.rank])
 
 
 def _locked_once(candidates: sa.Select[Any]) -> sa.Select[Any]:
@@ -68,7 +75,7 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
             col(Execution.id).in_(_locked_once(candidates)),
             col(Execution.status) == ExecutionStatus.scheduled,
         )
-        .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now)
+        .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now, plan_attempts=1)
         .returning(col(Execution.id))
     )
     return [row[0] for row in result]
@@ -85,8 +92,8 @@ def in_flight_chunks(session: Session) -> int:
 def claim_chunks(session: Session, limit: int) -> list[ClaimedChunk]:
     """Move up to ``limit`` due pending chunks of running executions to ``queued``.
 
-    Highest priority first, then oldest ``not_before``. Each claim increments ``attempts``,
-    which the worker message carries: a stale duplicate message is recognised and dropped.
+    Highest priority first, then oldest ``not_before``. Each claim increments ``attempts``;
+    the worker that takes the chunk owns that attempt (see ``delivery.deliver_chunk``).
     """
     if limit <= 0:
         return []
@@ -112,66 +119,119 @@ def claim_chunks(session: Session, limit: int) -> list[ClaimedChunk]:
         .values(status=ChunkStatus.queued, attempts=col(Chunk.attempts) + 1, queued_at=now)
         .returning(col(Chunk.id), col(Chunk.attempts), col(Chunk.priority_rank))
     )
-    claimed = [
-        ClaimedChunk(chunk_id=cid, attempt=attempt, priority=_PRIORITY_BY_RANK.get(rank, "normal"))
-        for cid, attempt, rank in result
-    ]
-    claimed.sort(key=lambda c: (c.priority != "high", c.priority == "low", c.chunk_id))
-    return claimed
+    claimed = [ClaimedChunk(chunk_id, attempt, rank) for chunk_id, attempt, rank in result]
+    return sorted(claimed, key=lambda c: (c.rank, c.chunk_id))
+
+
+def give_back_chunks(
+    session: Session,
+    where: sa.ColumnElement[bool],
+    reason: str,
+    *,
+    count_failure: bool,
+    max_failures: int,
+) -> int:
+    """Send chunks matching ``where`` back to ``pending`` for the scheduler to dispatch again.
+
+    With ``count_failure`` (the worker died or hit an error) the chunk's ``failures`` grows, and
+    a chunk that reaches ``max_failures`` is marked ``failed`` with ``reason`` instead. A lost
+    or late broker message is not the chunk's failure and does not count.
+
+    Returns:
+        How many chunks changed.
+    """
+    changed = 0
+    if count_failure:
+        failed = session.execute(
+            sa.update(Chunk)
+            .where(where, col(Chunk.failures) + 1 >= max_failures)
+            .values(
+                status=ChunkStatus.failed,
+                failures=col(Chunk.failures) + 1,
+                error=f"{reason} (failed {max_failures} times)"[:2000],
+            )
+        )
+        changed += _rowcount(failed)
+    back = session.execute(
+        sa.update(Chunk)
+        .where(where)
+        .values(
+            status=ChunkStatus.pending,
+            failures=col(Chunk.failures) + (1 if count_failure else 0),
+            heartbeat_at=None,
+            error=reason[:2000],
+        )
+    )
+    return changed + _rowcount(back)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(sa.CursorResult[Any], result).rowcount or 0)
 
 
 def recover_stale_chunks(
-    session: Session, heartbeat_stale_s: float, queued_stale_s: float, max_attempts: int
+    session: Session, heartbeat_stale_s: float, queued_stale_s: float, max_failures: int
 ) -> int:
-    """Put chunks whose worker died (stale heartbeat) or whose message was lost back to pending.
-
-    A chunk that already used ``max_attempts`` is marked ``failed`` with the reason instead.
+    """Give back chunks whose worker died (stale heartbeat) or whose message was lost.
 
     Returns:
-        How many chunks were recovered or failed.
+        How many chunks were recovered (or failed, past ``max_failures`` worker deaths).
     """
     now = utcnow()
-    stale = sa.or_(
-        sa.and_(
-            col(Chunk.status) == ChunkStatus.running,
-            col(Chunk.heartbeat_at) < now - timedelta(seconds=heartbeat_stale_s),
-        ),
-        sa.and_(
-            col(Chunk.status) == ChunkStatus.queued,
-            col(Chunk.queued_at) < now - timedelta(seconds=queued_stale_s),
-        ),
+    dead_worker = sa.and_(
+        col(Chunk.status) == ChunkStatus.running,
+        col(Chunk.heartbeat_at) < now - timedelta(seconds=heartbeat_stale_s),
     )
-    failed = cast(
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(Chunk)
-            .where(stale, col(Chunk.attempts) >= max_attempts)
-            .values(status=ChunkStatus.failed, error=f"worker lost {max_attempts} times")
-        ),
-    ).rowcount
-    recovered = cast(
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(Chunk)
-            .where(stale)
-            .values(status=ChunkStatus.pending, error="worker lost; retrying")
-        ),
-    ).rowcount
-    if failed or recovered:
-        log.warning("chunks.recovered", recovered=recovered, failed=failed)
-    return int(failed or 0) + int(recovered or 0)
+    lost_message = sa.and_(
+        col(Chunk.status) == ChunkStatus.queued,
+        col(Chunk.queued_at) < now - timedelta(seconds=queued_stale_s),
+    )
+    died = give_back_chunks(
+        session,
+        dead_worker,
+        "worker stopped heartbeating",
+        count_failure=True,
+        max_failures=max_failures,
+    )
+    lost = give_back_chunks(
+        session,
+        lost_message,
+        "message not picked up",
+        count_failure=False,
+        max_failures=max_failures,
+    )
+    if died or lost:
+        log.warning("chunks.recovered", dead_worker=died, lost_message=lost)
+    return died + lost
 
 
-def recover_stale_plans(session: Session, queued_stale_s: float) -> list[str]:
-    """Return ids of executions queued for planning too long (message lost), re-claimed now."""
+def recover_stale_plans(session: Session, queued_stale_s: float, max_attempts: int) -> list[str]:
+    """Re-claim executions queued for planning too long (message lost or planning failing).
+
+    Past ``max_attempts`` the execution fails with the reason.
+
+    Returns:
+        Ids of executions to enqueue for planning again.
+    """
     now = utcnow()
+    stale = sa.and_(
+        col(Execution.status) == ExecutionStatus.queued,
+        col(Execution.claimed_at) < now - timedelta(seconds=queued_stale_s),
+    )
+    session.execute(
+        sa.update(Execution)
+        .where(stale, col(Execution.plan_attempts) >= max_attempts)
+        .values(
+            status=ExecutionStatus.failed,
+            finished_at=now,
+            updated_at=now,
+            error=f"planning did not complete after {max_attempts} attempts",
+        )
+    )
     result = session.execute(
         sa.update(Execution)
-        .where(
-            col(Execution.status) == ExecutionStatus.queued,
-            col(Execution.claimed_at) < now - timedelta(seconds=queued_stale_s),
-        )
-        .values(claimed_at=now)
+        .where(stale)
+        .values(claimed_at=now, plan_attempts=col(Execution.plan_attempts) + 1)
         .returning(col(Execution.id))
     )
     return [row[0] for row in result]
@@ -183,20 +243,10 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
     Returns:
         The new status, or ``None`` if the execution is not finished.
     """
-    open_chunks = sa.exists().where(
-        col(Chunk.execution_id) == execution_id,
-        col(Chunk.status).in_(OPEN_CHUNK_STATUSES),
-    )
-    failed_chunks = int(
-        session.scalar(
-            sa.select(sa.func.count()).where(
-                col(Chunk.execution_id) == execution_id,
-                col(Chunk.status) == ChunkStatus.failed,
-            )
-        )
-        or 0
-    )
-    status = ExecutionStatus.failed if failed_chunks else ExecutionStatus.completed
+    of_execution = col(Chunk.execution_id) == execution_id
+    open_chunks = sa.exists().where(of_execution, col(Chunk.status).in_(OPEN_CHUNK_STATUSES))
+    # Decided inside the UPDATE, so a chunk failed concurrently can't slip past as "completed".
+    any_failed = sa.exists().where(of_execution, col(Chunk.status) == ChunkStatus.failed)
     now = utcnow()
     updated = session.execute(
         sa.update(Execution)
@@ -206,22 +256,27 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
             ~open_chunks,
         )
         .values(
-            status=status,
+            status=sa.case(
+                (any_failed, ExecutionStatus.failed.value), else_=ExecutionStatus.completed.value
+            ),
             finished_at=now,
             updated_at=now,
-            error=f"{failed_chunks} chunks failed after retries" if failed_chunks else None,
+            error=sa.case((any_failed, "some chunks failed after retries"), else_=None),
         )
-        .returning(col(Execution.campaign_id))
+        .returning(col(Execution.campaign_id), col(Execution.status))
     ).first()
     if updated is None:
         return None
-    campaign_status = CampaignStatus.failed if failed_chunks else CampaignStatus.completed
+    campaign_id, status = updated
+    campaign_status = (
+        CampaignStatus.failed if status == ExecutionStatus.failed else CampaignStatus.completed
+    )
     session.execute(
         sa.update(Campaign)
-        .where(col(Campaign.id) == updated[0])
+        .where(col(Campaign.id) == campaign_id)
         .values(status=campaign_status, updated_at=now)
     )
-    log.info(f"execution.{status}", execution_id=execution_id, campaign_id=updated[0])
+    log.info(f"execution.{status}", execution_id=execution_id, campaign_id=campaign_id)
     return str(status)
 
 

@@ -87,6 +87,13 @@ def record_outcomes(
     return len(inserted)
 
 
+def chunk_status_after(stopped: str | None) -> ChunkStatus:
+    """The status a chunk takes when its worker finishes (``None``) or stops (why)."""
+    if stopped is None:
+        return ChunkStatus.done
+    return ChunkStatus.pending if stopped == "paused" else ChunkStatus.cancelled
+
+
 def _insert_deliveries(
     session: Session, dialect: str, chunk: Chunk, outcomes: list[SendOutcome], now: object
 ) -> list[tuple[str, str | None]]:
@@ -104,7 +111,8 @@ def _insert_deliveries(
             "provider_message_id": o.provider_message_id,
             "created_at": now,
         }
-        for o in outcomes
+        # Contact order: two attempts of one chunk lock index entries in the same order.
+        for o in sorted(outcomes, key=lambda o: o.contact_id)
     ]
     stmt = insert_ignore(table, dialect).returning(table.c.status, table.c.error_code)
     return [(status, code) for status, code in session.execute(stmt, rows)]
@@ -119,9 +127,7 @@ def _advance_chunk(
     next_step: tuple[str, float] | None,
 ) -> None:
     """Mark the chunk done (or back to pending when paused) and create the next step's chunk."""
-    status = {None: ChunkStatus.done, "paused": ChunkStatus.pending}.get(
-        stopped, ChunkStatus.cancelled
-    )
+    status = chunk_status_after(stopped)
     updated = cast(
         sa.CursorResult[Any],
         session.execute(

@@ -109,14 +109,16 @@ class Sender:
         return self.limiter.acquire(self.rate_key, n, self.rate) if self.rate else 0.0
 
     def _wait(self, state: RetryCallState) -> float:
+        """Backoff before the next attempt: never shorter than the provider's retry-after."""
         backoff = self._backoff(state)
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            retry_after = min(float(retry_after), MAX_RETRY_AFTER_S)
-            self.limiter.penalize(self.rate_key, retry_after)
-            return max(backoff, retry_after)
-        return backoff
+        return max(backoff, min(float(retry_after), MAX_RETRY_AFTER_S)) if retry_after else backoff
+
+    def _penalize(self, exc: TransientDeliveryError) -> None:
+        """Push the key's next free time for every worker by the provider's retry-after."""
+        if exc.retry_after:
+            self.limiter.penalize(self.rate_key, min(exc.retry_after, MAX_RETRY_AFTER_S))
 
     def send_one(self, message: OutgoingMessage) -> SendOutcome:
         """Send one message on a local channel, retrying transient errors; never raises."""
@@ -130,7 +132,11 @@ class Sender:
                     attempts = attempt.retry_state.attempt_number
                     if attempts > 1:
                         time.sleep(self.reserve(1))
-                    provider_id = channel.send(message)
+                    try:
+                        provider_id = channel.send(message)
+                    except TransientDeliveryError as exc:
+                        self._penalize(exc)
+                        raise
         except Exception as exc:
             return _failure(message, exc, attempts)
         return _success(message, provider_id, attempts)
@@ -144,9 +150,14 @@ class Sender:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
+                    # The limiter may call Redis: off the event loop, never blocking it.
                     if attempts > 1:
-                        await asyncio.sleep(self.reserve(1))
-                    provider_id = await channel.send_async(message)
+                        await asyncio.sleep(await asyncio.to_thread(self.reserve, 1))
+                    try:
+                        provider_id = await channel.send_async(message)
+                    except TransientDeliveryError as exc:
+                        await asyncio.to_thread(self._penalize, exc)
+                        raise
         except Exception as exc:
             return _failure(message, exc, attempts)
         return _success(message, provider_id, attempts)

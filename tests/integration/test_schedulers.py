@@ -45,7 +45,7 @@ class RecordingWorker:
         with self.lock:
             self.log.append(("chunk", (chunk_id, attempt)))
             self.enqueued += 1
-        deliver_chunk(self.rt, chunk_id, attempt)
+        deliver_chunk(self.rt, chunk_id)
 
 
 def test_two_schedulers_share_the_work_without_doing_anything_twice(

@@ -33,6 +33,11 @@ def _org(rt: Runtime) -> str:
         ("log", {}, [TouchpointSpec(message=None)], "MISSING_MESSAGE"),
         ("log", {}, [TouchpointSpec(message="Hi {{ name ")], "TEMPLATE_ERROR"),
         ("log", {}, [TouchpointSpec(message="hi", type="sms")], "INVALID_TOUCHPOINT"),
+        ("log", {}, [TouchpointSpec(message="hi", delay_s=float("nan"))], "INVALID_TOUCHPOINT"),
+        ("log", {}, [TouchpointSpec(message="hi", delay_s=1e12)], "INVALID_TOUCHPOINT"),
+        ("log", {}, [TouchpointSpec(message="hi", name="n" * 201)], "INVALID_FIELD"),
+        ("log", {"rate_per_s": "fast"}, [TouchpointSpec(message="hi")], "INVALID_CHANNEL_CONFIG"),
+        ("log", {"rate_per_s": -5}, [TouchpointSpec(message="hi")], "INVALID_CHANNEL_CONFIG"),
     ],
 )
 def test_invalid_campaign_is_refused_and_nothing_is_written(
@@ -42,6 +47,15 @@ def test_invalid_campaign_is_refused_and_nothing_is_written(
     with pytest.raises(ValidationFailed) as err, session_scope(rt.engine) as session:
         create_campaign(session, org_id, "bad", channel, steps, channel_config=config)
     assert err.value.code == code
+    assert _count(rt, Campaign) == 0
+
+
+@pytest.mark.parametrize("name", ["", "x" * 201])
+def test_campaign_names_must_fit(rt: Runtime, name: str) -> None:
+    org_id = _org(rt)
+    with pytest.raises(ValidationFailed) as err, session_scope(rt.engine) as session:
+        create_campaign(session, org_id, name, "log", [TouchpointSpec(message="hi")])
+    assert err.value.code == "INVALID_FIELD"
     assert _count(rt, Campaign) == 0
 
 

@@ -16,6 +16,7 @@ from engine.config import Settings
 from engine.db import session_scope
 from engine.models import Delivery
 from engine.runtime import Runtime
+from engine.services.campaigns import TouchpointSpec
 from engine.services.progress import get_progress, get_statistics
 from engine.testing import wait_until_finished
 from tests.conftest import make_settings
@@ -126,3 +127,17 @@ def test_high_priority_chunks_are_dispatched_before_low(rt: Runtime) -> None:
 
     assert [c.priority for c in claimed] == ["high", "high", "high", "low"]
     assert {low, high}
+
+
+def test_a_template_that_fails_for_a_contact_fails_only_that_delivery(rt: Runtime) -> None:
+    steps = [TouchpointSpec(name="odd", message="{% if id % 2 %}{{ missing.field }}{% endif %}hi")]
+    _, campaign_id = make_campaign(rt, contacts=40, steps=steps)
+    execution_id = execute(rt, campaign_id)
+    with EmbeddedStack(rt, threads=2):
+        execution = wait_until_finished(rt, execution_id)
+    with session_scope(rt.engine) as session:
+        errors = get_progress(session, execution_id)["errors"]
+
+    assert execution.status == "completed"
+    assert (execution.successful, execution.failed) == (20, 20)
+    assert [(e["code"], e["count"]) for e in errors] == [("TEMPLATE_ERROR", 20)]

@@ -101,3 +101,11 @@ def test_unreachable_receiver_is_a_retryable_network_error(rt: Runtime) -> None:
     assert execution.status == "completed"
     assert progress["errors"][0]["code"] == "NETWORK_ERROR"
     assert progress["errors"][0]["count"] == 5
+
+
+def test_a_2xx_without_json_is_a_success(rt: Runtime) -> None:
+    with WebhookSink(lambda body, n: (200, {"Content-Type": "text/plain"}, b"OK")) as sink:
+        progress = _run(rt, sink, contacts=10)
+
+    assert progress["progress"]["successful"] == 10
+    assert len(sink.requests) == 10  # sent once each: nothing mistaken for a failure

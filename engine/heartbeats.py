@@ -1,0 +1,81 @@
+"""Heartbeats of the chunks this process is delivering, kept by one background thread.
+
+A chunk's heartbeat must stay fresh however long a single send or rate-limit wait takes, so it
+is not left to the delivering thread: this thread refreshes every registered chunk every few
+seconds, in one statement, fenced by the attempt that owns each chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from engine.db import session_scope
+from engine.logging import get_logger
+from engine.models import Chunk, ChunkStatus
+from engine.models.base import utcnow
+
+log = get_logger()
+
+
+class HeartbeatKeeper:
+    """Refreshes ``heartbeat_at`` of registered (chunk, attempt) pairs every ``every_s`` seconds.
+
+    Example:
+        >>> with keeper.beating(chunk_id, attempt):
+        ...     send_everything()
+    """
+
+    def __init__(self, engine: Engine, every_s: float) -> None:
+        self._engine = engine
+        self._every_s = every_s
+        self._beating: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, chunk_id: int, attempt: int) -> None:
+        """Start keeping the chunk's heartbeat (starts the thread on first use)."""
+        with self._lock:
+            self._beating[chunk_id] = attempt
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+                self._thread.start()
+
+    def remove(self, chunk_id: int) -> None:
+        """Stop keeping the chunk's heartbeat."""
+        with self._lock:
+            self._beating.pop(chunk_id, None)
+
+    def beat(self) -> int:
+        """Refresh every registered chunk now; return how many rows were refreshed."""
+        with self._lock:
+            pairs = list(self._beating.items())
+        if not pairs:
+            return 0
+        with session_scope(self._engine) as session:
+            result = session.execute(
+                sa.update(Chunk)
+                .where(
+                    sa.tuple_(col(Chunk.id), col(Chunk.attempts)).in_(pairs),
+                    col(Chunk.status) == ChunkStatus.running,
+                )
+                .values(heartbeat_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self.beat()
+            except Exception:
+                log.exception("heartbeat.failed")
+
+    def close(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
