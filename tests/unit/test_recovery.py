@@ -139,3 +139,24 @@ def test_heartbeats_are_kept_only_for_the_owning_attempt(rt: Runtime) -> None:
     rt.heartbeats.remove(claimed.chunk_id)
 
     assert _recover(rt) == 0  # fresh heartbeat: not taken for dead
+
+
+def test_a_lost_plan_is_retried_then_failed_with_its_reason(rt: Runtime) -> None:
+    from engine.models import Execution
+    from engine.services.dispatch import recover_stale_plans
+
+    _, campaign_id = make_campaign(rt, contacts=10, steps=ONE_STEP)
+    execution_id = execute(rt, campaign_id)
+    with session_scope(rt.engine) as session:
+        assert claim_due_executions(session) == [execution_id]
+    for _ in range(2):  # the plan message is lost twice: planned again each time
+        with session_scope(rt.engine) as session:
+            session.execute(sa.update(Execution).values(claimed_at=utcnow() - timedelta(hours=1)))
+            assert recover_stale_plans(session, queued_stale_s=60, max_attempts=3) == [execution_id]
+    with session_scope(rt.engine) as session:
+        session.execute(sa.update(Execution).values(claimed_at=utcnow() - timedelta(hours=1)))
+        assert recover_stale_plans(session, queued_stale_s=60, max_attempts=3) == []
+
+    execution = execution_state(rt, execution_id)
+    assert execution.status == "failed"
+    assert execution.error == "planning did not complete after 3 attempts"
