@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.services.contacts import add_contacts, demo_contacts
 from engine.services.executions import start_execution
-from engine.testing import wait_until_finished
+from engine.testing import stop_process_groups, wait_until_finished
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,18 +80,6 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Stop process groups: SIGTERM, then SIGKILL after 30 s."""
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def rss_mb(proc: subprocess.Popen[bytes]) -> float:
@@ -163,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if stack:
             stack.stop()
-        stop(procs)
+        stop_process_groups(procs)
     wall = time.monotonic() - wall_start
     assert execution.started_at and execution.finished_at
     elapsed = (execution.finished_at - execution.started_at).total_seconds()

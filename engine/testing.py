@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -106,3 +109,18 @@ def wait_until_finished(rt: Runtime, execution_id: str, timeout: float = 120.0) 
         return execution if execution.status in FINAL_EXECUTION_STATUSES else None
 
     return wait_for(finished, timeout)
+
+
+def stop_process_groups(procs: list[subprocess.Popen[bytes]], grace_s: float = 30.0) -> None:
+    """Stop processes started with ``start_new_session=True`` (each leads its own group).
+
+    SIGTERM goes to every group; a group still running after ``grace_s`` seconds gets SIGKILL.
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -18,7 +18,13 @@ from engine.db import session_scope
 from engine.models import Chunk, Delivery
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec
-from engine.testing import WebhookSink, execution_state, wait_for, wait_until_finished
+from engine.testing import (
+    WebhookSink,
+    execution_state,
+    stop_process_groups,
+    wait_for,
+    wait_until_finished,
+)
 from tests.conftest import make_settings
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack
@@ -67,14 +73,7 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
         return proc
 
     yield _start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_process_groups(procs)
 
 
 def _deliveries(rt: Runtime) -> list[tuple[str, int]]:
