@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     #: Connections per process to one network provider.
     http_max_connections: int = Field(default=64, ge=1)
 
+    #: Key that signs access and refresh tokens (HS256). Set it in production.
+    secret_key: str = "dev-only-secret-change-me-in-production-0123456789"
+    access_token_ttl_s: int = Field(default=900, ge=60)
+    refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    #: Largest request body the HTTP API accepts.
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
     #: File the ``log`` channel appends JSON lines to.
     log_channel_path: str = "deliveries.jsonl"
     #: Seconds an outbound HTTP request may take.

@@ -1,5 +1,6 @@
 """SQLModel table models, one module per aggregate. Importing this registers every table."""
 
+from engine.models.auth import ApiKey, User
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
 from engine.models.contact import Contact
 from engine.models.execution import (
@@ -22,6 +23,7 @@ __all__ = [
     "FINAL_EXECUTION_STATUSES",
     "OPEN_CHUNK_STATUSES",
     "PRIORITY_RANK",
+    "ApiKey",
     "Campaign",
     "CampaignStatus",
     "Chunk",
@@ -37,4 +39,5 @@ __all__ = [
     "Priority",
     "Touchpoint",
     "TouchpointType",
+    "User",
 ]

@@ -46,6 +46,13 @@ class Campaign(SQLModel, table=True):
     channel: str = Field(max_length=32)
     #: Channel options, e.g. ``{"url": …}`` for webhook or ``{"rate_per_s": 50}``.
     channel_config: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    #: What seed 004 describes beyond the core: goals, targetAudience, messages, strategy,
+    #: budget, startDate, endDate, workflow, abTests — kept as given, returned as given.
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=json_column(nullable=False, server_default="{}")
+    )
+    #: The user (or API key) that created it.
+    created_by: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -36,35 +36,50 @@ def get_or_create_organization(session: Session, name: str) -> Organization:
     return org
 
 
+#: Campaign types of seed 004.
+CAMPAIGN_TYPES = ("message", "invitation", "data_collection", "engagement", "custom")
+
+
 def create_campaign(
     session: Session,
     organization_id: str,
     name: str,
-    channel: str,
+    channel: str | None,
     touchpoints: list[TouchpointSpec],
     channel_config: dict[str, Any] | None = None,
     description: str = "",
+    *,
+    type: str = "message",
+    details: dict[str, Any] | None = None,
+    created_by: str | None = None,
 ) -> Campaign:
     """Create a draft campaign with its ordered touchpoints.
 
+    A draft may have no channel yet (``None``); it needs one before it can execute.
+
     Raises:
-        ValidationFailed: unknown channel, bad channel config, bad touchpoint or template.
+        ValidationFailed: unknown channel or type, bad channel config, touchpoint or template.
         NotFound: the organization does not exist.
     """
     if session.get(Organization, organization_id) is None:
         raise NotFound(f"organization {organization_id!r} not found")
-    _check_length("name", name, 200, required=True)
-    _check_length("description", description, 2000)
+    check_length("name", name, 200, required=True)
+    check_length("description", description, 2000)
+    check_type(type)
     config = dict(channel_config or {})
-    validate_channel(channel, config)
+    if channel:
+        validate_channel(channel, config)
     for spec in touchpoints:
-        _check_touchpoint(spec)
+        check_touchpoint(spec)
     campaign = Campaign(
         organization_id=organization_id,
         name=name,
-        channel=channel,
+        channel=channel or "",
         channel_config=config,
         description=description,
+        type=type,
+        details=dict(details or {}),
+        created_by=created_by,
     )
     session.add(campaign)
     session.flush()
@@ -128,7 +143,16 @@ def create_campaign_from_document(session: Session, document: Any) -> Campaign:
     )
 
 
-def _check_length(field: str, value: str, limit: int, *, required: bool = False) -> None:
+def check_type(value: str) -> None:
+    """Raise :class:`ValidationFailed` unless ``value`` is a campaign type of seed 004."""
+    if value not in CAMPAIGN_TYPES:
+        raise ValidationFailed(
+            f"type must be one of {', '.join(CAMPAIGN_TYPES)} (got {value!r})", code="INVALID_TYPE"
+        )
+
+
+def check_length(field: str, value: str, limit: int, *, required: bool = False) -> None:
+    """Raise :class:`ValidationFailed` unless ``value`` is text of at most ``limit`` characters."""
     if not isinstance(value, str) or len(value) > limit or (required and not value.strip()):
         raise ValidationFailed(
             f"{field} must be {'a non-empty' if required else 'a'} text "
@@ -137,8 +161,9 @@ def _check_length(field: str, value: str, limit: int, *, required: bool = False)
         )
 
 
-def _check_touchpoint(spec: TouchpointSpec) -> None:
-    _check_length("touchpoint name", spec.name, 200)
+def check_touchpoint(spec: TouchpointSpec) -> None:
+    """Raise :class:`ValidationFailed` unless the touchpoint can be stored as given."""
+    check_length("touchpoint name", spec.name, 200)
     if spec.type not in TouchpointType.__members__:
         raise ValidationFailed(
             f"unknown touchpoint type {spec.type!r}; known: message, wait",

@@ -70,6 +70,11 @@ def start_execution(
         )
     if not 1 <= target_percentage <= 100:
         raise ValidationFailed("targetPercentage must be between 1 and 100", code="INVALID_TARGET")
+    if not campaign.channel:
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no channel; set one before executing",
+            code="NO_CHANNEL",
+        )
     if not message_steps(list_touchpoints(session, campaign.id)):
         raise ValidationFailed(
             f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"

@@ -1,0 +1,174 @@
+"""Authentication: passwords and API keys (argon2id hashes), access and refresh tokens (JWT).
+
+Every authenticated call resolves to a :class:`Principal`: the organization it acts for.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from engine.config import Settings
+from engine.errors import EngineError, ValidationFailed
+from engine.models import ApiKey, Organization, User
+from engine.models.base import utcnow
+from engine.services.campaigns import get_or_create_organization
+
+_hasher = PasswordHasher()
+#: Prefix of every API key, so a leaked one is recognisable (and greppable).
+KEY_PREFIX = "ce_"
+
+
+class AuthenticationFailed(EngineError):
+    """Credentials are missing, wrong, expired or revoked."""
+
+    code = "UNAUTHORIZED"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the organization, and the user or key acting for it."""
+
+    organization_id: str
+    subject: str
+
+
+def _verify(hash_: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(hash_, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_user(session: Session, organization_id: str, username: str, password: str) -> User:
+    """Create a user of the organization with a hashed password.
+
+    Raises:
+        ValidationFailed: empty username, short password, or the username is taken.
+    """
+    if not username or len(username) > 200:
+        raise ValidationFailed("username must be 1 to 200 characters", code="INVALID_FIELD")
+    if len(password) < 8:
+        raise ValidationFailed("password must have at least 8 characters", code="WEAK_PASSWORD")
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise ValidationFailed(f"username {username!r} is taken", code="USERNAME_TAKEN")
+    user = User(
+        organization_id=organization_id, username=username, password_hash=_hasher.hash(password)
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_api_key(session: Session, organization_id: str, name: str = "") -> tuple[ApiKey, str]:
+    """Create an API key; return the row and the key itself (shown once, never stored)."""
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(24)}"
+    row = ApiKey(
+        organization_id=organization_id, name=name, prefix=prefix, key_hash=_hasher.hash(key)
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def bootstrap(
+    session: Session, organization: str, username: str, password: str
+) -> tuple[Organization, User, str]:
+    """Create an organization with its first user and API key (``campaign admin bootstrap``)."""
+    org = get_or_create_organization(session, organization)
+    user = create_user(session, org.id, username, password)
+    _, key = create_api_key(session, org.id, name=f"{username} (bootstrap)")
+    return org, user, key
+
+
+def login(session: Session, settings: Settings, username: str, password: str) -> dict[str, Any]:
+    """Check a user's password and return ``{"token", "refresh_token", "expires_in"}``.
+
+    Raises:
+        AuthenticationFailed: unknown user or wrong password (the same message for both).
+    """
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None or not _verify(user.password_hash, password):
+        raise AuthenticationFailed("wrong username or password", code="INVALID_CREDENTIALS")
+    return issue_tokens(settings, Principal(user.organization_id, user.id))
+
+
+def issue_tokens(settings: Settings, principal: Principal) -> dict[str, Any]:
+    """Return a fresh access token and refresh token for ``principal``."""
+    return {
+        "token": _encode(settings, principal, "access", settings.access_token_ttl_s),
+        "refresh_token": _encode(settings, principal, "refresh", settings.refresh_token_ttl_s),
+        "expires_in": settings.access_token_ttl_s,
+    }
+
+
+def refresh(settings: Settings, refresh_token: str) -> dict[str, Any]:
+    """Exchange a valid refresh token for new tokens.
+
+    Raises:
+        AuthenticationFailed: the refresh token is invalid or expired.
+    """
+    return issue_tokens(settings, _decode(settings, refresh_token, "refresh"))
+
+
+def _encode(settings: Settings, principal: Principal, kind: str, ttl_s: int) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": principal.subject,
+        "org": principal.organization_id,
+        "typ": kind,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm="HS256")
+
+
+def _decode(settings: Settings, token: str, kind: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub", "org"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationFailed("token expired", code="TOKEN_EXPIRED") from exc
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationFailed("invalid token", code="INVALID_TOKEN") from exc
+    if claims.get("typ") != kind:
+        raise AuthenticationFailed(f"not an {kind} token", code="INVALID_TOKEN")
+    return Principal(str(claims["org"]), str(claims["sub"]))
+
+
+def authenticate_bearer(session: Session, settings: Settings, credential: str) -> Principal:
+    """Resolve ``Authorization: Bearer <credential>``: an access token or an API key.
+
+    Raises:
+        AuthenticationFailed: neither a valid access token nor an active API key.
+    """
+    if credential.startswith(KEY_PREFIX):
+        return authenticate_api_key(session, credential)
+    return _decode(settings, credential, "access")
+
+
+def authenticate_api_key(session: Session, key: str) -> Principal:
+    """Resolve an API key to its organization.
+
+    Raises:
+        AuthenticationFailed: unknown, wrong or revoked key.
+    """
+    parts = key.split("_")
+    prefix = parts[1] if len(parts) >= 3 and key.startswith(KEY_PREFIX) else ""
+    row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
+    if row is None or row.revoked_at is not None or not _verify(row.key_hash, key):
+        raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
+    row.last_used_at = utcnow()
+    return Principal(row.organization_id, row.id)

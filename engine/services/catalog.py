@@ -1,0 +1,249 @@
+"""Managing campaigns as seed 004 does: list, update, delete, clone, and their executions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from engine.channels import validate_channel
+from engine.errors import InvalidTransition, NotFound, ValidationFailed
+from engine.models import (
+    FINAL_EXECUTION_STATUSES,
+    Campaign,
+    CampaignStatus,
+    Chunk,
+    Delivery,
+    Execution,
+    ExecutionErrorCount,
+    ExecutionRate,
+    Touchpoint,
+)
+from engine.models.base import utcnow
+from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
+
+#: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
+SORT_FIELDS = {
+    "createdAt": col(Campaign.created_at),
+    "updatedAt": col(Campaign.updated_at),
+    "name": col(Campaign.name),
+    "status": col(Campaign.status),
+    "type": col(Campaign.type),
+}
+#: Status changes ``update`` may make directly; the rest happen through execute/pause/resume.
+MANUAL_TRANSITIONS = {
+    (CampaignStatus.draft, CampaignStatus.cancelled),
+    (CampaignStatus.scheduled, CampaignStatus.cancelled),
+    (CampaignStatus.paused, CampaignStatus.cancelled),
+    (CampaignStatus.completed, CampaignStatus.draft),
+    (CampaignStatus.cancelled, CampaignStatus.draft),
+    (CampaignStatus.failed, CampaignStatus.draft),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the total across pages."""
+
+    items: list[Campaign]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages the listing has."""
+        return (self.total + self.limit - 1) // self.limit
+
+
+def list_campaigns(
+    session: Session,
+    organization_id: str,
+    *,
+    page: int = 1,
+    limit: int = 20,
+    status: str | None = None,
+    type: str | None = None,
+    sort: str = "-createdAt",
+    search: str | None = None,
+) -> Page:
+    """Return one page of the organization's campaigns.
+
+    Raises:
+        ValidationFailed: page < 1, limit outside 1 to 100, unknown sort field or status.
+    """
+    if page < 1 or not 1 <= limit <= 100:
+        raise ValidationFailed("page must be ≥ 1 and limit between 1 and 100", code="INVALID_PAGE")
+    field = SORT_FIELDS.get(sort.removeprefix("-"))
+    if field is None:
+        raise ValidationFailed(
+            f"sort must be one of {', '.join(SORT_FIELDS)} (prefix - for descending)",
+            code="INVALID_SORT",
+        )
+    where = [col(Campaign.organization_id) == organization_id]
+    if status is not None:
+        if status not in CampaignStatus.__members__:
+            raise ValidationFailed(f"unknown status {status!r}", code="INVALID_STATUS")
+        where.append(col(Campaign.status) == status)
+    if type is not None:
+        check_type(type)
+        where.append(col(Campaign.type) == type)
+    if search:
+        pattern = f"%{search.lower()}%"
+        where.append(
+            sa.or_(
+                sa.func.lower(col(Campaign.name)).like(pattern),
+                sa.func.lower(col(Campaign.description)).like(pattern),
+            )
+        )
+    total = int(session.scalar(sa.select(sa.func.count()).where(*where)) or 0)
+    order = field.desc() if sort.startswith("-") else field.asc()
+    items = session.exec(
+        select(Campaign)
+        .where(*where)
+        .order_by(order, col(Campaign.id))
+        .offset((page - 1) * limit)
+        .limit(limit)
+    ).all()
+    return Page(list(items), total, page, limit)
+
+
+def active_execution(session: Session, campaign_id: str) -> Execution | None:
+    """Return the campaign's execution that has not finished, if any (newest first)."""
+    return session.exec(
+        select(Execution)
+        .where(
+            col(Execution.campaign_id) == campaign_id,
+            col(Execution.status).not_in(list(FINAL_EXECUTION_STATUSES)),
+        )
+        .order_by(col(Execution.created_at).desc())
+    ).first()
+
+
+def latest_execution(session: Session, campaign_id: str) -> Execution:
+    """Return the campaign's newest execution.
+
+    Raises:
+        NotFound: the campaign was never executed (code ``NO_EXECUTION``).
+    """
+    execution = session.exec(
+        select(Execution)
+        .where(col(Execution.campaign_id) == campaign_id)
+        .order_by(col(Execution.created_at).desc())
+    ).first()
+    if execution is None:
+        raise NotFound(f"campaign {campaign_id!r} has not been executed", code="NO_EXECUTION")
+    return execution
+
+
+def update_campaign(
+    session: Session, organization_id: str, campaign_id: str, changes: dict[str, Any]
+) -> Campaign:
+    """Apply ``changes`` (name, description, type, channel, channel_config, status, details).
+
+    Raises:
+        NotFound: no such campaign in the organization.
+        ValidationFailed: a value is not acceptable.
+        InvalidTransition: the status change is not allowed (use execute/pause/resume).
+    """
+    campaign = get_campaign(session, campaign_id, organization_id)
+    if "name" in changes:
+        check_length("name", changes["name"], 200, required=True)
+        campaign.name = changes["name"]
+    if "description" in changes:
+        check_length("description", changes["description"], 2000)
+        campaign.description = changes["description"]
+    if "type" in changes:
+        check_type(changes["type"])
+        campaign.type = changes["type"]
+    if "channel" in changes or "channel_config" in changes:
+        channel = changes.get("channel", campaign.channel)
+        config = dict(changes.get("channel_config", campaign.channel_config) or {})
+        validate_channel(channel, config)
+        campaign.channel, campaign.channel_config = channel, config
+    if "status" in changes and changes["status"] != campaign.status:
+        _change_status(campaign, changes["status"])
+    if changes.get("details"):
+        campaign.details = {**campaign.details, **changes["details"]}
+    campaign.updated_at = utcnow()
+    session.flush()
+    return campaign
+
+
+def _change_status(campaign: Campaign, status: str) -> None:
+    if status not in CampaignStatus.__members__:
+        raise ValidationFailed(f"unknown status {status!r}", code="INVALID_STATUS")
+    if (campaign.status, status) not in MANUAL_TRANSITIONS:
+        raise InvalidTransition(
+            f"a {campaign.status} campaign cannot become {status} by an update; "
+            "use execute, pause or resume",
+            code="INVALID_TRANSITION",
+        )
+    campaign.status = status
+
+
+def delete_campaign(session: Session, organization_id: str, campaign_id: str) -> None:
+    """Delete a draft or cancelled campaign with its touchpoints and execution history.
+
+    Raises:
+        NotFound: no such campaign in the organization.
+        InvalidTransition: the campaign is neither draft nor cancelled (code ``CANNOT_DELETE``).
+    """
+    campaign = get_campaign(session, campaign_id, organization_id)
+    if campaign.status not in (CampaignStatus.draft, CampaignStatus.cancelled):
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} is {campaign.status}; only draft or cancelled "
+            "campaigns can be deleted",
+            code="CANNOT_DELETE",
+        )
+    if active_execution(session, campaign_id) is not None:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} has an execution in progress", code="CANNOT_DELETE"
+        )
+    executions = sa.select(col(Execution.id)).where(col(Execution.campaign_id) == campaign_id)
+    for model in (Delivery, Chunk, ExecutionErrorCount, ExecutionRate):
+        session.execute(sa.delete(model).where(model.execution_id.in_(executions)))  # type: ignore[attr-defined]
+    session.execute(sa.delete(Execution).where(col(Execution.campaign_id) == campaign_id))
+    session.execute(sa.delete(Touchpoint).where(col(Touchpoint.campaign_id) == campaign_id))
+    session.delete(campaign)
+    session.flush()
+
+
+def clone_campaign(
+    session: Session, organization_id: str, campaign_id: str, name: str | None = None
+) -> Campaign:
+    """Copy a campaign and its touchpoints as a new draft (statistics start from zero).
+
+    Raises:
+        NotFound: no such campaign in the organization.
+    """
+    source = get_campaign(session, campaign_id, organization_id)
+    new_name = name or f"{source.name} (Copy)"[:200]
+    check_length("name", new_name, 200, required=True)
+    copy = Campaign(
+        organization_id=source.organization_id,
+        name=new_name,
+        description=source.description,
+        type=source.type,
+        channel=source.channel,
+        channel_config=dict(source.channel_config),
+        details=dict(source.details),
+        created_by=source.created_by,
+    )
+    session.add(copy)
+    session.flush()
+    for tp in list_touchpoints(session, source.id):
+        session.add(
+            Touchpoint(
+                campaign_id=copy.id,
+                position=tp.position,
+                name=tp.name,
+                type=tp.type,
+                delay_s=tp.delay_s,
+                message=tp.message,
+            )
+        )
+    session.flush()
+    return copy

@@ -1,0 +1,192 @@
+"""Touchpoints as a resource of their own (seed 001): add, change, remove, validate."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from engine.channels import validate_channel
+from engine.errors import EngineError, InvalidTransition, NotFound
+from engine.models import Campaign, Chunk, Touchpoint, TouchpointType
+from engine.models.base import utcnow
+from engine.services.audience import count_audience
+from engine.services.campaigns import (
+    TouchpointSpec,
+    check_touchpoint,
+    get_campaign,
+    list_touchpoints,
+)
+from engine.services.catalog import active_execution
+from engine.templating import check_template
+
+
+def get_touchpoint(
+    session: Session, touchpoint_id: str, organization_id: str | None = None
+) -> Touchpoint:
+    """Return the touchpoint, scoped to the organization of its campaign.
+
+    Raises:
+        NotFound: no such touchpoint (or it belongs to another organization).
+    """
+    touchpoint = session.get(Touchpoint, touchpoint_id)
+    if touchpoint is not None:
+        campaign = session.get(Campaign, touchpoint.campaign_id)
+        if campaign is not None and (
+            not organization_id or campaign.organization_id == organization_id
+        ):
+            return touchpoint
+    raise NotFound(f"touchpoint {touchpoint_id!r} not found", code="TOUCHPOINT_NOT_FOUND")
+
+
+def _editable(session: Session, campaign: Campaign) -> None:
+    if active_execution(session, campaign.id) is not None:
+        raise InvalidTransition(
+            f"campaign {campaign.id!r} has an execution in progress; its touchpoints can't change",
+            code="CAMPAIGN_RUNNING",
+        )
+
+
+def add_touchpoint(
+    session: Session, organization_id: str, campaign_id: str, spec: TouchpointSpec
+) -> Touchpoint:
+    """Append a touchpoint to the campaign's sequence.
+
+    Raises:
+        NotFound: no such campaign.
+        ValidationFailed: bad type, delay, name or template.
+        InvalidTransition: the campaign is executing (code ``CAMPAIGN_RUNNING``).
+    """
+    campaign = get_campaign(session, campaign_id, organization_id)
+    _editable(session, campaign)
+    check_touchpoint(spec)
+    last = session.scalar(
+        sa.select(sa.func.max(col(Touchpoint.position))).where(
+            col(Touchpoint.campaign_id) == campaign.id
+        )
+    )
+    position = 0 if last is None else int(last) + 1
+    touchpoint = Touchpoint(
+        campaign_id=campaign.id,
+        position=position,
+        name=spec.name or f"step {position + 1}",
+        type=spec.type,
+        delay_s=spec.delay_s,
+        message=spec.message,
+    )
+    session.add(touchpoint)
+    campaign.updated_at = utcnow()
+    session.flush()
+    return touchpoint
+
+
+def update_touchpoint(
+    session: Session, organization_id: str, touchpoint_id: str, changes: dict[str, Any]
+) -> Touchpoint:
+    """Change a touchpoint's name, type, message or delay.
+
+    Raises:
+        NotFound, ValidationFailed, InvalidTransition: as for :func:`add_touchpoint`.
+    """
+    touchpoint = get_touchpoint(session, touchpoint_id, organization_id)
+    _editable(session, session.get_one(Campaign, touchpoint.campaign_id))
+    spec = TouchpointSpec(
+        message=changes.get("message", touchpoint.message),
+        name=changes.get("name", touchpoint.name),
+        type=changes.get("type", touchpoint.type),
+        delay_s=changes.get("delay_s", touchpoint.delay_s),
+    )
+    check_touchpoint(spec)
+    touchpoint.message, touchpoint.name, touchpoint.type, touchpoint.delay_s = (
+        spec.message,
+        spec.name,
+        spec.type,
+        spec.delay_s,
+    )
+    session.flush()
+    return touchpoint
+
+
+def delete_touchpoint(session: Session, organization_id: str, touchpoint_id: str) -> None:
+    """Remove a touchpoint (and the finished chunks that referenced it).
+
+    Raises:
+        NotFound, InvalidTransition: as for :func:`add_touchpoint`.
+    """
+    touchpoint = get_touchpoint(session, touchpoint_id, organization_id)
+    _editable(session, session.get_one(Campaign, touchpoint.campaign_id))
+    session.execute(sa.delete(Chunk).where(col(Chunk.touchpoint_id) == touchpoint.id))
+    session.delete(touchpoint)
+    session.flush()
+
+
+def validate_touchpoint(
+    session: Session, organization_id: str, touchpoint_id: str
+) -> dict[str, Any]:
+    """Check that a touchpoint can be sent: ``{"valid": bool, "errors": [{"code", "message"}]}``.
+
+    Looks at the touchpoint (message, template, delay, A/B weights) and at what it depends on:
+    its campaign's channel and configuration, and whether the campaign has an audience.
+
+    Raises:
+        NotFound: no such touchpoint in the organization.
+    """
+    touchpoint = get_touchpoint(session, touchpoint_id, organization_id)
+    campaign = session.get_one(Campaign, touchpoint.campaign_id)
+    errors: list[dict[str, str]] = []
+
+    def check(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except EngineError as exc:
+            errors.append({"code": exc.code, "message": exc.message})
+
+    check(
+        check_touchpoint,
+        TouchpointSpec(touchpoint.message, touchpoint.name, touchpoint.type, touchpoint.delay_s),
+    )
+    if not campaign.channel:
+        errors.append({"code": "NO_CHANNEL", "message": "the campaign has no channel"})
+    else:
+        check(validate_channel, campaign.channel, campaign.channel_config)
+    errors.extend(_variation_errors(touchpoint.message))
+    if count_audience(session, campaign.organization_id, utcnow()) == 0:
+        errors.append(
+            {
+                "code": "NO_AUDIENCE",
+                "message": "the campaign's organization has no subscribed contacts",
+            }
+        )
+    if touchpoint.type == TouchpointType.message and isinstance(touchpoint.message, dict):
+        for variation in touchpoint.message.get("variations") or []:
+            if isinstance(variation, dict) and "content" in variation:
+                check(check_template, variation["content"])
+    return {"valid": not errors, "errors": errors}
+
+
+def _variation_errors(message: Any) -> list[dict[str, str]]:
+    """A/B variations (seed 004) need positive weights that add up to something."""
+    variations = message.get("variations") if isinstance(message, dict) else None
+    if not variations:
+        return []
+    weights: list[Any] = [v.get("weight") for v in variations if isinstance(v, dict)]
+    if len(weights) != len(variations) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+        for w in weights
+    ):
+        return [{"code": "INVALID_VARIATIONS", "message": "every variation needs a weight ≥ 0"}]
+    if sum(weights) <= 0:
+        return [{"code": "INVALID_VARIATIONS", "message": "variation weights add up to 0"}]
+    return []
+
+
+__all__ = [
+    "add_touchpoint",
+    "delete_touchpoint",
+    "get_touchpoint",
+    "list_touchpoints",
+    "update_touchpoint",
+    "validate_touchpoint",
+]
