@@ -176,6 +176,75 @@ def execute(
 
 
 @app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface (default API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default API_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    settings = _setup()
+    migrate(settings.database_url)
+    import uvicorn
+
+    from engine.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+admin = typer.Typer(help="Organizations, users and API keys.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+
+@admin.command("bootstrap")
+def bootstrap(
+    organization: Annotated[str, typer.Option(help="Organization name (created if new)")],
+    user: Annotated[str, typer.Option(help="Username to create")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="At least 8 characters")
+    ],
+) -> None:
+    """Create an organization's first user and an API key (printed once, stored hashed)."""
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.auth import bootstrap as make
+
+    def run() -> tuple[str, str, str]:
+        with session_scope(rt.engine) as session:
+            org, account, key = make(session, organization, user, password)
+            return org.id, account.id, key
+
+    org_id, user_id, key = _run(run)
+    print(f"organization {org_id}\nuser {user_id}\napi key {key}")
+    err_console.print("the API key is shown once: store it now")
+
+
+@admin.command("create-key")
+def create_key(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+) -> None:
+    """Create another API key for an organization."""
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.auth import create_api_key
+    from engine.services.campaigns import get_organization_by_name
+
+    def run() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return create_api_key(session, org.id, name)[1]
+
+    print(f"api key {_run(run)}")
+    err_console.print("the API key is shown once: store it now")
+
+
+@app.command()
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
     settings = _setup()

@@ -40,6 +40,18 @@ def get_or_create_organization(session: Session, name: str) -> Organization:
 CAMPAIGN_TYPES = ("message", "invitation", "data_collection", "engagement", "custom")
 
 
+def get_organization_by_name(session: Session, name: str) -> Organization:
+    """Return the organization called ``name``.
+
+    Raises:
+        NotFound: there is none (code ``ORGANIZATION_NOT_FOUND``).
+    """
+    org = session.exec(select(Organization).where(Organization.name == name)).first()
+    if org is None:
+        raise NotFound(f"organization {name!r} not found", code="ORGANIZATION_NOT_FOUND")
+    return org
+
+
 def create_campaign(
     session: Session,
     organization_id: str,

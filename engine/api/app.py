@@ -1,0 +1,39 @@
+"""``create_app()``: the FastAPI application, built from settings (nothing at import time)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from engine import __version__
+from engine.api import errors
+from engine.api.limits import BodySizeLimit
+from engine.api.routes import auth, campaigns, touchpoints
+from engine.config import Settings, get_settings
+from engine.db import make_engine
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: from the environment).
+
+    Example:
+        ``uvicorn --factory engine.api.app:create_app`` or ``campaign api``.
+    """
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="campaign-engine",
+        version=__version__,
+        description="Campaigns, touchpoints, executions, progress and statistics (seed 004).",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (auth, campaigns, touchpoints):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,50 @@
+"""Dependencies declared once: the settings, a unit of work, the calling organization."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from engine.config import Settings
+from engine.db import session_scope
+from engine.services.auth import AuthenticationFailed, Principal, authenticate_bearer
+
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed if the route returns, rolled back if it raises."""
+    with session_scope(request.app.state.engine) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Who is calling: ``Authorization: Bearer <access token | API key>``.
+
+    Raises:
+        AuthenticationFailed: no or bad credentials (401).
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("missing Authorization: Bearer header", code="UNAUTHORIZED")
+    return authenticate_bearer(session, settings, credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,75 @@
+"""Every error answers ``{"success": false, "error": {"code", "message"}}`` — never a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import EngineError, InvalidTransition, NotFound, ValidationFailed
+from engine.logging import get_logger
+from engine.services.auth import AuthenticationFailed
+
+log = get_logger()
+
+#: HTTP status of each engine error class (the first match in order wins).
+STATUS_BY_ERROR: list[tuple[type[EngineError], int]] = [
+    (AuthenticationFailed, 401),
+    (NotFound, 404),
+    (InvalidTransition, 409),
+    (ValidationFailed, 400),
+]
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The error envelope."""
+    error: dict[str, Any] = {"code": code, "message": message, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)
+
+
+def _engine_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EngineError)
+    status = next((s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
+    return error_response(status, exc.code, exc.message)
+
+
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "message": e.get("msg", ""),
+        }
+        for e in exc.errors()
+    ]
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return error_response(
+            400, "INVALID_JSON", "the request body is not valid JSON", details=details
+        )
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
+    return error_response(422, "VALIDATION_FAILED", summary or "invalid request", details=details)
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
+        exc.status_code, f"HTTP_{exc.status_code}"
+    )
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("api.error", exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: the one place engine errors become HTTP answers."""
+    app.add_exception_handler(EngineError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,297 @@
+"""``/api/v1/campaigns``: seed 004's endpoints, each a thin call to one service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sqlmodel import Session
+
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.presenters import (
+    campaign_counts,
+    campaign_public,
+    ok,
+    present_campaigns,
+    touchpoint_public,
+)
+from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
+from engine.config import Settings
+from engine.errors import InvalidTransition
+from engine.models import Campaign, Execution
+from engine.models.base import utcnow
+from engine.services import catalog
+from engine.services.audience import count_audience
+from engine.services.campaigns import (
+    TouchpointSpec,
+    create_campaign,
+    get_campaign,
+    list_touchpoints,
+)
+from engine.services.executions import (
+    message_steps,
+    pause_execution,
+    resume_execution,
+    start_execution,
+)
+from engine.services.progress import get_progress, iso
+from engine.services.statistics import campaign_statistics
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
+
+
+def _message_specs(messages: list[dict[str, Any]] | None) -> list[TouchpointSpec]:
+    """Seed 004 ``messages`` with ``content`` become message touchpoints (variations kept)."""
+    specs = []
+    for i, message in enumerate(messages or []):
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            body: dict[str, Any] = {"text": content}
+            if message.get("variations"):
+                body["variations"] = message["variations"]
+            specs.append(
+                TouchpointSpec(
+                    message=body, name=str(message.get("id") or f"message {i + 1}")[:200]
+                )
+            )
+    return specs
+
+
+def _full(session: Session, campaign: Campaign) -> dict[str, Any]:
+    audience = count_audience(session, campaign.organization_id, utcnow())
+    data = campaign_public(
+        campaign, campaign_counts(session, [campaign.id]).get(campaign.id), audience
+    )
+    data["touchpoints"] = [touchpoint_public(tp) for tp in list_touchpoints(session, campaign.id)]
+    return data
+
+
+@router.get("")
+def list_campaigns(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    status: Literal["draft", "scheduled", "active", "paused", "completed", "cancelled", "failed"]
+    | None = None,
+    type: Literal["message", "invitation", "data_collection", "engagement", "custom"] | None = None,
+    sort: Annotated[str, Query(max_length=20, pattern=r"^-?[A-Za-z]+$")] = "-createdAt",
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """List campaigns: filter by status and type, search name and description, sort, paginate."""
+    result = catalog.list_campaigns(
+        session,
+        principal.organization_id,
+        page=page,
+        limit=limit,
+        status=status,
+        type=type,
+        sort=sort,
+        search=search,
+    )
+    return ok(
+        {
+            "campaigns": present_campaigns(session, result.items, principal.organization_id),
+            "pagination": {
+                "page": result.page,
+                "limit": result.limit,
+                "total": result.total,
+                "pages": result.pages,
+            },
+        }
+    )
+
+
+@router.post("", status_code=201)
+def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Create a draft campaign (with touchpoints from ``touchpoints`` and ``messages``)."""
+    specs = [
+        TouchpointSpec(message=tp.message, name=tp.name, type=tp.type, delay_s=tp.delay)
+        for tp in body.touchpoints or []
+    ] + _message_specs(body.messages)
+    campaign = create_campaign(
+        session,
+        principal.organization_id,
+        body.name,
+        body.channel or body.channel_type,
+        specs,
+        body.channel_config,
+        body.description,
+        type=body.type,
+        details=details_of(body),
+        created_by=principal.subject,
+    )
+    return ok(
+        {
+            "id": campaign.id,
+            "name": campaign.name,
+            "status": campaign.status,
+            "message": "Campaign created successfully",
+        }
+    )
+
+
+@router.get("/{campaign_id}")
+def get(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One campaign with its touchpoints, audience count and statistics."""
+    return ok(_full(session, get_campaign(session, campaign_id, principal.organization_id)))
+
+
+@router.put("/{campaign_id}")
+def update(
+    campaign_id: str, body: CampaignChange, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Change a campaign's fields; status only where no execution is involved (else 409)."""
+    given = body.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {
+        k: given[k] for k in ("name", "description", "type", "status") if given.get(k) is not None
+    }
+    channel = body.channel or body.channel_type
+    if channel:
+        changes["channel"] = channel
+    if body.channel_config is not None:
+        changes["channel_config"] = body.channel_config
+    changes["details"] = details_of(body)
+    campaign = catalog.update_campaign(session, principal.organization_id, campaign_id, changes)
+    return ok(_full(session, campaign))
+
+
+@router.delete("/{campaign_id}")
+def delete(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Delete a draft or cancelled campaign (409 ``CANNOT_DELETE`` otherwise)."""
+    catalog.delete_campaign(session, principal.organization_id, campaign_id)
+    return ok({"message": "Campaign deleted successfully"})
+
+
+def _estimate(
+    session: Session, settings: Settings, campaign: Campaign, execution: Execution
+) -> str | None:
+    """When the run should end at the channel's configured rate; ``None`` when unlimited."""
+    rate = campaign.channel_config.get("rate_per_s") or settings.rate_limits.get(campaign.channel)
+    if not rate:
+        return None
+    steps = message_steps(list_touchpoints(session, campaign.id))
+    contacts = (
+        count_audience(session, campaign.organization_id, utcnow())
+        * execution.target_percentage
+        / 100
+    )
+    delays = sum(delay for _, delay in steps)
+    return iso(
+        execution.scheduled_at + timedelta(seconds=contacts * len(steps) / float(rate) + delays)
+    )
+
+
+@router.post("/{campaign_id}/execute")
+def execute(
+    campaign_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    body: ExecuteIn | None = None,
+) -> dict[str, Any]:
+    """Start (or schedule) an execution; the scheduler picks it up."""
+    body = body or ExecuteIn()
+    at = body.scheduled_at
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    execution = start_execution(
+        session,
+        campaign_id,
+        organization_id=principal.organization_id,
+        priority=body.priority,
+        target_percentage=body.target_percentage,
+        scheduled_at=at,
+        test_mode=body.test_mode,
+    )
+    campaign = session.get_one(Campaign, campaign_id)
+    later = at is not None and at > datetime.now(UTC)
+    return ok(
+        {
+            "executionId": execution.id,
+            "status": "scheduled" if later else "started",
+            "scheduledAt": iso(execution.scheduled_at),
+            "estimatedCompletion": _estimate(session, settings, campaign, execution),
+            "message": "Campaign execution scheduled" if later else "Campaign execution started",
+        }
+    )
+
+
+def _current_execution(
+    session: Session, campaign_id: str, organization_id: str, action: str
+) -> Execution:
+    get_campaign(session, campaign_id, organization_id)
+    execution = catalog.active_execution(session, campaign_id)
+    if execution is None:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} has no execution in progress to {action}",
+            code=f"CANNOT_{action.upper()}",
+        )
+    return execution
+
+
+@router.post("/{campaign_id}/pause")
+def pause(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Pause the running execution: no new sends within one chunk's time."""
+    execution = _current_execution(session, campaign_id, principal.organization_id, "pause")
+    execution = pause_execution(session, execution.id)
+    return ok(
+        {
+            "status": "paused",
+            "message": "Campaign paused successfully",
+            "pausedAt": iso(execution.paused_at),
+        }
+    )
+
+
+@router.post("/{campaign_id}/resume")
+def resume(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Resume the paused execution; nobody already reached is sent to again."""
+    execution = _current_execution(session, campaign_id, principal.organization_id, "resume")
+    execution = resume_execution(session, execution.id)
+    return ok(
+        {
+            "status": "active",
+            "message": "Campaign resumed successfully",
+            "resumedAt": iso(execution.updated_at),
+        }
+    )
+
+
+@router.post("/{campaign_id}/clone", status_code=201)
+def clone(
+    campaign_id: str, session: SessionDep, principal: CurrentPrincipal, body: CloneIn | None = None
+) -> dict[str, Any]:
+    """Copy a campaign and its touchpoints as a new draft."""
+    body = body or CloneIn()
+    copy = catalog.clone_campaign(session, principal.organization_id, campaign_id, body.name)
+    return ok(
+        {
+            "id": copy.id,
+            "name": copy.name,
+            "status": copy.status,
+            "message": "Campaign cloned successfully",
+        }
+    )
+
+
+@router.get("/{campaign_id}/statistics")
+def statistics(
+    campaign_id: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    period: Literal["1h", "24h", "7d", "30d", "all"] = "all",
+    metrics: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Overview, performance, timeline, segments and variations from stored deliveries."""
+    get_campaign(session, campaign_id, principal.organization_id)
+    return ok(campaign_statistics(session, campaign_id, period, metrics))
+
+
+@router.get("/{campaign_id}/progress")
+def progress(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Live progress of the newest execution (seed 004's shape)."""
+    get_campaign(session, campaign_id, principal.organization_id)
+    execution = catalog.latest_execution(session, campaign_id)
+    return ok(get_progress(session, execution.id))

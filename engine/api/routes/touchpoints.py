@@ -1,0 +1,100 @@
+"""Touchpoints: under a campaign (``/api/v1/campaigns/:id/touchpoints``) and by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok, touchpoint_public
+from engine.api.schemas import TouchpointChange, TouchpointIn, ValidateIn
+from engine.errors import ValidationFailed
+from engine.services import touchpoints as service
+from engine.services.campaigns import TouchpointSpec, get_campaign
+
+router = APIRouter(tags=["touchpoints"])
+
+
+def _spec(body: TouchpointIn) -> TouchpointSpec:
+    return TouchpointSpec(message=body.message, name=body.name, type=body.type, delay_s=body.delay)
+
+
+@router.get("/api/v1/campaigns/{campaign_id}/touchpoints")
+def list_for_campaign(
+    campaign_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """The campaign's touchpoints in order."""
+    campaign = get_campaign(session, campaign_id, principal.organization_id)
+    return ok([touchpoint_public(tp) for tp in service.list_touchpoints(session, campaign.id)])
+
+
+@router.post("/api/v1/campaigns/{campaign_id}/touchpoints", status_code=201)
+def create_for_campaign(
+    campaign_id: str, body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Append a touchpoint to the campaign."""
+    if body.campaign_id not in (None, campaign_id):
+        raise ValidationFailed(
+            "campaign_id in the body differs from the path", code="CAMPAIGN_MISMATCH"
+        )
+    touchpoint = service.add_touchpoint(
+        session, principal.organization_id, campaign_id, _spec(body)
+    )
+    return ok(touchpoint_public(touchpoint))
+
+
+@router.post("/api/v1/touchpoints", status_code=201)
+def create(body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Append a touchpoint to the campaign named by ``campaign_id`` (seed 001's input)."""
+    if not body.campaign_id:
+        raise ValidationFailed("campaign_id is required", code="MISSING_CAMPAIGN_ID")
+    touchpoint = service.add_touchpoint(
+        session, principal.organization_id, body.campaign_id, _spec(body)
+    )
+    return ok(touchpoint_public(touchpoint))
+
+
+@router.post("/api/v1/touchpoints/validate")
+def validate_by_body(
+    body: ValidateIn, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """``{"touchpoint_id"}`` → ``{"valid", "errors"}``: can it be sent as configured?"""
+    return ok(service.validate_touchpoint(session, principal.organization_id, body.touchpoint_id))
+
+
+@router.get("/api/v1/touchpoints/{touchpoint_id}")
+def get(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One touchpoint."""
+    return ok(
+        touchpoint_public(service.get_touchpoint(session, touchpoint_id, principal.organization_id))
+    )
+
+
+@router.put("/api/v1/touchpoints/{touchpoint_id}")
+def update(
+    touchpoint_id: str, body: TouchpointChange, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Change a touchpoint's name, type, message or delay."""
+    given = body.model_dump(exclude_unset=True)
+    changes = {("delay_s" if k == "delay" else k): v for k, v in given.items() if v is not None}
+    return ok(
+        touchpoint_public(
+            service.update_touchpoint(session, principal.organization_id, touchpoint_id, changes)
+        )
+    )
+
+
+@router.delete("/api/v1/touchpoints/{touchpoint_id}")
+def delete(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Remove a touchpoint."""
+    service.delete_touchpoint(session, principal.organization_id, touchpoint_id)
+    return ok({"message": "Touchpoint deleted successfully"})
+
+
+@router.post("/api/v1/touchpoints/{touchpoint_id}/validate")
+def validate(
+    touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """``{"valid", "errors"}`` for the touchpoint."""
+    return ok(service.validate_touchpoint(session, principal.organization_id, touchpoint_id))
