@@ -5,7 +5,9 @@ Every authenticated call resolves to a :class:`Principal`: the organization it a
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +161,36 @@ def authenticate_bearer(session: Session, settings: Settings, credential: str) -
     return _decode(settings, credential, "access")
 
 
+class _VerifiedKeys:
+    """Keys verified in the last ``ttl_s`` seconds, by SHA-256 of the key.
+
+    argon2 is slow on purpose (~50 ms); paying it on every request of a machine client would
+    cap the API at a few dozen requests per second. A key's row is still read every time, so
+    a revoked key stops working at once.
+    """
+
+    def __init__(self, ttl_s: float = 300.0, size: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._size = size
+        self._seen: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        digest, key_id = item
+        with self._lock:
+            entry = self._seen.get(digest)
+            return entry is not None and entry[0] == key_id and entry[1] > time.monotonic()
+
+    def add(self, digest: str, key_id: str) -> None:
+        with self._lock:
+            if len(self._seen) >= self._size:
+                self._seen.clear()
+            self._seen[digest] = (key_id, time.monotonic() + self._ttl_s)
+
+
+_verified = _VerifiedKeys()
+
+
 def authenticate_api_key(session: Session, key: str) -> Principal:
     """Resolve an API key to its organization.
 
@@ -168,7 +200,14 @@ def authenticate_api_key(session: Session, key: str) -> Principal:
     parts = key.split("_")
     prefix = parts[1] if len(parts) >= 3 and key.startswith(KEY_PREFIX) else ""
     row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
-    if row is None or row.revoked_at is not None or not _verify(row.key_hash, key):
+    if row is None or row.revoked_at is not None:
         raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
-    row.last_used_at = utcnow()
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if (digest, row.id) not in _verified:
+        if not _verify(row.key_hash, key):
+            raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
+        _verified.add(digest, row.id)
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now  # at most once a minute: no write on every request
     return Principal(row.organization_id, row.id)

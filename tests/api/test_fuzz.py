@@ -1,0 +1,31 @@
+"""Property-based fuzzing of every operation in /openapi.json: no input makes a server error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from tests.api.conftest import Tenant
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def api_schema(client: TestClient, tenant: Tenant) -> Any:
+    """The API's own OpenAPI document, loaded from the running app."""
+    return schemathesis.openapi.from_asgi("/openapi.json", client.app)
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_causes_a_server_error(case: Any, tenant: Tenant) -> None:
+    response = case.call(headers=tenant.headers())
+    case.validate_response(response, checks=[not_a_server_error])
+    if response.status_code >= 400:
+        body = response.json()
+        assert body["success"] is False and body["error"]["code"], body
