@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+import httpx
 from sqlalchemy.engine import Engine
 
 from engine.aio import EventLoopThread
@@ -46,9 +48,16 @@ class Runtime:
             limiter=build_limiter(settings.broker_url, settings.redis_url),
         )
 
+    @cached_property
+    def http(self) -> httpx.Client:
+        """An HTTP client for low-volume calls of this process (lifecycle webhooks)."""
+        return httpx.Client(timeout=self.settings.http_timeout_s, follow_redirects=False)
+
     def close(self) -> None:
         """Stop heartbeats; close channels, the event loop and the connection pool."""
         self.heartbeats.close()
+        if "http" in self.__dict__:
+            self.http.close()
         self.channels.close()
         self.loop.close()
         self.engine.dispose()

@@ -17,6 +17,7 @@ from engine.services.dispatch import (
     recover_stale_plans,
     running_execution_ids,
 )
+from engine.services.webhooks import claim_due_deliveries
 
 log = get_logger()
 
@@ -29,6 +30,9 @@ class Enqueuer(Protocol):
 
     def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None:
         """Enqueue the delivery of a chunk for a given attempt."""
+
+    def enqueue_webhook(self, delivery_id: int) -> None:
+        """Enqueue the sending of one lifecycle webhook delivery."""
 
 
 def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
@@ -59,11 +63,16 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
         claimed = claim_chunks(session, room)
     for chunk in claimed:
         enqueuer.enqueue_chunk(chunk.chunk_id, chunk.attempt, chunk.priority)
+    with session_scope(rt.engine) as session:
+        webhooks = claim_due_deliveries(session)
+    for delivery_id in webhooks:
+        enqueuer.enqueue_webhook(delivery_id)
     return {
         "planned": len(due),
         "recovered": recovered,
         "finished": finished,
         "dispatched": len(claimed),
+        "webhooks": len(webhooks),
     }
 
 

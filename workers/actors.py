@@ -16,9 +16,10 @@ from engine.config import get_settings
 from engine.db import session_scope
 from engine.logging import get_logger
 from engine.runtime import Runtime
+from engine.services import webhooks
 from engine.services.delivery import deliver_chunk
 from engine.services.executions import plan_execution
-from workers.broker import CHUNK_QUEUES, PLAN_QUEUE
+from workers.broker import CHUNK_QUEUES, PLAN_QUEUE, WEBHOOK_QUEUE
 
 log = get_logger()
 _runtime: Runtime | None = None
@@ -69,6 +70,13 @@ def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:
         deliver_chunk(runtime(), chunk_id)
 
 
+def send_webhook_actor(delivery_id: int) -> None:
+    """POST one lifecycle webhook; failures are rescheduled in SQL with backoff."""
+    rt = runtime()
+    with structlog.contextvars.bound_contextvars(webhook_delivery_id=delivery_id):
+        webhooks.deliver(lambda: session_scope(rt.engine), rt.http, delivery_id)
+
+
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the engine's actors on ``broker`` and return them by name."""
     return {
@@ -87,4 +95,11 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
             max_retries=0,
             time_limit=3_600_000,
         )(deliver_chunk_actor),
+        "send_webhook": dramatiq.actor(
+            queue_name=WEBHOOK_QUEUE,
+            actor_name="send_webhook",
+            broker=broker,
+            # Retries with backoff are recorded per delivery in SQL (the delivery log).
+            max_retries=0,
+        )(send_webhook_actor),
     }

@@ -7,6 +7,8 @@ from dramatiq.brokers.stub import StubBroker
 
 #: Queue of ``plan_execution`` messages.
 PLAN_QUEUE = "campaign.plan"
+#: Queue of ``send_webhook`` messages (lifecycle events).
+WEBHOOK_QUEUE = "campaign.webhooks"
 #: Queue of ``deliver_chunk`` messages, one per priority.
 CHUNK_QUEUES = {p: f"campaign.chunks.{p}" for p in ("high", "normal", "low")}
 
@@ -30,7 +32,7 @@ def build_broker(url: str) -> dramatiq.Broker:
         broker = RabbitmqBroker(url=url)
     else:
         raise ValueError(f"BROKER_URL must start with memory://, redis:// or amqp:// (got {url!r})")
-    for queue in (PLAN_QUEUE, *CHUNK_QUEUES.values()):
+    for queue in (PLAN_QUEUE, WEBHOOK_QUEUE, *CHUNK_QUEUES.values()):
         broker.declare_queue(queue)
     return broker
 
@@ -50,6 +52,10 @@ class DramatiqEnqueuer:
         self._send(
             CHUNK_QUEUES.get(priority, CHUNK_QUEUES["normal"]), "deliver_chunk", (chunk_id, attempt)
         )
+
+    def enqueue_webhook(self, delivery_id: int) -> None:
+        """Enqueue ``send_webhook(delivery_id)``."""
+        self._send(WEBHOOK_QUEUE, "send_webhook", (delivery_id,))
 
     def _send(self, queue: str, actor: str, args: tuple[object, ...]) -> None:
         self.broker.enqueue(

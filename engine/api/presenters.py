@@ -8,9 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.models import Campaign, Execution, Touchpoint
-from engine.models.base import utcnow
+from engine.models.base import iso, utcnow
 from engine.services.audience import count_audience
-from engine.services.progress import iso
 
 #: Channel settings never shown back (they are credentials).
 SECRET_KEYS = {"secret", "token", "password", "api_key", "apiKey", "access_token"}

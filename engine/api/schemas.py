@@ -119,6 +119,14 @@ class ValidateIn(ApiModel):
     touchpoint_id: str = Field(min_length=1, max_length=32)
 
 
+class WebhookIn(ApiModel):
+    """``POST /webhooks``: where to send which lifecycle events; a secret is made if not given."""
+
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=20)
+    secret: str | None = Field(default=None, min_length=8, max_length=200)
+
+
 #: Keys of :class:`CampaignIn` kept in ``Campaign.details``, by their API name.
 DETAIL_FIELDS = {
     "goals": "goals",

@@ -18,11 +18,19 @@ from engine.models.execution import (
     Priority,
 )
 from engine.models.org import Organization
+from engine.models.webhook import (
+    WEBHOOK_EVENTS,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookSubscription,
+)
 
 __all__ = [
     "FINAL_EXECUTION_STATUSES",
     "OPEN_CHUNK_STATUSES",
     "PRIORITY_RANK",
+    "WEBHOOK_EVENTS",
     "ApiKey",
     "Campaign",
     "CampaignStatus",
@@ -36,8 +44,12 @@ __all__ = [
     "ExecutionRate",
     "ExecutionStatus",
     "Organization",
+    "OutboxEvent",
     "Priority",
     "Touchpoint",
     "TouchpointType",
     "User",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookSubscription",
 ]

@@ -21,6 +21,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(value: datetime | None) -> str | None:
+    """Format a stored UTC datetime as ISO 8601 with a ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def new_id(prefix: str) -> str:
     """Return a new, roughly time-ordered public id such as ``exe_18c2f3a1b2c3d4e5f6a7``.
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from engine.channels import validate_channel
 from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
+from engine.services.webhooks import emit_campaign
 from engine.templating import check_template
 
 #: Longest wait before a touchpoint: one year.
@@ -107,6 +108,7 @@ def create_campaign(
             )
         )
     session.flush()
+    emit_campaign(session, "campaign.created", campaign)
     return campaign
 
 

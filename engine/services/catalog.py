@@ -23,6 +23,7 @@ from engine.models import (
 )
 from engine.models.base import utcnow
 from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
+from engine.services.webhooks import emit_campaign
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
 SORT_FIELDS = {
@@ -246,4 +247,5 @@ def clone_campaign(
             )
         )
     session.flush()
+    emit_campaign(session, "campaign.created", copy, clonedFrom=source.id)
     return copy

@@ -25,6 +25,7 @@ from engine.models import (
     ExecutionStatus,
 )
 from engine.models.base import utcnow
+from engine.services.webhooks import emit_campaign
 
 log = get_logger()
 
@@ -218,7 +219,7 @@ def recover_stale_plans(session: Session, queued_stale_s: float, max_attempts: i
         col(Execution.status) == ExecutionStatus.queued,
         col(Execution.claimed_at) < now - timedelta(seconds=queued_stale_s),
     )
-    session.execute(
+    given_up = session.execute(
         sa.update(Execution)
         .where(stale, col(Execution.plan_attempts) >= max_attempts)
         .values(
@@ -227,7 +228,10 @@ def recover_stale_plans(session: Session, queued_stale_s: float, max_attempts: i
             updated_at=now,
             error=f"planning did not complete after {max_attempts} attempts",
         )
-    )
+        .returning(col(Execution.id))
+    ).all()
+    for (execution_id,) in given_up:
+        _close_campaign(session, execution_id)
     result = session.execute(
         sa.update(Execution)
         .where(stale)
@@ -268,16 +272,22 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
     if updated is None:
         return None
     campaign_id, status = updated
-    campaign_status = (
-        CampaignStatus.failed if status == ExecutionStatus.failed else CampaignStatus.completed
-    )
-    session.execute(
-        sa.update(Campaign)
-        .where(col(Campaign.id) == campaign_id)
-        .values(status=campaign_status, updated_at=now)
-    )
+    _close_campaign(session, execution_id)
     log.info(f"execution.{status}", execution_id=execution_id, campaign_id=campaign_id)
     return str(status)
+
+
+def _close_campaign(session: Session, execution_id: str) -> None:
+    """Give the campaign of a just-finished execution its final status and emit the event."""
+    execution = session.get_one(Execution, execution_id, populate_existing=True)
+    campaign = session.get_one(Campaign, execution.campaign_id, populate_existing=True)
+    failed = execution.status == ExecutionStatus.failed
+    campaign.status = CampaignStatus.failed if failed else CampaignStatus.completed
+    campaign.updated_at = utcnow()
+    session.flush()
+    event = "campaign.failed" if failed else "campaign.completed"
+    extra = {"reason": execution.error} if execution.error else {}
+    emit_campaign(session, event, campaign, execution, **extra)
 
 
 def running_execution_ids(session: Session) -> list[str]:

@@ -27,6 +27,7 @@ from engine.models import (
 from engine.models.base import utcnow
 from engine.services.audience import count_audience, iter_audience_ids
 from engine.services.campaigns import get_campaign, list_touchpoints
+from engine.services.webhooks import emit_campaign
 
 log = get_logger()
 
@@ -185,6 +186,13 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
         execution.status = ExecutionStatus.running
         campaign.status = CampaignStatus.active
     session.flush()
+    emit_campaign(
+        session,
+        "campaign.started" if contacts else "campaign.failed",
+        campaign,
+        execution,
+        **({} if contacts else {"reason": execution.error}),
+    )
     log.info(
         "execution.planned",
         execution_id=execution.id,
@@ -217,6 +225,9 @@ def pause_execution(
         )
     _set_status(session, execution, ExecutionStatus.paused, CampaignStatus.paused)
     execution.paused_at = execution.updated_at
+    emit_campaign(
+        session, "campaign.paused", session.get_one(Campaign, execution.campaign_id), execution
+    )
     log.info("execution.paused", execution_id=execution.id, campaign_id=execution.campaign_id)
     return execution
 
@@ -241,6 +252,9 @@ def resume_execution(
     status = ExecutionStatus.running if planned else ExecutionStatus.scheduled
     _set_status(session, execution, status, CampaignStatus.active)
     execution.paused_at = None
+    emit_campaign(
+        session, "campaign.resumed", session.get_one(Campaign, execution.campaign_id), execution
+    )
     log.info("execution.resumed", execution_id=execution.id, campaign_id=execution.campaign_id)
     return execution
 

@@ -6,7 +6,7 @@ Progress has the shape of seed 004's ``GET /campaigns/:id/progress``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,18 +19,11 @@ from engine.models import (
     ExecutionRate,
     Touchpoint,
 )
-from engine.models.base import utcnow
+from engine.models.base import iso, utcnow
 from engine.services.executions import get_execution
 
 #: Seconds of the rate timeline that ``currentRate`` averages over.
 RATE_WINDOW_S = 10
-
-
-def iso(value: datetime | None) -> str | None:
-    """Format a stored UTC datetime as ISO 8601 with a ``Z``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def current_rate(

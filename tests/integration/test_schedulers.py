@@ -47,6 +47,9 @@ class RecordingWorker:
             self.enqueued += 1
         deliver_chunk(self.rt, chunk_id)
 
+    def enqueue_webhook(self, delivery_id: int) -> None:
+        raise AssertionError("no webhook subscriptions in this test")
+
 
 def test_two_schedulers_share_the_work_without_doing_anything_twice(
     pg_url: str, tmp_path: Path

@@ -25,7 +25,7 @@ def test_each_priority_has_its_own_queue() -> None:
     assert broker.queues[CHUNK_QUEUES["low"]].qsize() == 1
     assert broker.queues[CHUNK_QUEUES["normal"]].qsize() == 0
     assert broker.queues[PLAN_QUEUE].qsize() == 1
-    assert set(broker.actors) == {"plan_execution", "deliver_chunk"}
+    assert set(broker.actors) == {"plan_execution", "deliver_chunk", "send_webhook"}
 
 
 def test_an_unknown_broker_url_is_refused() -> None:

@@ -20,7 +20,7 @@ from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, d
 from engine.config import Settings
 from engine.errors import InvalidTransition
 from engine.models import Campaign, Execution
-from engine.models.base import utcnow
+from engine.models.base import iso, utcnow
 from engine.services import catalog
 from engine.services.audience import count_audience
 from engine.services.campaigns import (
@@ -35,7 +35,7 @@ from engine.services.executions import (
     resume_execution,
     start_execution,
 )
-from engine.services.progress import get_progress, iso
+from engine.services.progress import get_progress
 from engine.services.statistics import campaign_statistics
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])

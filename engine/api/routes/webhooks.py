@@ -1,0 +1,71 @@
+"""``/api/v1/webhooks``: lifecycle event subscriptions and their delivery log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok
+from engine.api.schemas import WebhookIn
+from engine.models import WEBHOOK_EVENTS, WebhookSubscription
+from engine.models.base import iso
+from engine.services import webhooks as service
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+def _public(subscription: WebhookSubscription) -> dict[str, Any]:
+    return {
+        "id": subscription.id,
+        "url": subscription.url,
+        "events": subscription.events,
+        "active": subscription.active,
+        "createdAt": iso(subscription.created_at),
+    }
+
+
+@router.post("", status_code=201)
+def create(body: WebhookIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Subscribe a URL to events; the answer shows the signing secret (this once only)."""
+    subscription = service.subscribe(
+        session, principal.organization_id, body.url, body.events, body.secret
+    )
+    return ok(
+        {
+            **_public(subscription),
+            "secret": subscription.secret,
+            "availableEvents": list(WEBHOOK_EVENTS),
+        }
+    )
+
+
+@router.get("")
+def list_all(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """The organization's subscriptions."""
+    return ok([_public(s) for s in service.list_subscriptions(session, principal.organization_id)])
+
+
+@router.get("/{webhook_id}")
+def get(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One subscription (without its secret)."""
+    return ok(_public(service.get_subscription(session, principal.organization_id, webhook_id)))
+
+
+@router.delete("/{webhook_id}")
+def delete(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Stop sending to this subscription; its delivery log stays readable."""
+    service.unsubscribe(session, principal.organization_id, webhook_id)
+    return ok({"message": "Webhook deleted successfully"})
+
+
+@router.get("/{webhook_id}/deliveries")
+def deliveries(
+    webhook_id: str,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> dict[str, Any]:
+    """The delivery log: event, status, attempts, the receiver's last status code."""
+    return ok(service.delivery_log(session, principal.organization_id, webhook_id, limit))
