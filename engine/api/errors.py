@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import EngineError, InvalidTransition, NotFound, ValidationFailed
@@ -62,6 +63,13 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value pydantic let through (a NUL character, a number out of
+    # range): the client's input, so a 400; the unit of work was rolled back.
+    log.info("api.data_error", error=str(exc).splitlines()[0][:200])
+    return error_response(400, "INVALID_INPUT", "a value in the request cannot be stored")
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("api.error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")
@@ -72,4 +80,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,6 +8,7 @@ from itertools import islice
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.channels import ensure_available
 from engine.db import table_of
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
@@ -76,6 +77,7 @@ def start_execution(
             f"campaign {campaign.id!r} has no channel; set one before executing",
             code="NO_CHANNEL",
         )
+    ensure_available(campaign.channel)
     if not message_steps(list_touchpoints(session, campaign.id)):
         raise ValidationFailed(
             f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from engine.channels import validate_channel
+from engine.channels import ensure_available, validate_channel
 from engine.errors import EngineError, InvalidTransition, NotFound
 from engine.models import Campaign, Chunk, Touchpoint, TouchpointType
 from engine.models.base import utcnow
@@ -151,6 +151,7 @@ def validate_touchpoint(
         errors.append({"code": "NO_CHANNEL", "message": "the campaign has no channel"})
     else:
         check(validate_channel, campaign.channel, campaign.channel_config)
+        check(ensure_available, campaign.channel)
     errors.extend(_variation_errors(touchpoint.message))
     if count_audience(session, campaign.organization_id, utcnow()) == 0:
         errors.append(
