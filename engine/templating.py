@@ -29,6 +29,11 @@ def check_template(message: Any) -> None:
             ) from exc
 
 
+def contact_context(fields: dict[str, Any] | None, recipient: dict[str, Any]) -> dict[str, Any]:
+    """What a template sees for one contact: its custom ``fields``, then id/email/phone/name."""
+    return {**(fields or {}), **recipient}
+
+
 def render(message: Any, context: dict[str, Any]) -> Any:
     """Render every string of ``message`` (a string, or an object of strings) with ``context``.
 

@@ -20,6 +20,7 @@ from engine.client.errors import (
     ServerError,
     ValidationError,
 )
+from engine.client.webhooks import Webhooks
 
 __all__ = [
     "ApiConnectionError",
@@ -31,4 +32,5 @@ __all__ = [
     "NotFoundError",
     "ServerError",
     "ValidationError",
+    "Webhooks",
 ]

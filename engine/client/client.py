@@ -9,6 +9,7 @@ import httpx
 
 from engine.client.campaigns import Campaigns
 from engine.client.http import Transport
+from engine.client.webhooks import Webhooks
 
 
 class Client:
@@ -59,6 +60,8 @@ class Client:
         )
         #: Campaigns and touchpoints: ``client.campaign.list()``, ``.get(id)`` …
         self.campaign = Campaigns(self._transport)
+        #: Lifecycle webhooks: ``client.webhooks.create(url, events)`` …
+        self.webhooks = Webhooks(self._transport)
 
     @classmethod
     def login(cls, base_url: str, user: str, password: str, **options: Any) -> Client:

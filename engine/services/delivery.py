@@ -39,7 +39,7 @@ from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
-from engine.templating import render
+from engine.templating import contact_context, render
 
 log = get_logger()
 
@@ -246,9 +246,8 @@ def _delivery_statuses(
 def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:
     """Render the message for one contact; a template that fails for them fails their delivery."""
     recipient = {k: contact[k] for k in ("id", "email", "phone", "name")}
-    context = {**(contact.get("fields") or {}), **recipient}
     try:
-        body = render(job.message, context)
+        body = render(job.message, contact_context(contact.get("fields"), recipient))
     except TemplateError as exc:
         return SendOutcome(
             contact["id"], DeliveryStatus.failed, 0, "TEMPLATE_ERROR", str(exc)[:500]

@@ -6,11 +6,12 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from jinja2 import TemplateError
+from sqlmodel import Session, col, select
 
 from engine.channels import ensure_available, validate_channel
 from engine.errors import EngineError, InvalidTransition, NotFound
-from engine.models import Campaign, Chunk, Touchpoint, TouchpointType
+from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
 from engine.services.audience import count_audience
 from engine.services.campaigns import (
@@ -20,7 +21,7 @@ from engine.services.campaigns import (
     list_touchpoints,
 )
 from engine.services.catalog import active_execution
-from engine.templating import check_template
+from engine.templating import contact_context, render
 
 
 def get_touchpoint(
@@ -160,11 +161,35 @@ def validate_touchpoint(
                 "message": "the campaign's organization has no subscribed contacts",
             }
         )
-    if touchpoint.type == TouchpointType.message and isinstance(touchpoint.message, dict):
-        for variation in touchpoint.message.get("variations") or []:
-            if isinstance(variation, dict) and "content" in variation:
-                check(check_template, variation["content"])
+    if touchpoint.type == TouchpointType.message and not errors:
+        errors.extend(_render_errors(session, campaign.organization_id, touchpoint.message))
     return {"valid": not errors, "errors": errors}
+
+
+def _render_errors(session: Session, organization_id: str, message: Any) -> list[dict[str, str]]:
+    """Render the message for the audience's first contact: a template that compiles can
+    still fail on real data (``{{ plan.name }}`` when ``plan`` is missing)."""
+    sample = session.exec(
+        select(Contact)
+        .where(
+            col(Contact.organization_id) == organization_id, col(Contact.unsubscribed_at).is_(None)
+        )
+        .order_by(col(Contact.id))
+        .limit(1)
+    ).first()
+    if sample is None:
+        return []
+    recipient = {"id": sample.id, "email": sample.email, "phone": sample.phone, "name": sample.name}
+    try:
+        render(message, contact_context(sample.fields, recipient))
+    except TemplateError as exc:
+        return [
+            {
+                "code": "TEMPLATE_ERROR",
+                "message": f"the message does not render for contact {sample.id}: {exc}",
+            }
+        ]
+    return []
 
 
 def _variation_errors(message: Any) -> list[dict[str, str]]:
