@@ -2,7 +2,15 @@
 
 from engine.models.auth import ApiKey, User
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
-from engine.models.contact import Contact
+from engine.models.contact import (
+    ApiUser,
+    Contact,
+    ContactField,
+    ContactList,
+    ContactTag,
+    FieldType,
+    Tag,
+)
 from engine.models.execution import (
     FINAL_EXECUTION_STATUSES,
     OPEN_CHUNK_STATUSES,
@@ -32,20 +40,26 @@ __all__ = [
     "PRIORITY_RANK",
     "WEBHOOK_EVENTS",
     "ApiKey",
+    "ApiUser",
     "Campaign",
     "CampaignStatus",
     "Chunk",
     "ChunkStatus",
     "Contact",
+    "ContactField",
+    "ContactList",
+    "ContactTag",
     "Delivery",
     "DeliveryStatus",
     "Execution",
     "ExecutionErrorCount",
     "ExecutionRate",
     "ExecutionStatus",
+    "FieldType",
     "Organization",
     "OutboxEvent",
     "Priority",
+    "Tag",
     "Touchpoint",
     "TouchpointType",
     "User",
