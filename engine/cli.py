@@ -244,6 +244,28 @@ def create_key(
     err_console.print("the API key is shown once: store it now")
 
 
+@admin.command("create-api-user")
+def create_api_user(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    list_name: Annotated[str, typer.Option("--list", help="Contact list (created if new)")],
+    api_user: Annotated[str, typer.Option(help="The api_user of Basic api_user:api_key")],
+) -> None:
+    """Create seed 003's ``api_user:api_key`` credential for a contact list."""
+    settings = _setup()
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
+    from engine.services.auth import create_api_user as make
+    from engine.services.campaigns import get_organization_by_name
+
+    def run() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return make(session, org.id, list_name, api_user)[1]
+
+    print(f"api_user {api_user}\napi_key {_run(run)}")
+    err_console.print("the api_key is shown once: store it now")
+
+
 @app.command()
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from engine import __version__
 from engine.api import errors
 from engine.api.limits import BodySizeLimit
-from engine.api.routes import auth, campaigns, touchpoints, webhooks
+from engine.api.routes import auth, campaigns, marketing, touchpoints, webhooks
 from engine.config import Settings, get_settings
 from engine.db import make_engine
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (auth, campaigns, touchpoints, webhooks):
+    for module in (auth, campaigns, touchpoints, webhooks, marketing):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

@@ -25,6 +25,28 @@ STATUS_BY_ERROR: list[tuple[type[EngineError], int]] = [
 ]
 
 
+#: Routes of seed 003, which answer errors in its own shape.
+SEED_003_PREFIX = "/v1/marketing/"
+#: Seed 003's numeric codes: 30000 authentication, 30036 not found; 30001 (ours) bad input.
+SEED_003_CODES = {401: (30000, "Authentication failed"), 404: (30036, "resource not found")}
+
+
+def seed_003_error(status: int, code: str, message: str) -> JSONResponse:
+    """``{"code": 30000, "message": "Authentication failed"}`` and friends (seed 003)."""
+    number, text = SEED_003_CODES.get(status, (30001, message))
+    body: dict[str, Any] = {"code": number, "message": text}
+    if number == 30001:
+        body["reason"] = code
+    headers = {"WWW-Authenticate": "Basic"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _answer(request: Request, status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    if request.url.path.startswith(SEED_003_PREFIX):
+        return seed_003_error(status, code, message)
+    return error_response(status, code, message, **extra)
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     """The error envelope."""
     error: dict[str, Any] = {"code": code, "message": message, **extra}
@@ -32,13 +54,13 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)
 
 
-def _engine_error(_: Request, exc: Exception) -> JSONResponse:
+def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EngineError)
     status = next((s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
-    return error_response(status, exc.code, exc.message)
+    return _answer(request, status, exc.code, exc.message)
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
         {
@@ -48,26 +70,26 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
-        return error_response(
-            400, "INVALID_JSON", "the request body is not valid JSON", details=details
+        return _answer(
+            request, 400, "INVALID_JSON", "the request body is not valid JSON", details=details
         )
     summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
-    return error_response(422, "VALIDATION_FAILED", summary or "invalid request", details=details)
+    return _answer(request, 422, "VALIDATION_FAILED", summary or "invalid request", details=details)
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
         exc.status_code, f"HTTP_{exc.status_code}"
     )
-    return error_response(exc.status_code, code, str(exc.detail))
+    return _answer(request, exc.status_code, code, str(exc.detail))
 
 
-def _data_error(_: Request, exc: Exception) -> JSONResponse:
+def _data_error(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value pydantic let through (a NUL character, a number out of
     # range): the client's input, so a 400; the unit of work was rolled back.
     log.info("api.data_error", error=str(exc).splitlines()[0][:200])
-    return error_response(400, "INVALID_INPUT", "a value in the request cannot be stored")
+    return _answer(request, 400, "INVALID_INPUT", "a value in the request cannot be stored")
 
 
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:

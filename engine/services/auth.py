@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from engine.config import Settings
 from engine.errors import EngineError, ValidationFailed
-from engine.models import ApiKey, Organization, User
+from engine.models import ApiKey, ApiUser, ContactList, Organization, User
 from engine.models.base import utcnow
 from engine.services.campaigns import get_or_create_organization
 
@@ -189,6 +189,68 @@ class _VerifiedKeys:
 
 
 _verified = _VerifiedKeys()
+
+
+def create_api_user(
+    session: Session, organization_id: str, list_name: str, api_user: str
+) -> tuple[ApiUser, str]:
+    """Create seed 003's ``api_user:api_key`` credential for a list (created if new).
+
+    Returns:
+        The row and the api_key itself (shown once, stored as an argon2id hash).
+
+    Raises:
+        ValidationFailed: the api_user name is taken or malformed.
+    """
+    if not api_user or len(api_user) > 100 or ":" in api_user:
+        raise ValidationFailed(
+            "api_user must be 1 to 100 characters without ':'", code="INVALID_FIELD"
+        )
+    if session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first() is not None:
+        raise ValidationFailed(f"api_user {api_user!r} is taken", code="USERNAME_TAKEN")
+    contact_list = get_or_create_list(session, organization_id, list_name)
+    assert contact_list.id is not None
+    key = secrets.token_urlsafe(24)
+    row = ApiUser(
+        organization_id=organization_id,
+        list_id=contact_list.id,
+        api_user=api_user,
+        key_hash=_hasher.hash(key),
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def get_or_create_list(session: Session, organization_id: str, name: str) -> ContactList:
+    """The organization's list called ``name``, created if needed."""
+    found = session.exec(
+        select(ContactList).where(
+            ContactList.organization_id == organization_id, ContactList.name == name
+        )
+    ).first()
+    if found is None:
+        found = ContactList(organization_id=organization_id, name=name)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def authenticate_api_user(session: Session, api_user: str, api_key: str) -> ApiUser:
+    """Resolve seed 003's Basic ``api_user:api_key`` to its credential (organization and list).
+
+    Raises:
+        AuthenticationFailed: unknown user or wrong key.
+    """
+    row = session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first()
+    if row is None:
+        raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
+    digest = hashlib.sha256(f"{api_user}:{api_key}".encode()).hexdigest()
+    if (digest, row.id) not in _verified:
+        if not _verify(row.key_hash, api_key):
+            raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
+        _verified.add(digest, row.id)
+    return row
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal:

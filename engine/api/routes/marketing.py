@@ -1,0 +1,135 @@
+"""Seed 003's contact management: ``/v1/marketing/lists/...`` with Basic ``api_user:api_key``.
+
+Answers keep the seed's shapes (``{"result": …}``, ``{"count": 1}``, the batch counters) and its
+errors (``{"code": 30000, "message": "Authentication failed"}``, ``30036`` not found).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.api.deps import SessionDep
+from engine.models import ApiUser
+from engine.services import members as service
+from engine.services.auth import AuthenticationFailed, authenticate_api_user
+
+router = APIRouter(prefix="/v1/marketing/lists", tags=["contacts (seed 003)"])
+_basic = HTTPBasic(auto_error=False, description="api_user:api_key")
+
+
+def get_api_user(
+    session: SessionDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> ApiUser:
+    """The list credential of ``Authorization: Basic base64(api_user:api_key)``."""
+    if credentials is None:
+        raise AuthenticationFailed("Authentication failed", code="UNAUTHORIZED")
+    return authenticate_api_user(session, credentials.username, credentials.password)
+
+
+CurrentApiUser = Annotated[ApiUser, Depends(get_api_user)]
+
+
+class Item(BaseModel):
+    """One filter: ``field_name`` (Email, Phone, Name, a custom field or tag), ``op``, ``value``."""
+
+    model_config = ConfigDict(extra="forbid")
+    field_name: str = Field(min_length=1, max_length=100)
+    op: Literal["==", "!=", ">", ">=", "<", "<=", "exist", "contain", "does not contain"]
+    value: str | None = Field(default=None, max_length=1000)
+
+
+class Condition(BaseModel):
+    """``relation`` and up to 10 ``items``."""
+
+    model_config = ConfigDict(extra="forbid")
+    relation: Literal["and", "or"]
+    items: list[Item] = Field(max_length=10)
+
+
+class ConditionBody(BaseModel):
+    """A body holding an optional ``condition``."""
+
+    model_config = ConfigDict(extra="forbid")
+    condition: Condition | None = None
+
+
+class BatchBody(BaseModel):
+    """``POST /members``: up to 1000 members (each checked by the service, errors per member)."""
+
+    model_config = ConfigDict(extra="forbid")
+    members: list[dict[str, Any]] = Field(min_length=1)
+    tag_flag: Literal[0, 1, 2] = 1
+    update_existing: bool
+
+
+class MemberChange(BaseModel):
+    """``PUT /members/{member_id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=200)
+    fields: dict[str, Any] | None = None
+    tags: list[str] | None = Field(default=None, max_length=100)
+
+
+def _condition(body: ConditionBody | None) -> dict[str, Any] | None:
+    return body.condition.model_dump() if body and body.condition else None
+
+
+@router.post("/members")
+def add_or_update(body: BatchBody, session: SessionDep, api_user: CurrentApiUser) -> dict[str, Any]:
+    """Add or update members in batch (matched on email) per ``tag_flag``/``update_existing``."""
+    return service.batch_upsert(
+        session, api_user, body.members, body.tag_flag, body.update_existing
+    )
+
+
+@router.delete("/members/delete")
+def delete_by_condition(
+    body: ConditionBody, session: SessionDep, api_user: CurrentApiUser
+) -> dict[str, int]:
+    """Delete the members matching the condition: ``{"count": n}``."""
+    return {"count": service.delete_by_condition(session, api_user, _condition(body))}
+
+
+@router.delete("/members/{member_id}")
+def delete(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> dict[str, int]:
+    """Delete one member: ``{"count": 1}``."""
+    return {"count": service.delete_member(session, api_user, member_id)}
+
+
+@router.put("/members/{member_id}")
+def update(
+    member_id: str, body: MemberChange, session: SessionDep, api_user: CurrentApiUser
+) -> dict[str, int]:
+    """Update one member: ``{"count": 1}``."""
+    return {
+        "count": service.update_member(
+            session, api_user, member_id, body.model_dump(exclude_unset=True)
+        )
+    }
+
+
+@router.get("/members/{member_id}")
+def get(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> dict[str, Any]:
+    """One member: ``{"result": {...}}``."""
+    return {"result": service.get_member(session, api_user, member_id)}
+
+
+def _list(
+    session: SessionDep,
+    api_user: CurrentApiUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    body: ConditionBody | None = None,
+) -> dict[str, Any]:
+    """Members matching the condition: ``{"result": [...], "total": N, "count": n}``."""
+    return service.list_members(session, api_user, _condition(body), limit, offset)
+
+
+router.post("/list_members", summary="List members by condition")(_list)
+router.post("/listMembers", summary="List members by condition (the seed's curl spelling)")(_list)

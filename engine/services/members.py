@@ -1,0 +1,374 @@
+"""List members as seed 003 manages them: batch add/update with tag rules, get, update, delete.
+
+A member is a :class:`~engine.models.Contact` of one list, matched on email (case-insensitive).
+Where the seed is silent we decided (docs/contacts.md): a member that exists while
+``update_existing`` is false is reported in ``error_members``; new members follow the
+``tag_flag`` table with no previous tags (so flag 2 gives them none).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, col, select
+
+from engine.errors import NotFound, ValidationFailed
+from engine.models import ApiUser, Contact, ContactField, ContactTag, Tag
+from engine.models.base import utcnow
+from engine.services.conditions import compile_condition
+
+#: Most members one batch call may carry.
+MAX_BATCH = 1000
+#: ``tag_flag`` values: replace the tags, add to them, or leave them alone.
+TAG_OVERWRITE, TAG_ADD, TAG_SKIP = 0, 1, 2
+#: Seed 003 shows times in UTC+8.
+SEED_TZ = timezone(timedelta(hours=8))
+
+
+def merge_tags(existing: list[str], given: list[str] | None, flag: int) -> list[str]:
+    """The member's tags after an update, by seed 003's ``tag_flag`` table.
+
+    ``None`` (tags not passed) never changes anything; ``[]`` clears them only with flag 0.
+    """
+    if given is None or flag == TAG_SKIP:
+        return list(existing)
+    if flag == TAG_OVERWRITE:
+        return list(dict.fromkeys(given))
+    return list(dict.fromkeys([*existing, *given]))
+
+
+def _member_not_found(member_id: Any) -> NotFound:
+    return NotFound(f"member {member_id!r} not found", code="MEMBER_NOT_FOUND")
+
+
+def _scope(api_user: ApiUser) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(Contact.organization_id) == api_user.organization_id,
+        col(Contact.list_id) == api_user.list_id,
+    )
+
+
+def _tags_by_contact(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    found: dict[int, list[tuple[int, str]]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return found
+    rows = session.execute(
+        sa.select(col(ContactTag.contact_id), col(Tag.id), col(Tag.name))
+        .join(Tag, col(Tag.id) == col(ContactTag.tag_id))
+        .where(col(ContactTag.contact_id).in_(contact_ids))
+        .order_by(col(Tag.id))
+    )
+    for contact_id, tag_id, name in rows:
+        found[contact_id].append((tag_id, name))
+    return found
+
+
+def _tag_ids(session: Session, organization_id: str, names: list[str]) -> dict[str, int]:
+    """Ids of the named tags, creating the missing ones."""
+    if not names:
+        return {}
+    have = {
+        t.name: t.id
+        for t in session.exec(
+            select(Tag).where(col(Tag.organization_id) == organization_id, col(Tag.name).in_(names))
+        )
+    }
+    for name in names:
+        if name not in have:
+            tag = Tag(organization_id=organization_id, name=name)
+            session.add(tag)
+            session.flush()
+            have[name] = tag.id
+    return {k: v for k, v in have.items() if v is not None}
+
+
+def _set_tags(session: Session, organization_id: str, contact_id: int, names: list[str]) -> None:
+    ids = _tag_ids(session, organization_id, names)
+    session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id) == contact_id))
+    for name in names:
+        session.add(ContactTag(contact_id=contact_id, tag_id=ids[name]))
+
+
+def _register_fields(session: Session, organization_id: str, names: set[str]) -> None:
+    """Custom fields seen in data become known (as strings) so conditions can name them."""
+    if not names:
+        return
+    known = set(
+        session.scalars(
+            sa.select(col(ContactField.name)).where(
+                col(ContactField.organization_id) == organization_id,
+                col(ContactField.name).in_(names),
+            )
+        )
+    )
+    for name in sorted(names - known):
+        session.add(ContactField(organization_id=organization_id, name=name))
+
+
+def _check_member(member: Any) -> str:
+    """Return the normalised email of a member, or raise why it can't be stored."""
+    if not isinstance(member, dict):
+        raise ValidationFailed("a member must be an object", code="INVALID_MEMBER")
+    try:
+        email = validate_email(str(member.get("email") or ""), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"invalid email: {exc}", code="INVALID_EMAIL") from exc
+    for key, limit in (("phone", 32), ("name", 200)):
+        value = member.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise ValidationFailed(
+                f"{key} must be text of at most {limit} characters", code="INVALID_MEMBER"
+            )
+    fields, tags = member.get("fields"), member.get("tags")
+    if fields is not None and not isinstance(fields, dict):
+        raise ValidationFailed("fields must be an object", code="INVALID_MEMBER")
+    if tags is not None and (
+        not isinstance(tags, list)
+        or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags)
+    ):
+        raise ValidationFailed(
+            "tags must be a list of names (1 to 100 characters)", code="INVALID_MEMBER"
+        )
+    return email.normalized.lower()
+
+
+def batch_upsert(
+    session: Session,
+    api_user: ApiUser,
+    members: list[Any],
+    tag_flag: int = TAG_ADD,
+    update_existing: bool = True,
+) -> dict[str, Any]:
+    """Add or update up to 1000 members of the api user's list, matched on email.
+
+    Invalid members are reported one by one in ``error_members``; the rest of the batch applies.
+
+    Raises:
+        ValidationFailed: more than 1000 members, or a ``tag_flag`` other than 0, 1, 2 — nothing
+            is written.
+    """
+    _check_batch(members, tag_flag)
+    valid, errors = _split_valid(members)
+    existing = {
+        (c.email or "").lower(): c
+        for c in session.exec(
+            select(Contact).where(
+                _scope(api_user), sa.func.lower(col(Contact.email)).in_([e for e, _ in valid])
+            )
+        )
+    }
+    tags = _tags_by_contact(session, [c.id for c in existing.values() if c.id is not None])
+    _register_fields(
+        session, api_user.organization_id, {k for _, m in valid for k in m.get("fields") or {}}
+    )
+    created: list[dict[str, str]] = []
+    updated: list[dict[str, str]] = []
+    for email, member in valid:
+        contact = existing.get(email)
+        if contact is not None and not update_existing:
+            errors.append({"email": email, "message": "member exists and update_existing is false"})
+            continue
+        existing[email] = _upsert_one(session, api_user, contact, email, member, tag_flag, tags)
+        (created if contact is None else updated).append(
+            {"email": email, "member_id": str(existing[email].id)}
+        )
+    session.flush()
+    return {
+        "created_count": len(created),
+        "created_members": created,
+        "updated_count": len(updated),
+        "updated_members": updated,
+        "error_count": len(errors),
+        "error_members": errors,
+    }
+
+
+def _check_batch(members: Any, tag_flag: Any) -> None:
+    if not isinstance(members, list) or not members:
+        raise ValidationFailed("members must be a non-empty list", code="INVALID_MEMBERS")
+    if len(members) > MAX_BATCH:
+        raise ValidationFailed(
+            f"at most {MAX_BATCH} members per call (got {len(members)})", code="TOO_MANY_MEMBERS"
+        )
+    if tag_flag not in (TAG_OVERWRITE, TAG_ADD, TAG_SKIP):
+        raise ValidationFailed(
+            "tag_flag must be 0 (overwrite), 1 (add) or 2 (skip)", code="INVALID_TAG_FLAG"
+        )
+
+
+def _split_valid(
+    members: list[Any],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """Members that can be stored (with their normalised email), and why the others can't."""
+    valid: list[tuple[str, dict[str, Any]]] = []
+    errors: list[dict[str, Any]] = []
+    for member in members:
+        try:
+            valid.append((_check_member(member), member))
+        except ValidationFailed as exc:
+            email = member.get("email") if isinstance(member, dict) else None
+            errors.append({"email": email, "message": exc.message})
+    return valid, errors
+
+
+def _upsert_one(
+    session: Session,
+    api_user: ApiUser,
+    contact: Contact | None,
+    email: str,
+    member: dict[str, Any],
+    tag_flag: int,
+    tags: dict[int, list[tuple[int, str]]],
+) -> Contact:
+    if contact is None:
+        contact = Contact(
+            organization_id=api_user.organization_id,
+            list_id=api_user.list_id,
+            email=email,
+            fields={},
+        )
+        session.add(contact)
+    for key in ("phone", "name"):
+        if member.get(key) is not None:
+            setattr(contact, key, member[key])
+    if member.get("fields"):
+        contact.fields = {**(contact.fields or {}), **member["fields"]}
+    contact.updated_at = utcnow()
+    session.flush()
+    assert contact.id is not None
+    before = [name for _, name in tags.get(contact.id, [])]
+    after = merge_tags(before, member.get("tags"), tag_flag)
+    if after != before:
+        _set_tags(session, api_user.organization_id, contact.id, after)
+    tags[contact.id] = [(0, name) for name in after]
+    return contact
+
+
+def _get(session: Session, api_user: ApiUser, member_id: str) -> Contact:
+    if not member_id.isdigit():
+        raise _member_not_found(member_id)
+    contact = session.exec(
+        select(Contact).where(_scope(api_user), col(Contact.id) == int(member_id))
+    ).first()
+    if contact is None:
+        raise _member_not_found(member_id)
+    return contact
+
+
+def _seed_time(value: Any) -> str | None:
+    return value.astimezone(SEED_TZ).strftime("%Y-%m-%dT%H:%M:%S%z") if value else None
+
+
+def present(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
+    """A member in seed 003's shape."""
+    return {
+        "member_id": str(contact.id),
+        "list_id": contact.list_id,
+        "email": contact.email,
+        "phone": contact.phone,
+        "name": contact.name,
+        "fields": contact.fields or {},
+        "tag_ids": [str(tag_id) for tag_id, _ in tags],
+        "tag_names": [name for _, name in tags],
+        "create_time": _seed_time(contact.created_at),
+        "update_time": _seed_time(contact.updated_at or contact.created_at),
+        "unsubscribe_time": _seed_time(contact.unsubscribed_at),
+    }
+
+
+def get_member(session: Session, api_user: ApiUser, member_id: str) -> dict[str, Any]:
+    """One member of the list.
+
+    Raises:
+        NotFound: no such member in the api user's list.
+    """
+    contact = _get(session, api_user, member_id)
+    assert contact.id is not None
+    return present(contact, _tags_by_contact(session, [contact.id])[contact.id])
+
+
+def update_member(
+    session: Session, api_user: ApiUser, member_id: str, changes: dict[str, Any]
+) -> int:
+    """Change a member's phone, name, fields (merged) or tags (replaced); return 1.
+
+    Raises:
+        NotFound: no such member. ValidationFailed: a value can't be stored.
+    """
+    contact = _get(session, api_user, member_id)
+    _check_member({**changes, "email": contact.email})
+    for key in ("phone", "name"):
+        if changes.get(key) is not None:
+            setattr(contact, key, changes[key])
+    if changes.get("fields"):
+        _register_fields(session, api_user.organization_id, set(changes["fields"]))
+        contact.fields = {**(contact.fields or {}), **changes["fields"]}
+    if changes.get("tags") is not None:
+        assert contact.id is not None
+        _set_tags(
+            session, api_user.organization_id, contact.id, list(dict.fromkeys(changes["tags"]))
+        )
+    contact.updated_at = utcnow()
+    session.flush()
+    return 1
+
+
+def delete_member(session: Session, api_user: ApiUser, member_id: str) -> int:
+    """Delete one member; return 1.
+
+    Raises:
+        NotFound: no such member in the api user's list.
+    """
+    contact = _get(session, api_user, member_id)
+    session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id) == contact.id))
+    session.delete(contact)
+    session.flush()
+    return 1
+
+
+def _matching(session: Session, api_user: ApiUser, condition: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        _scope(api_user), compile_condition(session, api_user.organization_id, condition)
+    )
+
+
+def delete_by_condition(session: Session, api_user: ApiUser, condition: Any) -> int:
+    """Delete the members matching ``condition``; return how many.
+
+    Raises:
+        ValidationFailed: the condition is invalid (nothing is deleted).
+    """
+    ids = list(
+        session.scalars(sa.select(col(Contact.id)).where(_matching(session, api_user, condition)))
+    )
+    if ids:
+        session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id).in_(ids)))
+        session.execute(sa.delete(Contact).where(col(Contact.id).in_(ids)))
+    return len(ids)
+
+
+def list_members(
+    session: Session, api_user: ApiUser, condition: Any, limit: int = 10, offset: int = 0
+) -> dict[str, Any]:
+    """Members matching ``condition``: ``{"result": [...], "total": N, "count": n}``.
+
+    Raises:
+        ValidationFailed: bad condition, limit outside 1 to 100 or negative offset.
+    """
+    if not 1 <= limit <= 100 or offset < 0:
+        raise ValidationFailed(
+            "limit must be between 1 and 100 and offset ≥ 0", code="INVALID_PAGE"
+        )
+    where = _matching(session, api_user, condition)
+    total = int(session.scalar(sa.select(sa.func.count()).select_from(Contact).where(where)) or 0)
+    contacts = list(
+        session.exec(
+            select(Contact).where(where).order_by(col(Contact.id)).offset(offset).limit(limit)
+        )
+    )
+    tags = _tags_by_contact(session, [c.id for c in contacts if c.id is not None])
+    result = [present(c, tags[c.id]) for c in contacts if c.id is not None]
+    return {"result": result, "total": total, "count": len(result)}
