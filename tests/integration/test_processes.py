@@ -76,6 +76,11 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
     stop_process_groups(procs)
 
 
+def _running_chunks(rt: Runtime) -> int:
+    with session_scope(rt.engine) as session:
+        return int(session.scalar(sa.select(sa.func.count()).where(Chunk.status == "running")) or 0)
+
+
 def _deliveries(rt: Runtime) -> list[tuple[str, int]]:
     with session_scope(rt.engine) as session:
         return [
@@ -131,7 +136,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
     production: Runtime, start: Start
 ) -> None:
     fast_recovery = {"HEARTBEAT_STALE_S": "3", "QUEUED_STALE_S": "10", "MAX_IN_FLIGHT_CHUNKS": "8"}
-    with WebhookSink(lambda body, n: (time.sleep(0.002), (200, {}))[1]) as sink:
+    with WebhookSink(lambda body, n: (time.sleep(0.005), (200, {}))[1]) as sink:
         _, campaign_id = make_campaign(
             production,
             contacts=3000,
@@ -142,7 +147,15 @@ def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
         start("scheduler", **fast_recovery)
         victim = start("worker", "--processes", "1", "--threads", "4", **fast_recovery)
         start("worker", "--processes", "1", "--threads", "4", **fast_recovery)
-        wait_for(lambda: execution_state(production, execution_id).processed >= 1200, timeout=120)
+        # Kill only while both workers hold chunks, so the victim surely dies mid-chunk.
+        wait_for(
+            lambda: (
+                execution_state(production, execution_id).processed >= 600
+                and _running_chunks(production) >= 6
+            ),
+            timeout=120,
+            interval=0.01,
+        )
         os.killpg(victim.pid, signal.SIGKILL)
         execution = wait_until_finished(production, execution_id, timeout=180)
         keys = sink.keys()
