@@ -50,6 +50,13 @@ def _setup(log_level: str | None = None) -> Settings:
     return settings
 
 
+def _migrated_runtime() -> Runtime:
+    """Settings and logging, the schema brought to head, and a runtime on them."""
+    settings = _setup()
+    migrate(settings.database_url)
+    return Runtime.from_settings(settings)
+
+
 def _run(fn: Callable[[], Any]) -> Any:
     """Run a command body, turning engine errors into a message and a non-zero exit code."""
     try:
@@ -128,9 +135,7 @@ def create(
     "channel_config": {"url": "…"}, "touchpoints": [{"name": "…", "message": "Hi {{ name }}",
     "delay_s": 0}]}``.
     """
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from engine.services.campaigns import create_campaign_from_document
 
     def make() -> str:
@@ -153,9 +158,7 @@ def execute(
     watch: Annotated[bool, typer.Option("--watch", help="Watch its progress")] = False,
 ) -> None:
     """Schedule an execution of a campaign; running schedulers and workers carry it out."""
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from engine.services.executions import parse_scheduled_at, start_execution
 
     def schedule() -> str:
@@ -208,9 +211,7 @@ def bootstrap(
     ],
 ) -> None:
     """Create an organization's first user and an API key (printed once, stored hashed)."""
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from engine.services.auth import bootstrap as make
 
     def run() -> tuple[str, str, str]:
@@ -229,9 +230,7 @@ def create_key(
     name: Annotated[str, typer.Option(help="What the key is for")] = "",
 ) -> None:
     """Create another API key for an organization."""
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from engine.services.auth import create_api_key
     from engine.services.campaigns import get_organization_by_name
 
@@ -251,9 +250,7 @@ def create_api_user(
     api_user: Annotated[str, typer.Option(help="The api_user of Basic api_user:api_key")],
 ) -> None:
     """Create seed 003's ``api_user:api_key`` credential for a contact list."""
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from engine.services.auth import create_api_user as make
     from engine.services.campaigns import get_organization_by_name
 
@@ -269,9 +266,7 @@ def create_api_user(
 @app.command()
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
-    settings = _setup()
-    migrate(settings.database_url)
-    rt = Runtime.from_settings(settings)
+    rt = _migrated_runtime()
     from workers.embedded import EmbeddedStack
 
     stop = _stop_on_signals()

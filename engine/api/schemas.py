@@ -40,12 +40,9 @@ class TouchpointChange(ApiModel):
     delay: float | None = Field(default=None, ge=0, le=365 * 24 * 3600)
 
 
-class CampaignIn(ApiModel):
-    """A campaign to create (seed 004 ``POST /campaigns``, seed 001 ``CreateCampaignInput``)."""
+class CampaignFields(ApiModel):
+    """Optional campaign fields shared by create and update: channel and seed 004's details."""
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
-    type: CampaignType = "message"
     channel: str | None = Field(default=None, max_length=32)
     channel_type: str | None = Field(
         default=None, max_length=32, description="seed 001's name for channel"
@@ -60,28 +57,24 @@ class CampaignIn(ApiModel):
     end_date: datetime | None = Field(default=None, alias="endDate")
     workflow: dict[str, Any] | None = None
     ab_tests: list[dict[str, Any]] | None = Field(default=None, alias="abTests")
+
+
+class CampaignIn(CampaignFields):
+    """A campaign to create (seed 004 ``POST /campaigns``, seed 001 ``CreateCampaignInput``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    type: CampaignType = "message"
     touchpoints: list[TouchpointIn] | None = Field(default=None, max_length=100)
 
 
-class CampaignChange(ApiModel):
+class CampaignChange(CampaignFields):
     """Fields of a campaign to change (``PUT /campaigns/:id``)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     type: CampaignType | None = None
     status: CampaignStatusName | None = None
-    channel: str | None = Field(default=None, max_length=32)
-    channel_type: str | None = Field(default=None, max_length=32)
-    channel_config: dict[str, Any] | None = Field(default=None, alias="channelConfig")
-    goals: dict[str, Any] | None = None
-    target_audience: dict[str, Any] | None = Field(default=None, alias="targetAudience")
-    strategy: dict[str, Any] | None = None
-    messages: list[dict[str, Any]] | None = Field(default=None, max_length=100)
-    budget: float | None = Field(default=None, ge=0)
-    start_date: datetime | None = Field(default=None, alias="startDate")
-    end_date: datetime | None = Field(default=None, alias="endDate")
-    workflow: dict[str, Any] | None = None
-    ab_tests: list[dict[str, Any]] | None = Field(default=None, alias="abTests")
 
 
 class ExecuteIn(ApiModel):
@@ -141,7 +134,7 @@ DETAIL_FIELDS = {
 }
 
 
-def details_of(model: CampaignIn | CampaignChange) -> dict[str, Any]:
+def details_of(model: CampaignFields) -> dict[str, Any]:
     """The seed-004 descriptive fields that were given, keyed by their API names, JSON-ready."""
     given = model.model_dump(mode="json", exclude_unset=True)
     return {api: given[field] for field, api in DETAIL_FIELDS.items() if field in given}
