@@ -19,9 +19,10 @@ from sqlmodel import Session, select
 
 from engine.config import Settings
 from engine.errors import EngineError, ValidationFailed
-from engine.models import ApiKey, ApiUser, ContactList, Organization, User
+from engine.models import ApiKey, ApiUser, Organization, User
 from engine.models.base import utcnow
 from engine.services.campaigns import get_or_create_organization
+from engine.services.lists import get_or_create_list
 
 _hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).
@@ -220,20 +221,6 @@ def create_api_user(
     session.add(row)
     session.flush()
     return row, key
-
-
-def get_or_create_list(session: Session, organization_id: str, name: str) -> ContactList:
-    """The organization's list called ``name``, created if needed."""
-    found = session.exec(
-        select(ContactList).where(
-            ContactList.organization_id == organization_id, ContactList.name == name
-        )
-    ).first()
-    if found is None:
-        found = ContactList(organization_id=organization_id, name=name)
-        session.add(found)
-        session.flush()
-    return found
 
 
 def authenticate_api_user(session: Session, api_user: str, api_key: str) -> ApiUser:
