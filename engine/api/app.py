@@ -7,7 +7,14 @@ from fastapi import FastAPI
 from engine import __version__
 from engine.api import errors
 from engine.api.limits import BodySizeLimit
-from engine.api.routes import auth, campaigns, marketing, touchpoints, webhooks
+from engine.api.routes import (
+    auth,
+    campaigns,
+    contact_files,
+    marketing,
+    touchpoints,
+    webhooks,
+)
 from engine.config import Settings, get_settings
 from engine.db import make_engine
 
@@ -28,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (auth, campaigns, touchpoints, webhooks, marketing):
+    for module in (auth, campaigns, touchpoints, webhooks, marketing, contact_files):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])
