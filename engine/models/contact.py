@@ -32,12 +32,36 @@ class Contact(SQLModel, table=True):
     """
 
     __tablename__ = "contacts"
+    # Conditions on Email / Phone / Name (seed 003's member listing) are scoped to a list and
+    # its organization: these indexes lead with both so an equality or a range on the field
+    # is one index range, and the count is an index-only scan. Conditions compare the
+    # columns by code point (``COLLATE "C"`` on PostgreSQL, SQLite's default BINARY), so the
+    # PostgreSQL indexes are built in that collation (``postgresql_ops``; on SQLite the
+    # option is ignored and the default collation is the same order). See docs/contacts.md.
     __table_args__ = (
         sa.Index("ix_contacts_org_id", "organization_id", "id"),
         sa.UniqueConstraint("list_id", "email", name="uq_contacts_list_email"),
-        sa.Index("ix_contacts_org_email", "organization_id", "email"),
-        sa.Index("ix_contacts_org_phone", "organization_id", "phone"),
-        sa.Index("ix_contacts_org_name", "organization_id", "name"),
+        sa.Index(
+            "ix_contacts_list_email",
+            "list_id",
+            "organization_id",
+            "email",
+            postgresql_ops={"email": 'COLLATE "C"'},
+        ),
+        sa.Index(
+            "ix_contacts_list_phone",
+            "list_id",
+            "organization_id",
+            "phone",
+            postgresql_ops={"phone": 'COLLATE "C"'},
+        ),
+        sa.Index(
+            "ix_contacts_list_name",
+            "list_id",
+            "organization_id",
+            "name",
+            postgresql_ops={"name": 'COLLATE "C"'},
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntId, primary_key=True))
