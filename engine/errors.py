@@ -32,6 +32,12 @@ class InvalidTransition(EngineError):
     code = "INVALID_TRANSITION"
 
 
+class Conflict(EngineError):
+    """The object would clash with one that exists (a taken name, an email already listed)."""
+
+    code = "CONFLICT"
+
+
 class ValidationFailed(EngineError):
     """The input is well-formed but not acceptable (unknown channel, empty audience …)."""
 

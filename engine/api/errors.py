@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import EngineError, InvalidTransition, NotFound, ValidationFailed
+from engine.errors import Conflict, EngineError, InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
 from engine.services.auth import AuthenticationFailed
 
@@ -21,6 +21,7 @@ STATUS_BY_ERROR: list[tuple[type[EngineError], int]] = [
     (AuthenticationFailed, 401),
     (NotFound, 404),
     (InvalidTransition, 409),
+    (Conflict, 409),
     (ValidationFailed, 400),
 ]
 

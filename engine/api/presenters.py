@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.models import Campaign, Execution, Touchpoint
-from engine.models.base import iso, utcnow
-from engine.services.audience import count_audience
+from engine.models.base import iso
+from engine.services.audience import campaign_audience_counts
 
 #: Channel settings never shown back (they are credentials).
 SECRET_KEYS = {"secret", "token", "password", "api_key", "apiKey", "access_token"}
@@ -76,8 +76,8 @@ def present_campaigns(
 ) -> list[dict[str, Any]]:
     """Several campaigns of one organization, with two queries for all of their figures."""
     counts = campaign_counts(session, [c.id for c in campaigns])
-    audience = count_audience(session, organization_id, utcnow()) if campaigns else 0
-    return [campaign_public(c, counts.get(c.id), audience) for c in campaigns]
+    audiences = campaign_audience_counts(session, organization_id, campaigns)
+    return [campaign_public(c, counts.get(c.id), audiences[c.id]) for c in campaigns]
 
 
 def touchpoint_public(touchpoint: Touchpoint) -> dict[str, Any]:

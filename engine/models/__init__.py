@@ -1,5 +1,6 @@
 """SQLModel table models, one module per aggregate. Importing this registers every table."""
 
+from engine.models.audience import ExecutionRecipient, Segment, Suppression
 from engine.models.auth import ApiKey, User
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
 from engine.models.contact import (
@@ -54,11 +55,14 @@ __all__ = [
     "Execution",
     "ExecutionErrorCount",
     "ExecutionRate",
+    "ExecutionRecipient",
     "ExecutionStatus",
     "FieldType",
     "Organization",
     "OutboxEvent",
     "Priority",
+    "Segment",
+    "Suppression",
     "Tag",
     "Touchpoint",
     "TouchpointType",

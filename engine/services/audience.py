@@ -1,18 +1,378 @@
-"""Who an execution targets: the organization's subscribed contacts, sampled by percentage.
+"""Who a campaign targets: its ``targetAudience`` (seed 004) resolved to one SQL condition.
 
-Lists, tags and conditions arrive with the contacts issue; they narrow the same query.
+``targetAudience`` is ``{"segments": [...], "lists": [...], "tags": [...], "filters": {...},
+"condition": {...}}``; every part is optional and the parts combine with AND:
+
+* ``segments``: ids of saved segments; a contact in any of them.
+* ``lists``: ids of contact lists; a contact of any of them.
+* ``tags``: tag names; a contact with any of them.
+* ``filters``: ``{field: value}``, each must hold. A list value means "one of"
+  (``"location": ["US", "CA"]``), ``[low, high]`` under a key ending in ``Range`` bounds the
+  field without the suffix (``"ageRange": [18, 45]`` → ``18 <= age <= 45``), ``true`` means the
+  field is set, ``false`` that it is not, anything else equality.
+* ``condition``: a seed 003 condition (``relation`` and up to 10 ``items``).
+
+Nothing given means every contact of the organization. Always excluded: unsubscribed contacts,
+contacts whose email or phone is on the suppression list, and contacts added after planning.
+A person in several lists (the same email) is targeted once. ``totalCount`` is computed from
+the same condition, never stored.
+
+A draft may name a segment, list or field that does not exist (yet): that part matches nobody,
+and it is reported by :func:`audience_problems` (validate) and refused when the execution starts.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from engine.models import Contact
+from engine.db import table_of
+from engine.errors import EngineError, ValidationFailed
+from engine.models import (
+    Campaign,
+    Contact,
+    ContactList,
+    ContactTag,
+    ExecutionRecipient,
+    Segment,
+    Suppression,
+    Tag,
+)
+from engine.models.base import utcnow
+from engine.services.conditions import MAX_CONDITION_ITEMS, compile_condition
+
+#: Error code of a malformed ``targetAudience``.
+INVALID_AUDIENCE = "INVALID_AUDIENCE"
+#: The keys ``targetAudience`` may hold (``totalCount`` is computed and ignored on input).
+AUDIENCE_KEYS = frozenset({"segments", "lists", "tags", "filters", "condition", "totalCount"})
+#: Most entries of each ``targetAudience`` part.
+MAX_PARTS = 100
+
+
+@dataclass(frozen=True)
+class AudienceSpec:
+    """A parsed ``targetAudience``."""
+
+    segments: tuple[str, ...] = ()
+    lists: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    condition: Mapping[str, Any] | None = None
+
+
+@dataclass
+class CompiledAudience:
+    """The audience's SQL condition, and why parts of it match nobody (unknown names …)."""
+
+    where: sa.ColumnElement[bool]
+    problems: list[dict[str, str]]
+
+
+def _invalid(message: str) -> ValidationFailed:
+    return ValidationFailed(f"targetAudience: {message}", code=INVALID_AUDIENCE)
+
+
+def _names(raw: Any, key: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_PARTS:
+        raise _invalid(f"{key} must be a list of at most {MAX_PARTS} entries")
+    if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in raw):
+        raise _invalid(f"{key} must hold names of 1 to 200 characters")
+    return tuple(dict.fromkeys(raw))
+
+
+def parse_audience(raw: Any) -> AudienceSpec:
+    """Check the shape of a ``targetAudience`` and return it parsed.
+
+    Raises:
+        ValidationFailed: code ``INVALID_AUDIENCE`` naming the part that is malformed.
+    """
+    if raw is None:
+        return AudienceSpec()
+    if not isinstance(raw, dict):
+        raise _invalid("must be an object")
+    unknown = set(raw) - AUDIENCE_KEYS
+    if unknown:
+        raise _invalid(f"unknown key(s) {sorted(unknown)}; known: {sorted(AUDIENCE_KEYS)}")
+    lists = raw.get("lists") or []
+    if (
+        not isinstance(lists, list)
+        or len(lists) > MAX_PARTS
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in lists)
+    ):
+        raise _invalid(f"lists must be a list of at most {MAX_PARTS} list ids (integers)")
+    filters = raw.get("filters") or {}
+    if not isinstance(filters, dict) or len(filters) > MAX_PARTS:
+        raise _invalid(f"filters must be an object of at most {MAX_PARTS} fields")
+    for name, value in filters.items():
+        _filter_items(name, value)  # raises on a malformed value
+    condition = raw.get("condition")
+    if condition is not None and not isinstance(condition, dict):
+        raise _invalid("condition must be an object with relation and items")
+    return AudienceSpec(
+        segments=_names(raw.get("segments"), "segments"),
+        lists=tuple(dict.fromkeys(lists)),
+        tags=_names(raw.get("tags"), "tags"),
+        filters=filters,
+        condition=condition,
+    )
+
+
+def checked_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Campaign ``details`` ready to store: ``targetAudience`` checked, its ``totalCount`` dropped.
+
+    Raises:
+        ValidationFailed: ``INVALID_AUDIENCE`` for a malformed ``targetAudience``.
+    """
+    result = dict(details or {})
+    target = result.get("targetAudience")
+    if target is not None:
+        parse_audience(target)
+        result["targetAudience"] = {k: v for k, v in target.items() if k != "totalCount"}
+    return result
+
+
+def _text(value: Any) -> str:
+    """A filter value as a condition value (conditions compare typed fields from text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise _invalid(f"filter values must be text, numbers or booleans (got {value!r})")
+
+
+def _filter_items(name: str, value: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One filter as seed 003 conditions, all of which must hold: ``[(relation, items)]``."""
+    if not name or len(name) > 100:
+        raise _invalid("filter names have 1 to 100 characters")
+    if isinstance(value, bool):
+        return [("and", [{"field_name": name, "op": "exist"}])] if value else []
+    if name.endswith("Range") and len(name) > 5 and isinstance(value, list):
+        if len(value) != 2 or all(v is None for v in value):
+            raise _invalid(f"{name} must be [low, high] (either may be null)")
+        target = name[: -len("Range")]
+        bounds = [(">=", value[0]), ("<=", value[1])]
+        items = [
+            {"field_name": target, "op": op, "value": _text(v)} for op, v in bounds if v is not None
+        ]
+        return [("and", items)]
+    if isinstance(value, list):
+        if not value or len(value) > MAX_PARTS:
+            raise _invalid(f"filter {name!r} must list 1 to {MAX_PARTS} values")
+        items = [{"field_name": name, "op": "==", "value": _text(v)} for v in value]
+        groups = range(0, len(items), MAX_CONDITION_ITEMS)
+        return [("or", items[i : i + MAX_CONDITION_ITEMS]) for i in groups]
+    return [("and", [{"field_name": name, "op": "==", "value": _text(value)}])]
+
+
+def _filter_clause(
+    session: Session, organization_id: str, name: str, value: Any
+) -> sa.ColumnElement[bool]:
+    if value is False:
+        exists = {"relation": "and", "items": [{"field_name": name, "op": "exist"}]}
+        return sa.not_(compile_condition(session, organization_id, exists))
+    groups = _filter_items(name, value)
+    parts = [
+        compile_condition(session, organization_id, {"relation": rel, "items": items})
+        for rel, items in groups
+    ]
+    # A list longer than one condition allows is several "or" groups, any of which may match.
+    return sa.or_(*parts) if groups[0][0] == "or" else sa.and_(*parts)
+
+
+def _known(session: Session, model: Any, organization_id: str, ids: Sequence[Any]) -> set[Any]:
+    if not ids:
+        return set()
+    rows = session.scalars(
+        sa.select(col(model.id)).where(
+            col(model.organization_id) == organization_id, col(model.id).in_(list(ids))
+        )
+    )
+    return set(rows)
+
+
+def _segments_clause(
+    session: Session, organization_id: str, ids: Sequence[str], problems: list[dict[str, str]]
+) -> sa.ColumnElement[bool]:
+    segments = {
+        s.id: s
+        for s in session.scalars(
+            sa.select(Segment).where(
+                col(Segment.organization_id) == organization_id, col(Segment.id).in_(list(ids))
+            )
+        )
+    }
+    clauses = []
+    for segment_id in ids:
+        segment = segments.get(segment_id)
+        if segment is None:
+            problems.append(
+                {"code": "SEGMENT_NOT_FOUND", "message": f"segment {segment_id!r} does not exist"}
+            )
+            continue
+        clauses.append(
+            _attempt(problems, compile_condition, session, organization_id, segment.condition)
+        )
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _attempt(problems: list[dict[str, str]], fn: Any, *args: Any) -> sa.ColumnElement[bool]:
+    """``fn(*args)``, or "matches nobody" with the reason recorded when it can't compile."""
+    try:
+        result: sa.ColumnElement[bool] = fn(*args)
+    except EngineError as exc:
+        problems.append({"code": exc.code, "message": exc.message})
+        return sa.false()
+    return result
+
+
+def _lists_clause(
+    session: Session, organization_id: str, ids: Sequence[int], problems: list[dict[str, str]]
+) -> sa.ColumnElement[bool]:
+    known = _known(session, ContactList, organization_id, ids)
+    problems.extend(
+        {"code": "LIST_NOT_FOUND", "message": f"list {list_id} does not exist"}
+        for list_id in ids
+        if list_id not in known
+    )
+    return col(Contact.list_id).in_(sorted(known)) if known else sa.false()
+
+
+def _tags_clause(organization_id: str, names: Sequence[str]) -> sa.ColumnElement[bool]:
+    tagged = (
+        sa.select(sa.literal(1))
+        .select_from(ContactTag)
+        .join(Tag, col(Tag.id) == col(ContactTag.tag_id))
+        .where(
+            col(ContactTag.contact_id) == col(Contact.id),
+            col(Tag.organization_id) == organization_id,
+            col(Tag.name).in_(list(names)),
+        )
+    )
+    return tagged.exists()
+
+
+def _not_suppressed(organization_id: str) -> sa.ColumnElement[bool]:
+    """Neither the contact's email nor its phone is on the suppression list (two index probes)."""
+
+    def listed(column: Any) -> sa.ColumnElement[bool]:
+        return (
+            sa.select(sa.literal(1))
+            .where(
+                col(Suppression.organization_id) == organization_id,
+                col(Suppression.address) == column,
+            )
+            .exists()
+        )
+
+    return sa.and_(~listed(col(Contact.email)), ~listed(col(Contact.phone)))
+
+
+def base_filter(organization_id: str, as_of: datetime) -> sa.ColumnElement[bool]:
+    """Contacts any campaign of the organization may target at ``as_of``."""
+    return sa.and_(
+        col(Contact.organization_id) == organization_id,
+        col(Contact.unsubscribed_at).is_(None),
+        col(Contact.created_at) <= as_of,
+        _not_suppressed(organization_id),
+    )
+
+
+def compile_audience(
+    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+) -> CompiledAudience:
+    """The SQL condition selecting ``spec``'s contacts, and the parts that match nobody."""
+    problems: list[dict[str, str]] = []
+    clauses = [base_filter(organization_id, as_of)]
+    if spec.segments:
+        clauses.append(_segments_clause(session, organization_id, spec.segments, problems))
+    if spec.lists:
+        clauses.append(_lists_clause(session, organization_id, spec.lists, problems))
+    if spec.tags:
+        clauses.append(_tags_clause(organization_id, spec.tags))
+    for name, value in spec.filters.items():
+        clauses.append(_attempt(problems, _filter_clause, session, organization_id, name, value))
+    if spec.condition:
+        clauses.append(
+            _attempt(problems, compile_condition, session, organization_id, spec.condition)
+        )
+    return CompiledAudience(sa.and_(*clauses), problems)
+
+
+def campaign_audience(campaign: Campaign) -> AudienceSpec:
+    """The campaign's stored ``targetAudience``, parsed (it was checked when stored)."""
+    return parse_audience((campaign.details or {}).get("targetAudience"))
+
+
+def _person() -> sa.ColumnElement[Any]:
+    """The key one person has across lists: the email, else the phone, else the contact."""
+    return sa.func.coalesce(
+        col(Contact.email), col(Contact.phone), sa.cast(col(Contact.id), sa.String)
+    )
+
+
+def count_audience(
+    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+) -> int:
+    """How many people ``spec`` targets at ``as_of`` (``totalCount``; before sampling)."""
+    where = compile_audience(session, organization_id, spec, as_of).where
+    query = sa.select(sa.func.count(sa.distinct(_person()))).where(where)
+    return int(session.scalar(query) or 0)
+
+
+def campaign_audience_count(session: Session, campaign: Campaign) -> int:
+    """The campaign's ``totalCount``: how many people its ``targetAudience`` targets now."""
+    return count_audience(session, campaign.organization_id, campaign_audience(campaign), utcnow())
+
+
+def campaign_audience_counts(
+    session: Session, organization_id: str, campaigns: Sequence[Campaign]
+) -> dict[str, int]:
+    """``totalCount`` of several campaigns, counting each distinct ``targetAudience`` once."""
+    by_spec: dict[str, int] = {}
+    result: dict[str, int] = {}
+    now = utcnow()
+    for campaign in campaigns:
+        target = (campaign.details or {}).get("targetAudience") or {}
+        key = json.dumps(target, sort_keys=True, default=str)
+        if key not in by_spec:
+            spec = parse_audience(target)
+            by_spec[key] = count_audience(session, organization_id, spec, now)
+        result[campaign.id] = by_spec[key]
+    return result
+
+
+def audience_problems(
+    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+) -> list[dict[str, str]]:
+    """Why parts of ``spec`` match nobody: ``[{"code", "message"}]`` (empty when all is well)."""
+    return compile_audience(session, organization_id, spec, as_of).problems
+
+
+def freeze_recipients(
+    session: Session, execution_id: str, organization_id: str, spec: AudienceSpec, as_of: datetime
+) -> None:
+    """Write the execution's recipients: one contact (the lowest id) per person in the audience.
+
+    One ``INSERT … SELECT`` inside the planning transaction, so the database does the work.
+    """
+    where = compile_audience(session, organization_id, spec, as_of).where
+    people = (
+        sa.select(sa.literal(execution_id), sa.func.min(col(Contact.id)))
+        .where(where)
+        .group_by(_person())
+    )
+    session.execute(
+        sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], people)
+    )
 
 
 def in_sample(execution_id: str, contact_id: int, percentage: int) -> bool:
@@ -27,29 +387,12 @@ def in_sample(execution_id: str, contact_id: int, percentage: int) -> bool:
     return int.from_bytes(digest, "big") % 100 < percentage
 
 
-def audience_filter(organization_id: str, as_of: datetime) -> sa.ColumnElement[bool]:
-    """Return the SQL condition for "subscribed contacts of the organization, as of planning"."""
-    return sa.and_(
-        col(Contact.organization_id) == organization_id,
-        col(Contact.unsubscribed_at).is_(None),
-        col(Contact.created_at) <= as_of,
-    )
-
-
-def count_audience(session: Session, organization_id: str, as_of: datetime) -> int:
-    """Return how many contacts the audience has (before sampling)."""
-    query = sa.select(sa.func.count()).where(audience_filter(organization_id, as_of))
-    return int(session.scalar(query) or 0)
-
-
-def iter_audience_ids(
-    session: Session, organization_id: str, as_of: datetime, execution_id: str, percentage: int
-) -> Iterator[int]:
-    """Yield the targeted contact ids in ascending order, streaming (no full list in memory)."""
+def iter_recipient_ids(session: Session, execution_id: str, percentage: int) -> Iterator[int]:
+    """Yield the execution's sampled recipients in ascending id order, streaming."""
     query = (
-        sa.select(col(Contact.id))
-        .where(audience_filter(organization_id, as_of))
-        .order_by(col(Contact.id))
+        sa.select(col(ExecutionRecipient.contact_id))
+        .where(col(ExecutionRecipient.execution_id) == execution_id)
+        .order_by(col(ExecutionRecipient.contact_id))
         .execution_options(yield_per=10_000)
     )
     for (contact_id,) in session.execute(query):

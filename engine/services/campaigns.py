@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from engine.channels import validate_channel
 from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
+from engine.services.audience import checked_details
 from engine.services.webhooks import emit_campaign
 from engine.templating import check_template
 
@@ -84,6 +85,7 @@ def create_campaign(
         validate_channel(channel, config)
     for spec in touchpoints:
         check_touchpoint(spec)
+    details = checked_details(details)
     campaign = Campaign(
         organization_id=organization_id,
         name=name,
@@ -91,7 +93,7 @@ def create_campaign(
         channel_config=config,
         description=description,
         type=type,
-        details=dict(details or {}),
+        details=details,
         created_by=created_by,
     )
     session.add(campaign)

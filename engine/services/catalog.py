@@ -22,6 +22,7 @@ from engine.models import (
     Touchpoint,
 )
 from engine.models.base import utcnow
+from engine.services.audience import checked_details
 from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
 from engine.services.webhooks import emit_campaign
 
@@ -167,7 +168,7 @@ def update_campaign(
     if "status" in changes and changes["status"] != campaign.status:
         _change_status(campaign, changes["status"])
     if changes.get("details"):
-        campaign.details = {**campaign.details, **changes["details"]}
+        campaign.details = checked_details({**campaign.details, **changes["details"]})
     campaign.updated_at = utcnow()
     session.flush()
     return campaign

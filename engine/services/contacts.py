@@ -1,4 +1,4 @@
-"""Contacts: bulk insertion and generated demo audiences."""
+"""Contacts: one at a time (create, get, update, delete, search), in bulk, and for demos."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from engine.db import table_of
-from engine.models import Contact
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.models import Contact, ContactTag
 from engine.models.base import utcnow
+from engine.services.conditions import compile_condition
+from engine.services.contact_data import register_fields, set_tags
+from engine.services.lists import get_list
+from engine.services.subscriptions import normalise_address
 
 
 def add_contacts(
@@ -61,3 +66,169 @@ def demo_contacts(n: int, start: int = 0) -> Iterator[dict[str, Any]]:
             "name": f"User {i}",
             "fields": {"first_name": f"User{i}", "plan": "pro" if i % 3 == 0 else "free"},
         }
+
+
+# --- one contact at a time (the /api/v1/contacts routes) ------------------------------------
+
+#: Attributes a contact create or update may carry.
+CONTACT_KEYS = frozenset({"list_id", "email", "phone", "name", "fields", "tags"})
+
+
+def _normalised(data: dict[str, Any]) -> dict[str, Any]:
+    """Check a contact's attributes; return them with email and phone normalised."""
+    unknown = set(data) - CONTACT_KEYS
+    if unknown:
+        raise ValidationFailed(f"unknown attribute(s) {sorted(unknown)}", code="INVALID_CONTACT")
+    result = dict(data)
+    for key in ("email", "phone"):
+        if result.get(key) is not None:
+            result[key] = normalise_address(str(result[key]))
+            if (key == "email") != ("@" in result[key]):
+                raise ValidationFailed(f"{result[key]!r} is not a {key}", code="INVALID_CONTACT")
+    if result.get("name") is not None and len(str(result["name"])) > 200:
+        raise ValidationFailed("name has at most 200 characters", code="INVALID_CONTACT")
+    tags = result.get("tags")
+    if tags is not None and not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
+        raise ValidationFailed("tags are names of 1 to 100 characters", code="INVALID_CONTACT")
+    return result
+
+
+def _duplicate(session: Session, organization_id: str, list_id: int | None, email: str) -> None:
+    same_list = (
+        col(Contact.list_id).is_(None) if list_id is None else col(Contact.list_id) == list_id
+    )
+    found = session.scalar(
+        sa.select(col(Contact.id)).where(
+            col(Contact.organization_id) == organization_id, same_list, col(Contact.email) == email
+        )
+    )
+    if found is not None:
+        raise Conflict(f"contact {found} already has {email!r} in this list", code="CONTACT_EXISTS")
+
+
+def create_contact(session: Session, organization_id: str, data: dict[str, Any]) -> Contact:
+    """Add one contact (to a list when ``list_id`` is given); email or phone is required.
+
+    Raises:
+        ValidationFailed: bad attributes or neither email nor phone.
+        NotFound: the list is not the organization's. Conflict: the email is in the list.
+    """
+    data = _normalised(data)
+    if not data.get("email") and not data.get("phone"):
+        raise ValidationFailed("a contact needs an email or a phone", code="INVALID_CONTACT")
+    list_id = data.get("list_id")
+    if list_id is not None:
+        get_list(session, organization_id, list_id)
+    if data.get("email"):
+        _duplicate(session, organization_id, list_id, data["email"])
+    contact = Contact(
+        organization_id=organization_id,
+        list_id=list_id,
+        email=data.get("email"),
+        phone=data.get("phone"),
+        name=data.get("name"),
+        fields=dict(data.get("fields") or {}),
+    )
+    session.add(contact)
+    session.flush()
+    register_fields(session, organization_id, set(contact.fields))
+    assert contact.id is not None
+    if data.get("tags"):
+        set_tags(session, organization_id, contact.id, list(dict.fromkeys(data["tags"])))
+    session.flush()
+    return contact
+
+
+def get_contact(session: Session, organization_id: str, contact_id: int) -> Contact:
+    """One contact of the organization.
+
+    Raises:
+        NotFound: ``CONTACT_NOT_FOUND``.
+    """
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.organization_id != organization_id:
+        raise NotFound(f"contact {contact_id} not found", code="CONTACT_NOT_FOUND")
+    return contact
+
+
+def update_contact(
+    session: Session, organization_id: str, contact_id: int, changes: dict[str, Any]
+) -> Contact:
+    """Change email, phone, name, fields (merged; ``null`` removes a key) or tags (replaced).
+
+    Raises:
+        NotFound: no such contact. ValidationFailed / Conflict: as for :func:`create_contact`.
+    """
+    contact = get_contact(session, organization_id, contact_id)
+    changes = _normalised({k: v for k, v in changes.items() if k != "list_id"})
+    if changes.get("email") and changes["email"] != contact.email:
+        _duplicate(session, organization_id, contact.list_id, changes["email"])
+    for key in ("email", "phone", "name"):
+        if key in changes:
+            setattr(contact, key, changes[key])
+    if not contact.email and not contact.phone:
+        raise ValidationFailed("a contact needs an email or a phone", code="INVALID_CONTACT")
+    if changes.get("fields"):
+        merged = {**(contact.fields or {}), **changes["fields"]}
+        contact.fields = {k: v for k, v in merged.items() if v is not None}
+        register_fields(session, organization_id, set(contact.fields))
+    if changes.get("tags") is not None:
+        assert contact.id is not None
+        set_tags(session, organization_id, contact.id, list(dict.fromkeys(changes["tags"])))
+    contact.updated_at = utcnow()
+    session.flush()
+    return contact
+
+
+def delete_contact(session: Session, organization_id: str, contact_id: int) -> None:
+    """Delete a contact and its tags (its past deliveries stay in the statistics).
+
+    Raises:
+        NotFound: no such contact.
+    """
+    contact = get_contact(session, organization_id, contact_id)
+    session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id) == contact.id))
+    session.delete(contact)
+    session.flush()
+
+
+def search_contacts(
+    session: Session,
+    organization_id: str,
+    *,
+    condition: dict[str, Any] | None = None,
+    list_id: int | None = None,
+    search: str | None = None,
+    subscribed: bool | None = None,
+    offset: int = 0,
+    limit: int = 20,
+) -> tuple[list[Contact], int]:
+    """A page of contacts (by id) matching every filter given, and how many match.
+
+    Raises:
+        ValidationFailed: the condition does not compile (``INVALID_CONDITION``).
+    """
+    clauses = [
+        col(Contact.organization_id) == organization_id,
+        compile_condition(session, organization_id, condition),
+    ]
+    if list_id is not None:
+        clauses.append(col(Contact.list_id) == list_id)
+    if search:
+        pattern = f"%{search.lower()}%"
+        clauses.append(
+            sa.or_(
+                sa.func.lower(col(Contact.name)).like(pattern),
+                col(Contact.email).like(pattern),
+                col(Contact.phone).like(pattern),
+            )
+        )
+    if subscribed is not None:
+        unsubscribed = col(Contact.unsubscribed_at)
+        clauses.append(unsubscribed.is_(None) if subscribed else unsubscribed.is_not(None))
+    where = sa.and_(*clauses)
+    total = session.scalar(sa.select(sa.func.count()).select_from(Contact).where(where))
+    rows = session.exec(
+        select(Contact).where(where).order_by(col(Contact.id)).offset(offset).limit(limit)
+    )
+    return list(rows), int(total or 0)

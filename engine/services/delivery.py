@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +28,7 @@ from engine.models import (
     Delivery,
     DeliveryStatus,
     Execution,
+    ExecutionRecipient,
     ExecutionStatus,
 )
 from engine.models.base import utcnow
@@ -39,6 +39,7 @@ from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
+from engine.services.subscriptions import suppressed_addresses
 from engine.templating import contact_context, render
 
 log = get_logger()
@@ -181,16 +182,8 @@ def _claim(session: Session, chunk_id: int) -> ChunkJob | str:
 
 
 def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -> None:
-    """Fill ``job.to_send`` and ``job.skipped`` with the chunk's contacts still owed a delivery."""
+    """Fill ``job.to_send`` and ``job.skipped``: the chunk's recipients still owed a delivery."""
     chunk, execution = job.chunk, job.execution
-    planned_at: datetime = execution.started_at or utcnow()
-    in_range = sa.and_(
-        col(Contact.organization_id) == execution.organization_id,
-        col(Contact.id).between(chunk.first_contact_id, chunk.last_contact_id),
-        col(Contact.created_at) <= planned_at,
-        # Contacts unsubscribed before planning were never in the audience.
-        sa.or_(col(Contact.unsubscribed_at).is_(None), col(Contact.unsubscribed_at) > planned_at),
-    )
     rows = session.execute(
         sa.select(
             col(Contact.id),
@@ -200,34 +193,46 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
             col(Contact.fields),
             col(Contact.unsubscribed_at),
         )
-        .where(in_range)
+        .join(ExecutionRecipient, col(ExecutionRecipient.contact_id) == col(Contact.id))
+        .where(
+            col(ExecutionRecipient.execution_id) == execution.id,
+            col(ExecutionRecipient.contact_id).between(
+                chunk.first_contact_id, chunk.last_contact_id
+            ),
+        )
         .order_by(col(Contact.id))
     ).all()
     done = _delivery_statuses(session, execution.id, chunk.touchpoint_id, chunk)
     previous = (
         _delivery_statuses(session, execution.id, previous_tp, chunk) if previous_tp else None
     )
+    rows = [
+        row
+        for row in rows
+        if row.id not in done and in_sample(execution.id, row.id, execution.target_percentage)
+    ]
+    suppressed = suppressed_addresses(
+        session, execution.organization_id, [a for r in rows for a in (r.email, r.phone) if a]
+    )
     for row in rows:
-        if row.id in done or not in_sample(execution.id, row.id, execution.target_percentage):
-            continue
-        if row.unsubscribed_at is not None:
-            job.skipped.append(
-                SendOutcome(
-                    row.id, DeliveryStatus.skipped, 0, "UNSUBSCRIBED", "contact unsubscribed"
-                )
-            )
-        elif previous is not None and previous.get(row.id) != DeliveryStatus.sent:
-            job.skipped.append(
-                SendOutcome(
-                    row.id,
-                    DeliveryStatus.skipped,
-                    0,
-                    "PREVIOUS_STEP_FAILED",
-                    "previous touchpoint was not delivered",
-                )
-            )
-        else:
+        reason = _skip_reason(row, suppressed, previous)
+        if reason is None:
             job.to_send.append(row._asdict())
+        else:
+            job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, *reason))
+
+
+def _skip_reason(
+    row: Any, suppressed: set[str], previous: dict[int, str] | None
+) -> tuple[str, str] | None:
+    """Why a recipient is not sent this step (unsubscribed or suppressed since planning …)."""
+    if row.unsubscribed_at is not None:
+        return "UNSUBSCRIBED", "contact unsubscribed"
+    if row.email in suppressed or row.phone in suppressed:
+        return "SUPPRESSED", "the contact's address is on the suppression list"
+    if previous is not None and previous.get(row.id) != DeliveryStatus.sent:
+        return "PREVIOUS_STEP_FAILED", "previous touchpoint was not delivered"
+    return None
 
 
 def _delivery_statuses(

@@ -26,7 +26,13 @@ from engine.models import (
     TouchpointType,
 )
 from engine.models.base import utcnow
-from engine.services.audience import count_audience, iter_audience_ids
+from engine.services.audience import (
+    audience_problems,
+    campaign_audience,
+    count_audience,
+    freeze_recipients,
+    iter_recipient_ids,
+)
 from engine.services.campaigns import get_campaign, list_touchpoints
 from engine.services.webhooks import emit_campaign
 
@@ -47,6 +53,25 @@ def message_steps(touchpoints: list[Touchpoint]) -> list[tuple[Touchpoint, float
         steps.append((tp, pending_wait + tp.delay_s))
         pending_wait = 0.0
     return steps
+
+
+def check_audience(session: Session, campaign: Campaign) -> None:
+    """Refuse to execute a campaign whose audience names missing parts or is empty.
+
+    Raises:
+        ValidationFailed: the first problem's code (``SEGMENT_NOT_FOUND`` …) or ``NO_AUDIENCE``.
+    """
+    spec = campaign_audience(campaign)
+    now = utcnow()
+    problems = audience_problems(session, campaign.organization_id, spec, now)
+    if problems:
+        raise ValidationFailed("; ".join(p["message"] for p in problems), code=problems[0]["code"])
+    if count_audience(session, campaign.organization_id, spec, now) == 0:
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no audience: no subscribed contact matches its "
+            "targetAudience",
+            code="NO_AUDIENCE",
+        )
 
 
 def start_execution(
@@ -82,12 +107,7 @@ def start_execution(
         raise ValidationFailed(
             f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"
         )
-    if count_audience(session, campaign.organization_id, utcnow()) == 0:
-        raise ValidationFailed(
-            f"campaign {campaign.id!r} has no audience: "
-            "its organization has no subscribed contacts",
-            code="NO_AUDIENCE",
-        )
+    check_audience(session, campaign)
     execution = Execution(
         organization_id=campaign.organization_id,
         campaign_id=campaign.id,
@@ -148,9 +168,10 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     steps = message_steps(list_touchpoints(session, campaign.id))
     now = utcnow()
     first_tp, first_delay = steps[0]
-    ids = iter_audience_ids(
-        session, execution.organization_id, now, execution.id, execution.target_percentage
+    freeze_recipients(
+        session, execution.id, execution.organization_id, campaign_audience(campaign), now
     )
+    ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
     contacts = 0
     chunk_no = 0
     rank = PRIORITY_RANK[Priority(execution.priority)]

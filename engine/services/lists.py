@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import ApiUser, Contact, ContactList, ContactTag
 
 
@@ -27,7 +27,7 @@ def create_list(session: Session, organization_id: str, name: str) -> ContactLis
     """Create a list.
 
     Raises:
-        ValidationFailed: the name is empty, too long or already taken (``LIST_EXISTS``).
+        ValidationFailed: the name is empty or too long. Conflict: it is taken (``LIST_EXISTS``).
     """
     name = name.strip()
     if not 0 < len(name) <= 200:
@@ -38,7 +38,7 @@ def create_list(session: Session, organization_id: str, name: str) -> ContactLis
         )
     ).first()
     if taken is not None:
-        raise ValidationFailed(f"a list named {name!r} exists", code="LIST_EXISTS")
+        raise Conflict(f"a list named {name!r} exists", code="LIST_EXISTS")
     return get_or_create_list(session, organization_id, name)
 
 

@@ -13,7 +13,7 @@ from engine.channels import ensure_available, validate_channel
 from engine.errors import EngineError, InvalidTransition, NotFound
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
-from engine.services.audience import count_audience
+from engine.services.audience import campaign_audience, compile_audience
 from engine.services.campaigns import (
     TouchpointSpec,
     check_touchpoint,
@@ -154,31 +154,25 @@ def validate_touchpoint(
         check(validate_channel, campaign.channel, campaign.channel_config)
         check(ensure_available, campaign.channel)
     errors.extend(_variation_errors(touchpoint.message))
-    if count_audience(session, campaign.organization_id, utcnow()) == 0:
+    audience = compile_audience(
+        session, campaign.organization_id, campaign_audience(campaign), utcnow()
+    )
+    errors.extend(audience.problems)
+    sample = session.exec(
+        select(Contact).where(audience.where).order_by(col(Contact.id)).limit(1)
+    ).first()
+    if sample is None and not audience.problems:
         errors.append(
-            {
-                "code": "NO_AUDIENCE",
-                "message": "the campaign's organization has no subscribed contacts",
-            }
+            {"code": "NO_AUDIENCE", "message": "no subscribed contact matches the targetAudience"}
         )
-    if touchpoint.type == TouchpointType.message and not errors:
-        errors.extend(_render_errors(session, campaign.organization_id, touchpoint.message))
+    if touchpoint.type == TouchpointType.message and sample is not None and not errors:
+        errors.extend(_render_errors(sample, touchpoint.message))
     return {"valid": not errors, "errors": errors}
 
 
-def _render_errors(session: Session, organization_id: str, message: Any) -> list[dict[str, str]]:
+def _render_errors(sample: Contact, message: Any) -> list[dict[str, str]]:
     """Render the message for the audience's first contact: a template that compiles can
     still fail on real data (``{{ plan.name }}`` when ``plan`` is missing)."""
-    sample = session.exec(
-        select(Contact)
-        .where(
-            col(Contact.organization_id) == organization_id, col(Contact.unsubscribed_at).is_(None)
-        )
-        .order_by(col(Contact.id))
-        .limit(1)
-    ).first()
-    if sample is None:
-        return []
     recipient = {"id": sample.id, "email": sample.email, "phone": sample.phone, "name": sample.name}
     try:
         render(message, contact_context(sample.fields, recipient))

@@ -20,9 +20,9 @@ from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, d
 from engine.config import Settings
 from engine.errors import InvalidTransition
 from engine.models import Campaign, Execution
-from engine.models.base import iso, utcnow
+from engine.models.base import iso
 from engine.services import catalog
-from engine.services.audience import count_audience
+from engine.services.audience import campaign_audience_count
 from engine.services.campaigns import (
     TouchpointSpec,
     create_campaign,
@@ -59,7 +59,7 @@ def _message_specs(messages: list[dict[str, Any]] | None) -> list[TouchpointSpec
 
 
 def _full(session: Session, campaign: Campaign) -> dict[str, Any]:
-    audience = count_audience(session, campaign.organization_id, utcnow())
+    audience = campaign_audience_count(session, campaign)
     data = campaign_public(
         campaign, campaign_counts(session, [campaign.id]).get(campaign.id), audience
     )
@@ -172,11 +172,7 @@ def _estimate(
     if not rate:
         return None
     steps = message_steps(list_touchpoints(session, campaign.id))
-    contacts = (
-        count_audience(session, campaign.organization_id, utcnow())
-        * execution.target_percentage
-        / 100
-    )
+    contacts = campaign_audience_count(session, campaign) * execution.target_percentage / 100
     delays = sum(delay for _, delay in steps)
     return iso(
         execution.scheduled_at + timedelta(seconds=contacts * len(steps) / float(rate) + delays)

@@ -1,0 +1,67 @@
+"""A contact's tags and custom fields: the helpers every contact writer shares."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from engine.models import ContactField, ContactTag, Tag
+
+
+def tags_by_contact(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """Each contact's ``(tag id, tag name)`` pairs, in tag id order."""
+    found: dict[int, list[tuple[int, str]]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return found
+    rows = session.execute(
+        sa.select(col(ContactTag.contact_id), col(Tag.id), col(Tag.name))
+        .join(Tag, col(Tag.id) == col(ContactTag.tag_id))
+        .where(col(ContactTag.contact_id).in_(contact_ids))
+        .order_by(col(Tag.id))
+    )
+    for contact_id, tag_id, name in rows:
+        found[contact_id].append((tag_id, name))
+    return found
+
+
+def tag_ids(session: Session, organization_id: str, names: list[str]) -> dict[str, int]:
+    """Ids of the named tags, creating the missing ones."""
+    if not names:
+        return {}
+    have = {
+        t.name: t.id
+        for t in session.exec(
+            select(Tag).where(col(Tag.organization_id) == organization_id, col(Tag.name).in_(names))
+        )
+    }
+    for name in names:
+        if name not in have:
+            tag = Tag(organization_id=organization_id, name=name)
+            session.add(tag)
+            session.flush()
+            have[name] = tag.id
+    return {k: v for k, v in have.items() if v is not None}
+
+
+def set_tags(session: Session, organization_id: str, contact_id: int, names: list[str]) -> None:
+    """Replace a contact's tags with ``names`` (tags are created as needed)."""
+    ids = tag_ids(session, organization_id, names)
+    session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id) == contact_id))
+    for name in names:
+        session.add(ContactTag(contact_id=contact_id, tag_id=ids[name]))
+
+
+def register_fields(session: Session, organization_id: str, names: set[str]) -> None:
+    """Custom fields seen in data become known (as strings) so conditions can name them."""
+    if not names:
+        return
+    known = set(
+        session.scalars(
+            sa.select(col(ContactField.name)).where(
+                col(ContactField.organization_id) == organization_id,
+                col(ContactField.name).in_(names),
+            )
+        )
+    )
+    for name in sorted(names - known):
+        session.add(ContactField(organization_id=organization_id, name=name))

@@ -1,0 +1,166 @@
+"""Consent: unsubscribing contacts and the organization's suppression list.
+
+An unsubscribed contact keeps its data but is never targeted again (``unsubscribe_time``).
+A suppressed address (email or phone) is never messaged, whichever list or contact carries it:
+the planner leaves it out, and a worker skips it (``SUPPRESSED``) if it was added mid-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, col, select
+
+from engine.errors import NotFound, ValidationFailed
+from engine.models import Contact, Suppression
+from engine.models.base import utcnow
+
+#: Most addresses one suppression call may carry.
+MAX_SUPPRESS_BATCH = 1000
+#: Phone numbers as contacts store them: an optional ``+`` then 4 to 20 digits.
+_PHONE_CHARS = set("0123456789")
+
+
+def normalise_address(address: str) -> str:
+    """An email lower-cased and normalised, or a phone number; as contacts store them.
+
+    Raises:
+        ValidationFailed: ``INVALID_ADDRESS`` for text that is neither.
+    """
+    text = address.strip()
+    if "@" in text:
+        try:
+            return validate_email(text, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise ValidationFailed(f"invalid email: {exc}", code="INVALID_ADDRESS") from exc
+    digits = text[1:] if text.startswith("+") else text
+    if 4 <= len(digits) <= 20 and set(digits) <= _PHONE_CHARS:
+        return text
+    raise ValidationFailed(
+        f"{address!r} is neither an email nor a phone number", code="INVALID_ADDRESS"
+    )
+
+
+def _contact(session: Session, organization_id: str, contact_id: int) -> Contact:
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.organization_id != organization_id:
+        raise NotFound(f"contact {contact_id} not found", code="CONTACT_NOT_FOUND")
+    return contact
+
+
+def unsubscribe(session: Session, organization_id: str, contact_id: int) -> Contact:
+    """Mark a contact unsubscribed (idempotent: the first time is kept).
+
+    Raises:
+        NotFound: no such contact in the organization.
+    """
+    contact = _contact(session, organization_id, contact_id)
+    if contact.unsubscribed_at is None:
+        contact.unsubscribed_at = utcnow()
+        contact.updated_at = contact.unsubscribed_at
+        session.flush()
+    return contact
+
+
+def resubscribe(session: Session, organization_id: str, contact_id: int) -> Contact:
+    """Clear a contact's unsubscription (the contact asked to receive messages again).
+
+    Raises:
+        NotFound: no such contact in the organization.
+    """
+    contact = _contact(session, organization_id, contact_id)
+    if contact.unsubscribed_at is not None:
+        contact.unsubscribed_at = None
+        contact.updated_at = utcnow()
+        session.flush()
+    return contact
+
+
+def suppress(
+    session: Session, organization_id: str, addresses: list[str], reason: str = "manual"
+) -> list[Suppression]:
+    """Put addresses on the suppression list; those already there are kept as they are.
+
+    All or nothing: one invalid address refuses the whole call.
+
+    Raises:
+        ValidationFailed: ``INVALID_ADDRESS`` naming the first bad one, or more than 1000.
+    """
+    if not addresses or len(addresses) > MAX_SUPPRESS_BATCH:
+        raise ValidationFailed(
+            f"give 1 to {MAX_SUPPRESS_BATCH} addresses", code="INVALID_ADDRESSES"
+        )
+    if not 0 < len(reason) <= 64:
+        raise ValidationFailed("reason has 1 to 64 characters", code="INVALID_REASON")
+    wanted = list(dict.fromkeys(normalise_address(a) for a in addresses))
+    have = {
+        s.address: s
+        for s in session.exec(
+            select(Suppression).where(
+                col(Suppression.organization_id) == organization_id,
+                col(Suppression.address).in_(wanted),
+            )
+        )
+    }
+    for address in wanted:
+        if address not in have:
+            have[address] = Suppression(
+                organization_id=organization_id, address=address, reason=reason
+            )
+            session.add(have[address])
+    session.flush()
+    return [have[a] for a in wanted]
+
+
+def unsuppress(session: Session, organization_id: str, address: str) -> None:
+    """Take an address off the suppression list.
+
+    Raises:
+        NotFound: the address is not on the list.
+    """
+    normalised = normalise_address(address)
+    deleted = session.execute(
+        sa.delete(Suppression).where(
+            col(Suppression.organization_id) == organization_id,
+            col(Suppression.address) == normalised,
+        )
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"{normalised!r} is not suppressed", code="SUPPRESSION_NOT_FOUND")
+
+
+def list_suppressions(
+    session: Session, organization_id: str, *, offset: int = 0, limit: int = 20
+) -> tuple[list[Suppression], int]:
+    """A page of the suppression list, newest first, and its size."""
+    where = col(Suppression.organization_id) == organization_id
+    total = int(
+        session.scalar(sa.select(sa.func.count()).select_from(Suppression).where(where)) or 0
+    )
+    rows = session.exec(
+        select(Suppression)
+        .where(where)
+        .order_by(col(Suppression.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), int(total or 0)
+
+
+def suppressed_addresses(
+    session: Session, organization_id: str, addresses: Iterable[str]
+) -> set[str]:
+    """Which of ``addresses`` are on the organization's suppression list."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(col(Suppression.address)).where(
+                col(Suppression.organization_id) == organization_id,
+                col(Suppression.address).in_(wanted),
+            )
+        )
+    )
