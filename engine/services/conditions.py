@@ -294,13 +294,18 @@ def _typed_clause(item: _Item, text: Expr, field_type: str, dialect: str) -> sa.
         key, bound = _date_key(item, text), sa.literal(item.value.strip()[:10], sa.Text)
     else:
         key, bound = text, sa.literal(item.value, sa.Text)
-    if item.op in _ORDERED and field_type != FieldType.number and dialect == "postgresql":
-        # Code point order on both databases, whatever PostgreSQL's default collation.
+    # A column is NULL exactly when its key is: test the column itself, so that the
+    # clause stays ``col IS NOT NULL AND …`` and an index on the column serves it.
+    operand = text if isinstance(text, sa.Column) else key
+    if field_type != FieldType.number and dialect == "postgresql":
+        # Code point order on both databases, whatever PostgreSQL's default collation. Also
+        # for == and != (same result: default collations are deterministic) so that one
+        # index per column, built COLLATE "C" (models/contact.py), serves every comparison.
         key = sa.collate(key, "C")
     if item.op in ("==", "!="):
-        equal = _definite(key == bound, key)
+        equal = _definite(key == bound, operand)
         return equal if item.op == "==" else sa.not_(equal)
-    return _definite(_ORDERED[item.op](key, bound), key)
+    return _definite(_ORDERED[item.op](key, bound), operand)
 
 
 def _definite(predicate: Expr, operand: Expr) -> sa.ColumnElement[bool]:
