@@ -18,8 +18,9 @@ def make_campaign(
     channel_config: dict[str, Any] | None = None,
     steps: list[TouchpointSpec] | None = None,
     org: str = "acme",
+    audience: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """Create an organization with ``contacts`` contacts and a campaign.
+    """Create an organization with ``contacts`` contacts and a campaign targeting ``audience``.
 
     Returns:
         (organization id, campaign id).
@@ -32,7 +33,13 @@ def make_campaign(
         organization = get_or_create_organization(session, org)
         add_contacts(session, organization.id, demo_contacts(contacts))
         campaign = create_campaign(
-            session, organization.id, "test campaign", channel, steps, channel_config=channel_config
+            session,
+            organization.id,
+            "test campaign",
+            channel,
+            steps,
+            channel_config=channel_config,
+            details={"targetAudience": audience} if audience is not None else None,
         )
         return organization.id, campaign.id
 

@@ -20,6 +20,11 @@ def ok(data: Any) -> dict[str, Any]:
     return {"success": True, "data": data}
 
 
+def pagination(page: int, limit: int, total: int) -> dict[str, int]:
+    """Seed 004's ``pagination`` object."""
+    return {"page": page, "limit": limit, "total": total, "pages": -(-total // limit)}
+
+
 def campaign_counts(session: Session, campaign_ids: list[str]) -> dict[str, dict[str, int]]:
     """Delivery counters summed over each campaign's executions (test mode excluded)."""
     if not campaign_ids:

@@ -22,7 +22,10 @@ from engine.services.subscriptions import normalise_address
 def add_contacts(
     session: Session, organization_id: str, rows: Iterable[dict[str, Any]], batch: int = 5000
 ) -> int:
-    """Insert contacts in batches (``email``, ``phone``, ``name``, ``fields``); return how many."""
+    """Insert contacts in batches (``email``, ``phone``, ``name``, ``fields``); return how many.
+
+    Their custom field names are registered (as strings) so conditions can name them.
+    """
     table = table_of(Contact)
     now = utcnow()
     count = 0
@@ -43,6 +46,9 @@ def add_contacts(
             ],
         )
         count += len(page)
+        register_fields(
+            session, organization_id, {k for row in page for k in row.get("fields", {})}
+        )
     session.flush()
     return count
 
@@ -87,6 +93,11 @@ def _normalised(data: dict[str, Any]) -> dict[str, Any]:
                 raise ValidationFailed(f"{result[key]!r} is not a {key}", code="INVALID_CONTACT")
     if result.get("name") is not None and len(str(result["name"])) > 200:
         raise ValidationFailed("name has at most 200 characters", code="INVALID_CONTACT")
+    fields = result.get("fields") or {}
+    if not isinstance(fields, dict) or not all(0 < len(str(k)) <= 100 for k in fields):
+        raise ValidationFailed(
+            "fields is an object whose names have 1 to 100 characters", code="INVALID_CONTACT"
+        )
     tags = result.get("tags")
     if tags is not None and not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
         raise ValidationFailed("tags are names of 1 to 100 characters", code="INVALID_CONTACT")

@@ -21,10 +21,12 @@ from engine.models.base import utcnow
 MAX_SUPPRESS_BATCH = 1000
 #: Phone numbers as contacts store them: an optional ``+`` then 4 to 20 digits.
 _PHONE_CHARS = set("0123456789")
+#: Written between a phone number's digits, dropped when normalising.
+_SEPARATORS = str.maketrans("", "", " -().")
 
 
 def normalise_address(address: str) -> str:
-    """An email lower-cased and normalised, or a phone number; as contacts store them.
+    """An email lower-cased and normalised, or a phone number without separators.
 
     Raises:
         ValidationFailed: ``INVALID_ADDRESS`` for text that is neither.
@@ -35,9 +37,10 @@ def normalise_address(address: str) -> str:
             return validate_email(text, check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
             raise ValidationFailed(f"invalid email: {exc}", code="INVALID_ADDRESS") from exc
-    digits = text[1:] if text.startswith("+") else text
+    compact = text.translate(_SEPARATORS)
+    digits = compact[1:] if compact.startswith("+") else compact
     if 4 <= len(digits) <= 20 and set(digits) <= _PHONE_CHARS:
-        return text
+        return compact
     raise ValidationFailed(
         f"{address!r} is neither an email nor a phone number", code="INVALID_ADDRESS"
     )

@@ -1,0 +1,187 @@
+"""``/api/v1/contacts``: the organization's contacts, searched by condition, and their consent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok, pagination
+from engine.models import Contact
+from engine.models.base import iso
+from engine.services import contacts as service
+from engine.services import subscriptions
+from engine.services.contact_data import tags_by_contact
+
+router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
+
+_ContactId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+_Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ContactChange(BaseModel):
+    """A contact's attributes; on update, only those given change."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=200)
+    fields: dict[str, Any] | None = Field(default=None, max_length=200)
+    tags: list[_Name] | None = Field(default=None, max_length=100)
+
+
+class ContactIn(ContactChange):
+    """A new contact: ``email`` or ``phone``, optionally in the list ``listId``."""
+
+    list_id: int | None = Field(default=None, alias="listId", ge=1)
+
+
+class ConditionItem(BaseModel):
+    """One item of a seed 003 condition."""
+
+    model_config = ConfigDict(extra="forbid")
+    field_name: str = Field(min_length=1, max_length=100)
+    op: str = Field(min_length=1, max_length=20)
+    value: str | None = Field(default=None, max_length=1000)
+
+
+class Condition(BaseModel):
+    """``relation`` and up to 10 ``items`` (checked by the engine, with a clear code)."""
+
+    model_config = ConfigDict(extra="forbid")
+    relation: str = Field(max_length=10)
+    items: list[ConditionItem] = Field(max_length=100)
+
+
+class SearchIn(BaseModel):
+    """A condition search, optionally within one list."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    condition: Condition | None = None
+    list_id: int | None = Field(default=None, alias="listId", ge=1)
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+def contact_public(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
+    """A contact as the 004-style API shows it."""
+    return {
+        "id": contact.id,
+        "listId": contact.list_id,
+        "email": contact.email,
+        "phone": contact.phone,
+        "name": contact.name,
+        "fields": contact.fields or {},
+        "tags": [name for _, name in tags],
+        "subscribed": contact.unsubscribed_at is None,
+        "unsubscribedAt": iso(contact.unsubscribed_at),
+        "createdAt": iso(contact.created_at),
+        "updatedAt": iso(contact.updated_at or contact.created_at),
+    }
+
+
+def _one(session: Session, contact: Contact) -> dict[str, Any]:
+    assert contact.id is not None
+    return ok(contact_public(contact, tags_by_contact(session, [contact.id])[contact.id]))
+
+
+def _page(
+    session: Session, contacts: list[Contact], page: int, limit: int, total: int
+) -> dict[str, Any]:
+    tags = tags_by_contact(session, [c.id for c in contacts if c.id is not None])
+    return ok(
+        {
+            "contacts": [contact_public(c, tags[c.id]) for c in contacts if c.id is not None],
+            "pagination": pagination(page, limit, total),
+        }
+    )
+
+
+@router.get("")
+def list_contacts(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    list_id: Annotated[int | None, Query(alias="listId", ge=1)] = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    status: Literal["subscribed", "unsubscribed"] | None = None,
+) -> dict[str, Any]:
+    """List contacts by id: filter by list and subscription, search name, email and phone."""
+    contacts, total = service.search_contacts(
+        session,
+        principal.organization_id,
+        list_id=list_id,
+        search=search,
+        subscribed=None if status is None else status == "subscribed",
+        offset=(page - 1) * limit,
+        limit=limit,
+    )
+    return _page(session, contacts, page, limit, total)
+
+
+@router.post("/search")
+def search(body: SearchIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Contacts matching a seed 003 condition (``relation``, up to 10 ``items``)."""
+    contacts, total = service.search_contacts(
+        session,
+        principal.organization_id,
+        condition=body.condition.model_dump() if body.condition else None,
+        list_id=body.list_id,
+        offset=(body.page - 1) * body.limit,
+        limit=body.limit,
+    )
+    return _page(session, contacts, body.page, body.limit, total)
+
+
+@router.post("", status_code=201)
+def create(body: ContactIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Add a contact (email or phone required; unique email within a list: 409 otherwise)."""
+    data = body.model_dump(exclude_none=True)
+    return _one(session, service.create_contact(session, principal.organization_id, data))
+
+
+@router.get("/{contact_id}")
+def get(contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One contact, with its tags and consent."""
+    return _one(session, service.get_contact(session, principal.organization_id, contact_id))
+
+
+@router.put("/{contact_id}")
+def update(
+    contact_id: _ContactId, body: ContactChange, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Change attributes: ``fields`` merge (``null`` removes a key), ``tags`` replace."""
+    changes = body.model_dump(exclude_unset=True)
+    contact = service.update_contact(session, principal.organization_id, contact_id, changes)
+    return _one(session, contact)
+
+
+@router.delete("/{contact_id}")
+def delete(
+    contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Delete a contact (its past deliveries stay counted)."""
+    service.delete_contact(session, principal.organization_id, contact_id)
+    return ok({"message": "Contact deleted successfully"})
+
+
+@router.post("/{contact_id}/unsubscribe")
+def unsubscribe(
+    contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Unsubscribe: never targeted again, and skipped by executions already running."""
+    contact = subscriptions.unsubscribe(session, principal.organization_id, contact_id)
+    return _one(session, contact)
+
+
+@router.post("/{contact_id}/resubscribe")
+def resubscribe(
+    contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Undo an unsubscription (only when the contact asked for it)."""
+    contact = subscriptions.resubscribe(session, principal.organization_id, contact_id)
+    return _one(session, contact)
