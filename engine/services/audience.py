@@ -312,10 +312,52 @@ def campaign_audience(campaign: Campaign) -> AudienceSpec:
     return parse_audience((campaign.details or {}).get("targetAudience"))
 
 
-def _person() -> sa.ColumnElement[Any]:
-    """The key one person has across lists: the email, else the phone, else the contact."""
-    return sa.func.coalesce(
+def _person(dialect: str) -> sa.ColumnElement[Any]:
+    """The key one person has across lists: the email, else the phone, else the contact.
+
+    Byte-wise collation on PostgreSQL: grouping 1,000,000 keys is then much cheaper.
+    """
+    key = sa.func.coalesce(
         col(Contact.email), col(Contact.phone), sa.cast(col(Contact.id), sa.String)
+    )
+    return sa.collate(key, "C") if dialect == "postgresql" else key
+
+
+def _may_repeat(session: Session, organization_id: str, spec: AudienceSpec) -> bool:
+    """Whether one person may appear as several contacts of the audience.
+
+    An email is unique within a list, so an audience drawn from one list (or only from
+    contacts in no list) needs no deduplication — the costly part of counting a large one.
+    """
+    if spec.lists:
+        return len(_known(session, ContactList, organization_id, spec.lists)) > 1
+    lists = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ContactList)
+        .where(col(ContactList.organization_id) == organization_id)
+    )
+    unlisted = session.scalar(
+        sa.select(
+            sa.select(sa.literal(1))
+            .where(col(Contact.list_id).is_(None), col(Contact.organization_id) == organization_id)
+            .exists()
+        )
+    )
+    return int(lists or 0) + int(bool(unlisted)) > 1
+
+
+def _audience_ids(
+    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+) -> sa.Select[Any]:
+    """One contact id per person in the audience (the lowest, when a person repeats)."""
+    where = compile_audience(session, organization_id, spec, as_of).where
+    if not _may_repeat(session, organization_id, spec):
+        return sa.select(col(Contact.id).label("contact_id")).where(where)
+    dialect = session.get_bind().dialect.name
+    return (
+        sa.select(sa.func.min(col(Contact.id)).label("contact_id"))
+        .where(where)
+        .group_by(_person(dialect))
     )
 
 
@@ -323,9 +365,8 @@ def count_audience(
     session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
 ) -> int:
     """How many people ``spec`` targets at ``as_of`` (``totalCount``; before sampling)."""
-    where = compile_audience(session, organization_id, spec, as_of).where
-    query = sa.select(sa.func.count(sa.distinct(_person()))).where(where)
-    return int(session.scalar(query) or 0)
+    people = _audience_ids(session, organization_id, spec, as_of).subquery()
+    return int(session.scalar(sa.select(sa.func.count()).select_from(people)) or 0)
 
 
 def campaign_audience_count(session: Session, campaign: Campaign) -> int:
@@ -362,16 +403,13 @@ def freeze_recipients(
 ) -> None:
     """Write the execution's recipients: one contact (the lowest id) per person in the audience.
 
-    One ``INSERT … SELECT`` inside the planning transaction, so the database does the work.
+    One ``INSERT … SELECT`` in id order inside the planning transaction, so the database does
+    the work and the primary key grows at its end.
     """
-    where = compile_audience(session, organization_id, spec, as_of).where
-    people = (
-        sa.select(sa.literal(execution_id), sa.func.min(col(Contact.id)))
-        .where(where)
-        .group_by(_person())
-    )
+    people = _audience_ids(session, organization_id, spec, as_of).subquery()
+    rows = sa.select(sa.literal(execution_id), people.c.contact_id).order_by(people.c.contact_id)
     session.execute(
-        sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], people)
+        sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], rows)
     )
 
 

@@ -19,6 +19,7 @@ from engine.models import (
     Execution,
     ExecutionErrorCount,
     ExecutionRate,
+    ExecutionRecipient,
     Touchpoint,
 )
 from engine.models.base import utcnow
@@ -205,7 +206,7 @@ def delete_campaign(session: Session, organization_id: str, campaign_id: str) ->
             f"campaign {campaign_id!r} has an execution in progress", code="CANNOT_DELETE"
         )
     executions = sa.select(col(Execution.id)).where(col(Execution.campaign_id) == campaign_id)
-    for model in (Delivery, Chunk, ExecutionErrorCount, ExecutionRate):
+    for model in (Delivery, Chunk, ExecutionErrorCount, ExecutionRate, ExecutionRecipient):
         session.execute(sa.delete(model).where(model.execution_id.in_(executions)))  # type: ignore[attr-defined]
     session.execute(sa.delete(Execution).where(col(Execution.campaign_id) == campaign_id))
     session.execute(sa.delete(Touchpoint).where(col(Touchpoint.campaign_id) == campaign_id))

@@ -59,9 +59,6 @@ def upgrade() -> None:
         "execution_recipients",
         sa.Column("execution_id", sa.String(length=32), nullable=False),
         sa.Column("contact_id", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["execution_id"], ["executions.id"], name="fk_recipients_execution", ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("execution_id", "contact_id"),
     )
     # ### end Alembic commands ###
