@@ -9,8 +9,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.errors import ValidationFailed
-from engine.models import Delivery, DeliveryStatus, Execution
+from engine.models import Campaign, Contact, Delivery, DeliveryStatus, Execution, Segment
 from engine.models.base import utcnow
+from engine.services.audience import campaign_audience
+from engine.services.conditions import compile_condition
 
 #: ``period`` values and how far back each looks (``all``: no limit).
 PERIODS = {
@@ -84,10 +86,59 @@ def campaign_statistics(
             "conversionRate": 0.0,
         },
         "timeline": _timeline(session, where),
-        "segments": [],
+        "segments": _segments(session, campaign_id, where) if "segments" in wanted else [],
         "variations": [],
     }
     return {name: sections[name] for name in wanted}
+
+
+def _segments(session: Session, campaign_id: str, where: list[Any]) -> list[dict[str, Any]]:
+    """Deliveries to the contacts of each segment the campaign targets (seed 004 ``segments``).
+
+    A contact counts for a segment it matches now; a segment deleted since, or whose condition
+    no longer compiles, is left out.
+    """
+    campaign = session.get_one(Campaign, campaign_id)
+    wanted = campaign_audience(campaign).segments
+    if not wanted:
+        return []
+    segments = session.scalars(
+        sa.select(Segment).where(
+            col(Segment.organization_id) == campaign.organization_id,
+            col(Segment.id).in_(list(wanted)),
+        )
+    ).all()
+    result = []
+    for segment in sorted(segments, key=lambda s: wanted.index(s.id)):
+        try:
+            matches = compile_condition(session, campaign.organization_id, segment.condition)
+        except ValidationFailed:
+            continue
+        counts = dict(
+            session.execute(
+                sa.select(col(Delivery.status), sa.func.count())
+                .join(Contact, col(Contact.id) == col(Delivery.contact_id))
+                .where(*where, matches)
+                .group_by(col(Delivery.status))
+            ).all()
+        )
+        sent, failed = (
+            int(counts.get(DeliveryStatus.sent, 0)),
+            int(counts.get(DeliveryStatus.failed, 0)),
+        )
+        result.append(
+            {
+                "segmentId": segment.id,
+                "name": segment.name,
+                "performance": {
+                    "sent": sent,
+                    "failed": failed,
+                    "sendSuccessRate": _rate(sent, sent + failed),
+                    "conversionRate": 0.0,
+                },
+            }
+        )
+    return result
 
 
 def _timeline(session: Session, where: list[Any]) -> list[dict[str, Any]]:

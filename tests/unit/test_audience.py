@@ -23,6 +23,7 @@ from engine.services.contacts import create_contact
 from engine.services.executions import plan_execution, start_execution
 from engine.services.lists import create_list
 from engine.services.segments import create_segment
+from engine.services.statistics import campaign_statistics
 from engine.services.subscriptions import suppress, unsubscribe
 from engine.testing import wait_until_finished
 from tests.factories import execute, make_campaign
@@ -212,3 +213,25 @@ def test_people_unsubscribed_or_suppressed_after_planning_are_skipped(
     assert outcomes[org["ids"]["Bo"]] == "UNSUBSCRIBED"
     assert outcomes[org["ids"]["Ed"]] == "SUPPRESSED"
     assert sum(1 for code in outcomes.values() if code is None) == 3
+
+
+def test_statistics_break_sends_down_by_targeted_segment(rt: Runtime, org: dict[str, Any]) -> None:
+    item = {"field_name": "location", "op": "==", "value": "US"}
+    with session_scope(rt.engine) as session:
+        us = create_segment(session, org["id"], "US", {"relation": "and", "items": [item]}).id
+        vip = create_segment(
+            session,
+            org["id"],
+            "VIP",
+            {"relation": "and", "items": [{"field_name": "tag", "op": "==", "value": "vip"}]},
+        ).id
+    _, campaign_id = make_campaign(rt, contacts=0, audience={"segments": [us, vip]})
+    execution_id = execute(rt, campaign_id)
+    with EmbeddedStack(rt, threads=2):
+        wait_until_finished(rt, execution_id)
+
+    with session_scope(rt.engine) as session:
+        segments = campaign_statistics(session, campaign_id, metrics="segments")["segments"]
+    # Ana and Di are in the US, Di and Ed are VIPs; two message steps each.
+    assert [(s["name"], s["performance"]["sent"]) for s in segments] == [("US", 4), ("VIP", 4)]
+    assert segments[0]["segmentId"] == us
