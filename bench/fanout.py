@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(2)  # let worker processes boot before the clock starts
     peak = rss_mb_self = 0.0
     with session_scope(rt.engine) as session:
-        execution_id = start_execution(session, campaign_id).id
+        execution_id = start_execution(session, campaign_id, secret_key=rt.settings.secret_key).id
     wall_start = time.monotonic()
     try:
         while True:

@@ -47,4 +47,6 @@ def make_campaign(
 def execute(rt: Runtime, campaign_id: str, **options: Any) -> str:
     """Start an execution of the campaign now; return its id."""
     with session_scope(rt.engine) as session:
-        return start_execution(session, campaign_id, **options).id
+        return start_execution(
+            session, campaign_id, secret_key=rt.settings.secret_key, **options
+        ).id

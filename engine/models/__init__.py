@@ -3,6 +3,7 @@
 from engine.models.audience import ExecutionRecipient, Segment, Suppression
 from engine.models.auth import ApiKey, User
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
+from engine.models.channel_account import ChannelAccount
 from engine.models.contact import (
     ApiUser,
     Contact,
@@ -44,6 +45,7 @@ __all__ = [
     "ApiUser",
     "Campaign",
     "CampaignStatus",
+    "ChannelAccount",
     "Chunk",
     "ChunkStatus",
     "Contact",

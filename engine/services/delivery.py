@@ -35,6 +35,7 @@ from engine.models.base import utcnow
 from engine.runtime import Runtime
 from engine.services.audience import in_sample
 from engine.services.campaigns import list_touchpoints
+from engine.services.channel_accounts import channel_config
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
 from engine.services.recording import chunk_status_after, record_outcomes
@@ -61,6 +62,8 @@ class ChunkJob:
     campaign: Campaign
     message: Any
     next_step: tuple[str, float] | None
+    #: The channel configuration: the organization's account merged with the campaign's.
+    config: dict[str, Any] = field(default_factory=dict)
     to_send: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SendOutcome] = field(default_factory=list)
 
@@ -77,7 +80,7 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
     """
     try:
         with session_scope(rt.engine) as session:
-            job = _claim(session, chunk_id)
+            job = _claim(session, chunk_id, rt.settings.secret_key)
     except Exception as exc:  # the claim rolled back: the chunk is still queued
         log.exception("chunk.error", chunk_id=chunk_id)
         release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
@@ -149,7 +152,7 @@ def _stop_reason(status: str) -> str | None:
     return "paused" if status == ExecutionStatus.paused else "cancelled"
 
 
-def _claim(session: Session, chunk_id: int) -> ChunkJob | str:
+def _claim(session: Session, chunk_id: int, secret_key: str) -> ChunkJob | str:
     claimed = session.execute(
         sa.update(Chunk)
         .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
@@ -175,6 +178,7 @@ def _claim(session: Session, chunk_id: int) -> ChunkJob | str:
         campaign=campaign,
         message=steps[index][0].message,
         next_step=(following[0].id, following[1]) if following else None,
+        config=channel_config(session, secret_key, campaign),
     )
     previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
@@ -266,13 +270,12 @@ def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendO
         idempotency_key=idempotency_key(job.execution.id, touchpoint_id, contact["id"]),
         recipient=recipient,
         body=body,
-        config=job.campaign.channel_config,
+        config=job.config,
     )
 
 
-def _sender(rt: Runtime, campaign: Campaign) -> Sender:
+def _sender(rt: Runtime, campaign: Campaign, config: dict[str, Any]) -> Sender:
     channel = rt.channels.get(campaign.channel)
-    config = campaign.channel_config
     rate = config.get("rate_per_s", rt.settings.rate_limits.get(campaign.channel))
     return Sender(
         channel,
@@ -286,7 +289,7 @@ def _sender(rt: Runtime, campaign: Campaign) -> Sender:
 
 def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None]:
     """Send the job's messages in batches; stop early (returning why) if the execution stops."""
-    sender = _sender(rt, job.campaign)
+    sender = _sender(rt, job.campaign, job.config)
     batch = max(1, min(UNLIMITED_BATCH, int(sender.rate / 5))) if sender.rate else UNLIMITED_BATCH
     outcomes: list[SendOutcome] = []
     last_check = time.monotonic()

@@ -34,6 +34,7 @@ from engine.services.audience import (
     iter_recipient_ids,
 )
 from engine.services.campaigns import get_campaign, list_touchpoints
+from engine.services.channel_accounts import check_credentials
 from engine.services.webhooks import emit_campaign
 
 log = get_logger()
@@ -78,6 +79,7 @@ def start_execution(
     session: Session,
     campaign_id: str,
     *,
+    secret_key: str,
     organization_id: str | None = None,
     priority: str = Priority.normal,
     target_percentage: int = 100,
@@ -86,9 +88,12 @@ def start_execution(
 ) -> Execution:
     """Validate a campaign and write a ``scheduled`` execution for the scheduler to pick up.
 
+    ``secret_key`` decrypts the organization's channel credentials to check they are complete.
+
     Raises:
         NotFound: no such campaign.
-        ValidationFailed: no message touchpoint, no audience, bad priority or percentage.
+        ValidationFailed: no message touchpoint, no audience, bad priority or percentage,
+            missing channel credentials.
     """
     campaign = get_campaign(session, campaign_id, organization_id)
     if priority not in PRIORITY_RANK:
@@ -103,6 +108,7 @@ def start_execution(
             code="NO_CHANNEL",
         )
     ensure_available(campaign.channel)
+    check_credentials(session, secret_key, campaign)
     if not message_steps(list_touchpoints(session, campaign.id)):
         raise ValidationFailed(
             f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"

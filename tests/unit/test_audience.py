@@ -156,14 +156,14 @@ def test_a_draft_may_name_missing_parts_but_cannot_execute(
     _, campaign_id = make_campaign(rt, contacts=0, audience=target)
     assert _count(rt, org["id"], target) == 0
     with session_scope(rt.engine) as session, pytest.raises(ValidationFailed) as caught:
-        start_execution(session, campaign_id)
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key)
     assert caught.value.code == code
 
 
 def test_an_empty_audience_cannot_execute(rt: Runtime, org: dict[str, Any]) -> None:
     _, campaign_id = make_campaign(rt, contacts=0, audience={"filters": {"location": "JP"}})
     with session_scope(rt.engine) as session, pytest.raises(ValidationFailed) as caught:
-        start_execution(session, campaign_id)
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key)
     assert caught.value.code == "NO_AUDIENCE"
 
 

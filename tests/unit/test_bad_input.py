@@ -61,7 +61,7 @@ def test_campaign_names_must_fit(rt: Runtime, name: str) -> None:
 
 def test_executing_a_missing_campaign_names_it(rt: Runtime) -> None:
     with pytest.raises(NotFound, match="cmp_nope") as err, session_scope(rt.engine) as session:
-        start_execution(session, "cmp_nope")
+        start_execution(session, "cmp_nope", secret_key=rt.settings.secret_key)
     assert err.value.code == "CAMPAIGN_NOT_FOUND"
     assert _count(rt, Execution) == 0
 
@@ -69,7 +69,7 @@ def test_executing_a_missing_campaign_names_it(rt: Runtime) -> None:
 def test_campaign_without_touchpoints_cannot_execute(rt: Runtime) -> None:
     _, campaign_id = make_campaign(rt, contacts=5, steps=[TouchpointSpec(type="wait", delay_s=5)])
     with pytest.raises(ValidationFailed) as err, session_scope(rt.engine) as session:
-        start_execution(session, campaign_id)
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key)
     assert err.value.code == "NO_TOUCHPOINTS"
     assert _count(rt, Execution) == 0
 
@@ -77,7 +77,7 @@ def test_campaign_without_touchpoints_cannot_execute(rt: Runtime) -> None:
 def test_campaign_without_audience_cannot_execute(rt: Runtime) -> None:
     _, campaign_id = make_campaign(rt, contacts=0)
     with pytest.raises(ValidationFailed) as err, session_scope(rt.engine) as session:
-        start_execution(session, campaign_id)
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key)
     assert err.value.code == "NO_AUDIENCE"
     assert _count(rt, Execution) == 0
 
@@ -89,5 +89,5 @@ def test_campaign_without_audience_cannot_execute(rt: Runtime) -> None:
 def test_bad_execute_options_are_refused(rt: Runtime, option: str, value: object) -> None:
     _, campaign_id = make_campaign(rt, contacts=5)
     with pytest.raises(ValidationFailed), session_scope(rt.engine) as session:
-        start_execution(session, campaign_id, **{option: value})
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key, **{option: value})
     assert _count(rt, Execution) == 0

@@ -195,6 +195,7 @@ def execute(
     execution = start_execution(
         session,
         campaign_id,
+        secret_key=settings.secret_key,
         organization_id=principal.organization_id,
         priority=body.priority,
         target_percentage=body.target_percentage,

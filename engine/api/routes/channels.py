@@ -1,0 +1,83 @@
+"""``/api/v1/channels``: the organization's provider accounts (credentials stored encrypted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.presenters import ok
+from engine.services import channel_accounts as service
+
+router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
+
+
+class AccountIn(BaseModel):
+    """A provider account: the channel, a name (``default`` when omitted) and its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(min_length=1, max_length=32)
+    name: str = Field(default="default", min_length=1, max_length=100)
+    config: dict[str, Any] = Field(max_length=50)
+
+
+class AccountChange(BaseModel):
+    """Settings to change: given keys replace the stored ones, ``null`` removes one."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: dict[str, Any] = Field(max_length=50)
+
+
+@router.get("")
+def list_accounts(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Every account of the organization; secrets appear by name only."""
+    accounts = service.list_accounts(session, principal.organization_id)
+    return ok({"channels": [service.account_public(a) for a in accounts]})
+
+
+@router.post("", status_code=201)
+def create(
+    body: AccountIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Store an account; the channel checks the settings (400 ``INVALID_CHANNEL_CONFIG``)."""
+    account = service.create_account(
+        session,
+        settings.secret_key,
+        principal.organization_id,
+        body.channel,
+        body.config,
+        body.name,
+    )
+    return ok(service.account_public(account))
+
+
+@router.get("/{account_id}")
+def get(account_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One account (secrets by name only)."""
+    return ok(
+        service.account_public(service.get_account(session, principal.organization_id, account_id))
+    )
+
+
+@router.put("/{account_id}")
+def update(
+    account_id: str,
+    body: AccountChange,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """Change settings or rotate a secret."""
+    account = service.update_account(
+        session, settings.secret_key, principal.organization_id, account_id, body.config
+    )
+    return ok(service.account_public(account))
+
+
+@router.delete("/{account_id}")
+def delete(account_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Delete an account; campaigns that used it can no longer execute until another is set."""
+    service.delete_account(session, principal.organization_id, account_id)
+    return ok({"message": "Channel account deleted successfully"})

@@ -1,0 +1,204 @@
+"""Provider credentials per organization: stored encrypted, merged into campaigns at send time.
+
+A campaign on a provider channel (email, telegram, whatsapp, webhook) uses the organization's
+account for that channel named by ``channel_config.account`` — or, when it names none, the
+account called ``default`` or the only one. The campaign's own ``channel_config`` overrides the
+account's settings key by key (a per-campaign ``from_name``, ``rate_per_s`` …).
+Secrets (:data:`SECRET_SETTINGS`) are encrypted with ``SECRET_KEY`` (engine/secrets.py) and
+never returned by the API or written to logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from engine.channels import validate_channel
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.models import Campaign, ChannelAccount
+from engine.models.base import iso, utcnow
+from engine.secrets import decrypt_json, encrypt_json
+
+#: Settings that are credentials: encrypted at rest, never shown.
+SECRET_SETTINGS = frozenset(
+    {"password", "bot_token", "access_token", "secret", "token", "api_key", "app_secret"}
+)
+#: Key of ``channel_config`` naming the account to use.
+ACCOUNT_KEY = "account"
+
+
+def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    public = {k: v for k, v in config.items() if k not in SECRET_SETTINGS}
+    secret = {k: v for k, v in config.items() if k in SECRET_SETTINGS}
+    return public, secret
+
+
+def create_account(
+    session: Session,
+    secret_key: str,
+    organization_id: str,
+    channel: str,
+    config: dict[str, Any],
+    name: str = "default",
+) -> ChannelAccount:
+    """Store credentials for ``channel`` (checked as the channel would use them).
+
+    Raises:
+        ValidationFailed: unknown channel or a config the channel refuses.
+        Conflict: the organization has an account of that name on that channel.
+    """
+    if not 0 < len(name) <= 100:
+        raise ValidationFailed("an account name has 1 to 100 characters", code="INVALID_NAME")
+    validate_channel(channel, config)
+    taken = session.exec(
+        select(ChannelAccount.id).where(
+            col(ChannelAccount.organization_id) == organization_id,
+            col(ChannelAccount.channel) == channel,
+            col(ChannelAccount.name) == name,
+        )
+    ).first()
+    if taken is not None:
+        raise Conflict(f"a {channel} account named {name!r} exists", code="ACCOUNT_EXISTS")
+    public, secret = _split(config)
+    account = ChannelAccount(
+        organization_id=organization_id,
+        channel=channel,
+        name=name,
+        settings=public,
+        secrets=encrypt_json(secret_key, secret),
+        secret_names=sorted(secret),
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def get_account(session: Session, organization_id: str, account_id: str) -> ChannelAccount:
+    """One account of the organization.
+
+    Raises:
+        NotFound: ``ACCOUNT_NOT_FOUND``.
+    """
+    account = session.get(ChannelAccount, account_id)
+    if account is None or account.organization_id != organization_id:
+        raise NotFound(f"channel account {account_id!r} not found", code="ACCOUNT_NOT_FOUND")
+    return account
+
+
+def list_accounts(session: Session, organization_id: str) -> list[ChannelAccount]:
+    """The organization's accounts, by channel and name."""
+    return list(
+        session.exec(
+            select(ChannelAccount)
+            .where(col(ChannelAccount.organization_id) == organization_id)
+            .order_by(col(ChannelAccount.channel), col(ChannelAccount.name))
+        )
+    )
+
+
+def update_account(
+    session: Session, secret_key: str, organization_id: str, account_id: str, config: dict[str, Any]
+) -> ChannelAccount:
+    """Change settings: given keys replace stored ones (``null`` removes a key).
+
+    Raises:
+        NotFound: no such account. ValidationFailed: the resulting config is refused.
+    """
+    account = get_account(session, organization_id, account_id)
+    merged = {**account.settings, **decrypt_json(secret_key, account.secrets), **config}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    validate_channel(account.channel, merged)
+    public, secret = _split(merged)
+    account.settings, account.secret_names = public, sorted(secret)
+    account.secrets = encrypt_json(secret_key, secret)
+    account.updated_at = utcnow()
+    session.flush()
+    return account
+
+
+def delete_account(session: Session, organization_id: str, account_id: str) -> None:
+    """Delete an account (campaigns using it then fail validation).
+
+    Raises:
+        NotFound: no such account.
+    """
+    session.execute(
+        sa.delete(ChannelAccount).where(
+            col(ChannelAccount.id) == get_account(session, organization_id, account_id).id
+        )
+    )
+
+
+def account_public(account: ChannelAccount) -> dict[str, Any]:
+    """An account as the API shows it: settings, and only the names of its secrets."""
+    return {
+        "id": account.id,
+        "channel": account.channel,
+        "name": account.name,
+        "settings": account.settings,
+        "secrets": account.secret_names,
+        "createdAt": iso(account.created_at),
+        "updatedAt": iso(account.updated_at),
+    }
+
+
+def _account_for(session: Session, campaign: Campaign) -> ChannelAccount | None:
+    """The account a campaign sends through, or ``None`` when it names none and has none.
+
+    Raises:
+        ValidationFailed: ``ACCOUNT_NOT_FOUND`` for an account named but missing.
+    """
+    wanted = campaign.channel_config.get(ACCOUNT_KEY)
+    accounts = [
+        a
+        for a in session.exec(
+            select(ChannelAccount).where(
+                col(ChannelAccount.organization_id) == campaign.organization_id,
+                col(ChannelAccount.channel) == campaign.channel,
+            )
+        )
+    ]
+    if wanted is not None:
+        found = next((a for a in accounts if wanted in (a.name, a.id)), None)
+        if found is None:
+            raise ValidationFailed(
+                f"no {campaign.channel} account {wanted!r} in this organization",
+                code="ACCOUNT_NOT_FOUND",
+            )
+        return found
+    default = next((a for a in accounts if a.name == "default"), None)
+    return default or (accounts[0] if len(accounts) == 1 else None)
+
+
+def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dict[str, Any]:
+    """The configuration a campaign's channel sends with: its account's settings and secrets,
+    overridden by the campaign's ``channel_config``.
+
+    Raises:
+        ValidationFailed: a named account is missing, or its secrets can't be decrypted.
+    """
+    own = {k: v for k, v in campaign.channel_config.items() if k != ACCOUNT_KEY}
+    account = _account_for(session, campaign)
+    if account is None:
+        return own
+    return {**account.settings, **decrypt_json(secret_key, account.secrets), **own}
+
+
+def check_credentials(session: Session, secret_key: str, campaign: Campaign) -> None:
+    """Refuse to execute a campaign whose channel lacks what it needs to send.
+
+    Raises:
+        ValidationFailed: ``MISSING_CREDENTIALS`` naming what the channel said is missing.
+    """
+    try:
+        validate_channel(campaign.channel, channel_config(session, secret_key, campaign))
+    except ValidationFailed as exc:
+        if exc.code != "INVALID_CHANNEL_CONFIG":
+            raise
+        raise ValidationFailed(
+            f"{exc.message} — add a {campaign.channel} account (POST /api/v1/channels) or "
+            "set it in the campaign's channel_config",
+            code="MISSING_CREDENTIALS",
+        ) from exc
