@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from engine.channels import validate_channel
 from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
 from engine.services.audience import checked_details
+from engine.services.channel_accounts import check_campaign_channel
 from engine.services.webhooks import emit_campaign
 from engine.templating import check_template
 
@@ -82,7 +82,7 @@ def create_campaign(
     check_type(type)
     config = dict(channel_config or {})
     if channel:
-        validate_channel(channel, config)
+        check_campaign_channel(session, organization_id, channel, config)
     for spec in touchpoints:
         check_touchpoint(spec)
     details = checked_details(details)

@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.channels import validate_channel
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.models import (
     FINAL_EXECUTION_STATUSES,
@@ -25,6 +24,7 @@ from engine.models import (
 from engine.models.base import utcnow
 from engine.services.audience import checked_details
 from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
+from engine.services.channel_accounts import check_campaign_channel
 from engine.services.webhooks import emit_campaign
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
@@ -164,7 +164,7 @@ def update_campaign(
     if "channel" in changes or "channel_config" in changes:
         channel = changes.get("channel", campaign.channel)
         config = dict(changes.get("channel_config", campaign.channel_config) or {})
-        validate_channel(channel, config)
+        check_campaign_channel(session, organization_id, channel, config)
         campaign.channel, campaign.channel_config = channel, config
     if "status" in changes and changes["status"] != campaign.status:
         _change_status(campaign, changes["status"])

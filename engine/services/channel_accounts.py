@@ -172,6 +172,38 @@ def _account_for(session: Session, campaign: Campaign) -> ChannelAccount | None:
     return default or (accounts[0] if len(accounts) == 1 else None)
 
 
+def _has_account(session: Session, organization_id: str, channel: str) -> bool:
+    found = session.exec(
+        select(ChannelAccount.id).where(
+            col(ChannelAccount.organization_id) == organization_id,
+            col(ChannelAccount.channel) == channel,
+        )
+    ).first()
+    return found is not None
+
+
+def check_campaign_channel(
+    session: Session, organization_id: str, channel: str, config: dict[str, Any]
+) -> None:
+    """Check a campaign's channel and ``channel_config`` when it is stored.
+
+    Without an account on that channel, the campaign's config must work on its own (an early,
+    clear error). With one, the account completes it: the whole is checked at execute, when the
+    secrets are decrypted (:func:`check_credentials`).
+
+    Raises:
+        ValidationFailed: unknown channel, or a config the channel refuses.
+    """
+    account = config.get(ACCOUNT_KEY)
+    if account is not None and not (isinstance(account, str) and 0 < len(account) <= 100):
+        raise ValidationFailed(
+            "channel_config.account names an account (1 to 100 characters)",
+            code="INVALID_CHANNEL_CONFIG",
+        )
+    complete = account is None and not _has_account(session, organization_id, channel)
+    validate_channel(channel, config, check_config=complete)
+
+
 def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dict[str, Any]:
     """The configuration a campaign's channel sends with: its account's settings and secrets,
     overridden by the campaign's ``channel_config``.

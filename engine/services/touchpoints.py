@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from sqlmodel import Session, col, select
 
-from engine.channels import ensure_available, validate_channel
+from engine.channels import ensure_available
 from engine.errors import EngineError, InvalidTransition, NotFound
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
@@ -21,6 +21,7 @@ from engine.services.campaigns import (
     list_touchpoints,
 )
 from engine.services.catalog import active_execution
+from engine.services.channel_accounts import check_credentials
 from engine.templating import contact_context, render
 
 
@@ -124,12 +125,13 @@ def delete_touchpoint(session: Session, organization_id: str, touchpoint_id: str
 
 
 def validate_touchpoint(
-    session: Session, organization_id: str, touchpoint_id: str
+    session: Session, organization_id: str, touchpoint_id: str, secret_key: str
 ) -> dict[str, Any]:
     """Check that a touchpoint can be sent: ``{"valid": bool, "errors": [{"code", "message"}]}``.
 
     Looks at the touchpoint (message, template, delay, A/B weights) and at what it depends on:
-    its campaign's channel and configuration, and whether the campaign has an audience.
+    its campaign's channel, configuration and credentials (``secret_key`` decrypts the
+    organization's account), and whether the campaign has an audience.
 
     Raises:
         NotFound: no such touchpoint in the organization.
@@ -151,7 +153,7 @@ def validate_touchpoint(
     if not campaign.channel:
         errors.append({"code": "NO_CHANNEL", "message": "the campaign has no channel"})
     else:
-        check(validate_channel, campaign.channel, campaign.channel_config)
+        check(check_credentials, session, secret_key, campaign)
         check(ensure_available, campaign.channel)
     errors.extend(_variation_errors(touchpoint.message))
     audience = compile_audience(

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok, touchpoint_public
 from engine.api.schemas import TouchpointChange, TouchpointIn, ValidateIn
 from engine.errors import ValidationFailed
@@ -57,10 +57,14 @@ def create(body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal)
 
 @router.post("/api/v1/touchpoints/validate")
 def validate_by_body(
-    body: ValidateIn, session: SessionDep, principal: CurrentPrincipal
+    body: ValidateIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """``{"touchpoint_id"}`` → ``{"valid", "errors"}``: can it be sent as configured?"""
-    return ok(service.validate_touchpoint(session, principal.organization_id, body.touchpoint_id))
+    return ok(
+        service.validate_touchpoint(
+            session, principal.organization_id, body.touchpoint_id, settings.secret_key
+        )
+    )
 
 
 @router.get("/api/v1/touchpoints/{touchpoint_id}")
@@ -94,7 +98,11 @@ def delete(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal)
 
 @router.post("/api/v1/touchpoints/{touchpoint_id}/validate")
 def validate(
-    touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal
+    touchpoint_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """``{"valid", "errors"}`` for the touchpoint."""
-    return ok(service.validate_touchpoint(session, principal.organization_id, touchpoint_id))
+    return ok(
+        service.validate_touchpoint(
+            session, principal.organization_id, touchpoint_id, settings.secret_key
+        )
+    )
