@@ -11,7 +11,10 @@ from engine.api.routes import (
     auth,
     campaigns,
     contact_files,
+    lists,
     marketing,
+    segments,
+    suppressions,
     touchpoints,
     webhooks,
 )
@@ -35,7 +38,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (auth, campaigns, touchpoints, webhooks, marketing, contact_files):
+    for module in (
+        auth,
+        campaigns,
+        touchpoints,
+        webhooks,
+        marketing,
+        contact_files,
+        lists,
+        segments,
+        suppressions,
+    ):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

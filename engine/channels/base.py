@@ -15,6 +15,7 @@ class OutgoingMessage:
         recipient: the contact's addressable fields (``id``, ``email``, ``phone``, ``name``).
         body: the rendered message (a string or an object).
         config: the campaign's channel configuration.
+        variation: the A/B variation this contact receives (``None`` without variations).
     """
 
     execution_id: str
@@ -25,6 +26,7 @@ class OutgoingMessage:
     recipient: dict[str, Any]
     body: Any
     config: dict[str, Any] = field(default_factory=dict)
+    variation: str | None = None
 
 
 def idempotency_key(execution_id: str, touchpoint_id: str, contact_id: int) -> str:

@@ -41,6 +41,7 @@ from engine.services.executions import message_steps
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
 from engine.services.subscriptions import suppressed_addresses
+from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
 
 log = get_logger()
@@ -49,6 +50,10 @@ log = get_logger()
 UNLIMITED_BATCH = 100
 #: Seconds between two checks of the execution's status (pause, cancel) during a chunk.
 STATUS_CHECK_EVERY_S = 2.0
+
+
+#: Custom fields that address a contact on a channel, passed to channels with the recipient.
+ADDRESS_FIELDS = ("telegram_chat_id",)
 
 
 @dataclass
@@ -255,13 +260,23 @@ def _delivery_statuses(
 def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:
     """Render the message for one contact; a template that fails for them fails their delivery."""
     recipient = {k: contact[k] for k in ("id", "email", "phone", "name")}
+    fields = contact.get("fields") or {}
+    for key in ADDRESS_FIELDS:
+        if fields.get(key) is not None:
+            recipient[key] = fields[key]
+    touchpoint_id = job.chunk.touchpoint_id
+    variation, message = pick_variation(job.message, job.execution.id, touchpoint_id, contact["id"])
     try:
-        body = render(job.message, contact_context(contact.get("fields"), recipient))
+        body = render(message, contact_context(fields, recipient))
     except TemplateError as exc:
         return SendOutcome(
-            contact["id"], DeliveryStatus.failed, 0, "TEMPLATE_ERROR", str(exc)[:500]
+            contact["id"],
+            DeliveryStatus.failed,
+            0,
+            "TEMPLATE_ERROR",
+            str(exc)[:500],
+            variation=variation,
         )
-    touchpoint_id = job.chunk.touchpoint_id
     return OutgoingMessage(
         execution_id=job.execution.id,
         campaign_id=job.campaign.id,
@@ -271,6 +286,7 @@ def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendO
         recipient=recipient,
         body=body,
         config=job.config,
+        variation=variation,
     )
 
 

@@ -109,6 +109,7 @@ def _insert_deliveries(
             "error_code": o.error_code,
             "attempts": o.attempts,
             "provider_message_id": o.provider_message_id,
+            "variation": o.variation[:64] if o.variation else None,
             "created_at": now,
         }
         # Contact order: two attempts of one chunk lock index entries in the same order.

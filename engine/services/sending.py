@@ -46,6 +46,7 @@ class SendOutcome:
     error_code: str | None = None
     error_message: str | None = None
     provider_message_id: str | None = None
+    variation: str | None = None
 
 
 def _ids(message: OutgoingMessage) -> dict[str, object]:
@@ -66,13 +67,19 @@ def _failure(message: OutgoingMessage, exc: Exception, attempts: int) -> SendOut
         log.error("delivery.error", **ids, exc_info=exc)
         code, text = "INTERNAL_ERROR", str(exc)[:500]
     log.info("delivery.failed", **ids, code=code, attempts=attempts)
-    return SendOutcome(message.contact_id, DeliveryStatus.failed, attempts, code, text)
+    return SendOutcome(
+        message.contact_id, DeliveryStatus.failed, attempts, code, text, variation=message.variation
+    )
 
 
 def _success(message: OutgoingMessage, provider_id: str | None, attempts: int) -> SendOutcome:
     log.debug("delivery.sent", **_ids(message), attempts=attempts)
     return SendOutcome(
-        message.contact_id, DeliveryStatus.sent, attempts, provider_message_id=provider_id
+        message.contact_id,
+        DeliveryStatus.sent,
+        attempts,
+        provider_message_id=provider_id,
+        variation=message.variation,
     )
 
 

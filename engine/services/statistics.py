@@ -87,7 +87,7 @@ def campaign_statistics(
         },
         "timeline": _timeline(session, where),
         "segments": _segments(session, campaign_id, where) if "segments" in wanted else [],
-        "variations": [],
+        "variations": _variations(session, where) if "variations" in wanted else [],
     }
     return {name: sections[name] for name in wanted}
 
@@ -139,6 +139,38 @@ def _segments(session: Session, campaign_id: str, where: list[Any]) -> list[dict
             }
         )
     return result
+
+
+def _variations(session: Session, where: list[Any]) -> list[dict[str, Any]]:
+    """Sends per A/B variation of each touchpoint that has variations."""
+    rows = session.execute(
+        sa.select(
+            col(Delivery.touchpoint_id),
+            col(Delivery.variation),
+            col(Delivery.status),
+            sa.func.count(),
+        )
+        .where(*where, col(Delivery.variation).is_not(None))
+        .group_by(col(Delivery.touchpoint_id), col(Delivery.variation), col(Delivery.status))
+        .order_by(col(Delivery.touchpoint_id), col(Delivery.variation))
+    ).all()
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for touchpoint_id, variation, status, count in rows:
+        found.setdefault((touchpoint_id, variation), {})[str(status)] = int(count)
+    totals: dict[str, int] = {}
+    for (touchpoint_id, _), counts in found.items():
+        totals[touchpoint_id] = totals.get(touchpoint_id, 0) + sum(counts.values())
+    return [
+        {
+            "touchpointId": touchpoint_id,
+            "variationId": variation,
+            "sent": counts.get(DeliveryStatus.sent, 0),
+            "failed": counts.get(DeliveryStatus.failed, 0),
+            "share": _rate(sum(counts.values()), totals[touchpoint_id]),
+            "conversionRate": 0.0,
+        }
+        for (touchpoint_id, variation), counts in found.items()
+    ]
 
 
 def _timeline(session: Session, where: list[Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,63 @@
+"""``/api/v1/lists``: an organization's contact lists (CSV import and export: ``contact_files``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import Field
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok
+from engine.api.schemas import ApiModel
+from engine.models import ContactList
+from engine.models.base import iso
+from engine.services import lists as service
+
+router = APIRouter(prefix="/api/v1/lists", tags=["contacts"])
+
+#: A list id in the path: a positive 64-bit integer (the column's range).
+ListId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the list's id")]
+
+
+class ListIn(ApiModel):
+    """A list to create."""
+
+    name: str = Field(min_length=1, max_length=200, description="unique in the organization")
+
+
+def _public(contact_list: ContactList, members: int) -> dict[str, Any]:
+    return {
+        "id": contact_list.id,
+        "name": contact_list.name,
+        "memberCount": members,
+        "createdAt": iso(contact_list.created_at),
+    }
+
+
+@router.get("")
+def list_all(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """The organization's lists by name, each with how many contacts it holds."""
+    found = service.all_lists(session, principal.organization_id)
+    sizes = service.list_sizes(session, [c.id for c in found if c.id is not None])
+    return ok([_public(c, sizes.get(c.id or 0, 0)) for c in found])
+
+
+@router.post("", status_code=201)
+def create(body: ListIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Create an empty list (409 ``LIST_EXISTS`` when the name is taken)."""
+    return ok(_public(service.create_list(session, principal.organization_id, body.name), 0))
+
+
+@router.get("/{list_id}")
+def get(list_id: ListId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One list with its member count (404 ``LIST_NOT_FOUND``)."""
+    found = service.get_list(session, principal.organization_id, list_id)
+    return ok(_public(found, service.list_sizes(session, [list_id]).get(list_id, 0)))
+
+
+@router.delete("/{list_id}")
+def delete(list_id: ListId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Delete a list together with its contacts and API users; says how many contacts went."""
+    deleted = service.delete_list(session, principal.organization_id, list_id)
+    return ok({"message": "List deleted successfully", "deletedContacts": deleted})

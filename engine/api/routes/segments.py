@@ -1,0 +1,141 @@
+"""``/api/v1/segments``: saved seed 003 conditions that campaign audiences name by id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+from sqlmodel import Session
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok
+from engine.api.schemas import ApiModel
+from engine.models import Segment
+from engine.models.base import iso
+from engine.services import segments as service
+
+router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
+
+SegmentId = Annotated[str, Path(min_length=1, max_length=64, description="the segment's id")]
+
+
+class ConditionItemIn(ApiModel):
+    """One test of a contact: ``field_name`` (Email, Phone, Name, tag or a custom field)."""
+
+    field_name: str = Field(min_length=1, max_length=200)
+    op: str = Field(
+        min_length=1,
+        max_length=32,
+        description="==, !=, >, >=, <, <=, exist, contain or does not contain",
+    )
+    value: str | None = Field(default=None, max_length=1000, description="not needed by exist")
+
+
+class ConditionIn(ApiModel):
+    """A seed 003 condition: ``relation`` (and / or) over 1 to 10 ``items``.
+
+    The service checks it (operators, item count, registered fields): a bad one is a 400
+    ``INVALID_CONDITION``.
+    """
+
+    relation: str = Field(min_length=1, max_length=8, description="and or or")
+    items: list[ConditionItemIn] = Field(max_length=100)
+
+
+class SegmentIn(ApiModel):
+    """A segment to create."""
+
+    name: str = Field(min_length=1, max_length=200, description="unique in the organization")
+    description: str = Field(default="", max_length=2000)
+    condition: ConditionIn
+
+
+class SegmentChange(ApiModel):
+    """The fields of a segment to change; those left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    condition: ConditionIn | None = None
+
+
+def _condition(condition: ConditionIn) -> dict[str, Any]:
+    return condition.model_dump(exclude_none=True)
+
+
+def _public(segment: Segment) -> dict[str, Any]:
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "description": segment.description,
+        "condition": segment.condition,
+        "createdAt": iso(segment.created_at),
+        "updatedAt": iso(segment.updated_at),
+    }
+
+
+def _with_size(session: Session, organization_id: str, segment: Segment) -> dict[str, Any]:
+    return {**_public(segment), "size": service.segment_size(session, organization_id, segment)}
+
+
+@router.get("")
+def list_segments(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """The organization's segments by name, a page at a time (without sizes)."""
+    found, total = service.list_segments(
+        session, principal.organization_id, offset=(page - 1) * limit, limit=limit
+    )
+    return ok(
+        {
+            "segments": [_public(s) for s in found],
+            "pagination": {
+                "page": page,
+                "limit": limit,
+                "total": total,
+                "pages": (total + limit - 1) // limit,
+            },
+        }
+    )
+
+
+@router.post("", status_code=201)
+def create(body: SegmentIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Save a condition under a name (400 ``INVALID_CONDITION``, 409 ``SEGMENT_EXISTS``)."""
+    segment = service.create_segment(
+        session, principal.organization_id, body.name, _condition(body.condition), body.description
+    )
+    return ok(_with_size(session, principal.organization_id, segment))
+
+
+@router.get("/{segment_id}")
+def get(segment_id: SegmentId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """One segment and its ``size``: how many people it targets now (subscribed, not suppressed)."""
+    segment = service.get_segment(session, principal.organization_id, segment_id)
+    return ok(_with_size(session, principal.organization_id, segment))
+
+
+@router.put("/{segment_id}")
+def update(
+    segment_id: SegmentId, body: SegmentChange, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Change a segment's name, description or condition; campaigns naming it follow."""
+    changes: dict[str, Any] = {
+        k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None
+    }
+    if body.condition is not None:
+        changes["condition"] = _condition(body.condition)
+    segment = service.update_segment(session, principal.organization_id, segment_id, changes)
+    return ok(_with_size(session, principal.organization_id, segment))
+
+
+@router.delete("/{segment_id}")
+def delete(
+    segment_id: SegmentId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Delete a segment; campaigns still naming it then target nobody through it."""
+    service.delete_segment(session, principal.organization_id, segment_id)
+    return ok({"message": "Segment deleted successfully"})

@@ -1,0 +1,81 @@
+"""``/api/v1/suppressions``: addresses (emails, phone numbers) the organization never messages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok
+from engine.api.schemas import ApiModel
+from engine.models import Suppression
+from engine.models.base import iso
+from engine.services import subscriptions as service
+
+router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"])
+
+
+class SuppressionsIn(ApiModel):
+    """Addresses to suppress; all or nothing (one invalid address refuses the call)."""
+
+    addresses: list[Annotated[str, Field(max_length=320)]] = Field(
+        min_length=1, max_length=service.MAX_SUPPRESS_BATCH, description="emails or phones"
+    )
+    reason: str = Field(default="manual", min_length=1, max_length=64)
+
+
+def _public(suppression: Suppression) -> dict[str, Any]:
+    return {
+        "address": suppression.address,
+        "reason": suppression.reason,
+        "createdAt": iso(suppression.created_at),
+    }
+
+
+@router.get("")
+def list_suppressions(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """The suppression list, newest first, a page at a time."""
+    found, total = service.list_suppressions(
+        session, principal.organization_id, offset=(page - 1) * limit, limit=limit
+    )
+    return ok(
+        {
+            "suppressions": [_public(s) for s in found],
+            "pagination": {
+                "page": page,
+                "limit": limit,
+                "total": total,
+                "pages": (total + limit - 1) // limit,
+            },
+        }
+    )
+
+
+@router.post("", status_code=201)
+def create(
+    body: SuppressionsIn, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Suppress addresses (emails lower-cased); answers the stored entries, old ones unchanged.
+
+    400 ``INVALID_ADDRESS`` names the first address that is neither an email nor a phone.
+    """
+    stored = service.suppress(session, principal.organization_id, body.addresses, body.reason)
+    return ok([_public(s) for s in stored])
+
+
+@router.delete("/{address:path}")
+def delete(
+    address: Annotated[str, Path(min_length=1, max_length=320, description="URL-encoded")],
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """Take an address off the suppression list (404 ``SUPPRESSION_NOT_FOUND``)."""
+    service.unsuppress(session, principal.organization_id, address)
+    return ok({"message": "Suppression deleted successfully"})
