@@ -8,19 +8,10 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
+from engine.channels.http import LazySession, post, retry_after
 from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _body(message: OutgoingMessage) -> bytes:
@@ -38,25 +29,17 @@ def _body(message: OutgoingMessage) -> bytes:
     ).encode()
 
 
-def _json_or_none(raw: bytes) -> Any:
-    """The body as JSON if it is JSON: a 2xx with any other body is still a success."""
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _classify(status: int, headers: Any, data: Any) -> str | None:
     """Map an HTTP answer to a provider id, or raise the matching delivery error."""
     if status < 300:
         return str(data["id"]) if isinstance(data, dict) and "id" in data else None
     if status == 429:
         raise TransientDeliveryError(
-            "rate limited by the receiver", code="RATE_LIMITED", retry_after=_retry_after(headers)
+            "rate limited by the receiver", code="RATE_LIMITED", retry_after=retry_after(headers)
         )
     if status >= 500:
         raise TransientDeliveryError(
-            f"receiver answered {status}", code=f"HTTP_{status}", retry_after=_retry_after(headers)
+            f"receiver answered {status}", code=f"HTTP_{status}", retry_after=retry_after(headers)
         )
     raise PermanentDeliveryError(f"receiver answered {status}", code=f"HTTP_{status}")
 
@@ -74,10 +57,7 @@ class WebhookChannel:
     name = "webhook"
 
     def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
-        self._loop = loop
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(loop, timeout_s, max_connections)
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
@@ -93,13 +73,6 @@ class WebhookChannel:
         """One key per destination host."""
         return f"webhook:{urlsplit(str(config.get('url', ''))).netloc}"
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created lazily on the event loop's own thread, where it must live.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        return self._session
-
     async def send_async(self, message: OutgoingMessage) -> str | None:
         """POST the message; return the response's ``id`` field if it has one."""
         body = _body(message)
@@ -108,17 +81,16 @@ class WebhookChannel:
         if secret:
             digest = hmac.new(str(secret).encode(), body, hashlib.sha256).hexdigest()
             headers["X-Signature"] = f"sha256={digest}"
-        try:
-            async with self._client().post(message.config["url"], data=body, headers=headers) as r:
-                raw = await r.read() if r.status < 300 else b""
-                return _classify(r.status, r.headers, _json_or_none(raw))
-        except TimeoutError as exc:
-            raise TransientDeliveryError("timeout", code="TIMEOUT") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientDeliveryError(f"network error: {exc}", code="NETWORK_ERROR") from exc
+        answer = await post(
+            self._session.get(),
+            message.config["url"],
+            body,
+            headers,
+            read_errors=False,
+            allow_redirects=True,
+        )
+        return _classify(answer.status, answer.headers, answer.data)
 
     def close(self) -> None:
         """Close the connection pool (on the loop that owns it)."""
-        if self._session is not None:
-            self._loop.run(self._session.close())
-            self._session = None
+        self._session.close()
