@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     chunk_max_attempts: int = Field(default=5, ge=1)
 
     #: Deliveries per second per channel; a channel not listed is unlimited.
-    rate_limits: dict[str, float] = Field(default_factory=lambda: {"telegram": 30.0})
+    rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"telegram": 30.0, "whatsapp": 80.0}
+    )
     #: Attempts per message for transient send errors (tenacity, exponential backoff + jitter).
     send_max_attempts: int = Field(default=3, ge=1)
     send_backoff_initial_s: float = 0.2
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     #: Largest request body the HTTP API accepts.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: Largest CSV body ``POST /api/v1/lists/{id}/import`` accepts (streamed to a temp file).
+    max_import_bytes: int = Field(default=512_000_000, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -10,7 +10,9 @@ from engine.api.limits import BodySizeLimit
 from engine.api.routes import (
     auth,
     campaigns,
+    channels,
     contact_files,
+    contacts,
     lists,
     marketing,
     segments,
@@ -45,9 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         marketing,
         contact_files,
+        contacts,
         lists,
         segments,
         suppressions,
+        channels,
     ):
         app.include_router(module.router)
 

@@ -93,6 +93,13 @@ def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, 400, "INVALID_INPUT", "a value in the request cannot be stored")
 
 
+def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced to create the same thing (a list or segment name); the service's check
+    # passed for both and the unique constraint stopped the second: a conflict, not a crash.
+    log.info("api.conflict", error=str(exc).splitlines()[0][:200])
+    return _answer(request, 409, "CONFLICT", "the request clashes with an object that exists")
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("api.error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")
@@ -104,4 +111,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa_exc.DataError, _data_error)
+    app.add_exception_handler(sa_exc.IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,9 +10,10 @@ from sqlmodel import Session, col
 from engine.models import Campaign, Execution, Touchpoint
 from engine.models.base import iso
 from engine.services.audience import campaign_audience_counts
+from engine.services.channel_accounts import SECRET_SETTINGS
 
 #: Channel settings never shown back (they are credentials).
-SECRET_KEYS = {"secret", "token", "password", "api_key", "apiKey", "access_token"}
+SECRET_KEYS = SECRET_SETTINGS | {"apiKey"}
 
 
 def ok(data: Any) -> dict[str, Any]:

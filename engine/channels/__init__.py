@@ -14,9 +14,12 @@ from engine.channels.base import (
     SyncChannel,
     idempotency_key,
 )
+from engine.channels.email import EmailChannel
 from engine.channels.log import LogChannel
 from engine.channels.null import NullChannel
+from engine.channels.telegram import TelegramChannel
 from engine.channels.webhook import WebhookChannel
+from engine.channels.whatsapp import WhatsAppChannel
 from engine.config import Settings
 from engine.errors import ValidationFailed
 
@@ -25,11 +28,11 @@ CHANNEL_CLASSES: dict[str, type[SyncChannel] | type[AsyncChannel]] = {
     "null": NullChannel,
     "log": LogChannel,
     "webhook": WebhookChannel,
+    "email": EmailChannel,
+    "telegram": TelegramChannel,
+    "whatsapp": WhatsAppChannel,
 }
 CHANNEL_NAMES = tuple(CHANNEL_CLASSES)
-#: Channel types a draft may already name (seeds 001/004) whose senders arrive with the
-#: real-channels issue: such a campaign can be defined now and is refused only at execute.
-PLANNED_CHANNELS = ("email", "whatsapp", "telegram")
 
 
 def _build(name: str, settings: Settings, loop: EventLoopThread) -> Channel:
@@ -38,6 +41,12 @@ def _build(name: str, settings: Settings, loop: EventLoopThread) -> Channel:
         return LogChannel(settings.log_channel_path)
     if name == "webhook":
         return WebhookChannel(loop, settings.http_timeout_s, settings.http_max_connections)
+    if name == "email":
+        return EmailChannel(loop, settings.http_timeout_s)
+    if name == "telegram":
+        return TelegramChannel(loop, settings.http_timeout_s, settings.http_max_connections)
+    if name == "whatsapp":
+        return WhatsAppChannel(loop, settings.http_timeout_s, settings.http_max_connections)
     return NullChannel()
 
 
@@ -75,26 +84,20 @@ def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = 
     Validation is a pure function of the config: it opens no connection.
     """
     cls = CHANNEL_CLASSES.get(name)
-    if cls is None and name not in PLANNED_CHANNELS:
-        known = ", ".join(CHANNEL_NAMES + PLANNED_CHANNELS)
+    if cls is None:
+        known = ", ".join(CHANNEL_NAMES)
         raise ValidationFailed(
             f"unknown channel {name!r}; known channels: {known}", code="UNKNOWN_CHANNEL"
         )
     if check_config:
         _check_rate(config.get("rate_per_s"))
-        if cls is not None:
-            cls.validate_config(config)
+        cls.validate_config(config)
 
 
 def ensure_available(name: str) -> None:
-    """Raise :class:`ValidationFailed` unless this deployment can send over ``name``."""
+    """Raise :class:`ValidationFailed` (``UNKNOWN_CHANNEL``) unless this version can send over
+    ``name`` (a campaign stored by another version may name a channel this one lacks)."""
     validate_channel(name, {}, check_config=False)
-    if name not in CHANNEL_CLASSES:
-        raise ValidationFailed(
-            f"channel {name!r} is not available yet: campaigns can name it, but only "
-            f"{', '.join(CHANNEL_NAMES)} can send",
-            code="CHANNEL_NOT_AVAILABLE",
-        )
 
 
 def _check_rate(rate: Any) -> None:
@@ -111,7 +114,6 @@ def _check_rate(rate: Any) -> None:
 __all__ = [
     "CHANNEL_CLASSES",
     "CHANNEL_NAMES",
-    "PLANNED_CHANNELS",
     "AsyncChannel",
     "Channel",
     "ChannelRegistry",

@@ -1,6 +1,6 @@
 """SQLModel table models, one module per aggregate. Importing this registers every table."""
 
-from engine.models.audience import ExecutionRecipient, Segment, Suppression
+from engine.models.audience import ChannelBlock, ExecutionRecipient, Segment, Suppression
 from engine.models.auth import ApiKey, User
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
 from engine.models.channel_account import ChannelAccount
@@ -46,6 +46,7 @@ __all__ = [
     "Campaign",
     "CampaignStatus",
     "ChannelAccount",
+    "ChannelBlock",
     "Chunk",
     "ChunkStatus",
     "Contact",

@@ -53,3 +53,18 @@ class ExecutionRecipient(SQLModel, table=True):
     #: recipients (bench/audience.py). Deleting a campaign deletes its recipients.
     execution_id: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
     contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+
+
+class ChannelBlock(SQLModel, table=True):
+    """A contact a channel can no longer reach (the user blocked the bot …): never targeted there.
+
+    Written when a delivery fails with a blocking code (``USER_BLOCKED``); other channels still
+    reach the contact.
+    """
+
+    __tablename__ = "channel_blocks"
+
+    contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    channel: str = Field(primary_key=True, max_length=32)
+    code: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)

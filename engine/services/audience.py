@@ -37,6 +37,7 @@ from engine.db import table_of
 from engine.errors import EngineError, ValidationFailed
 from engine.models import (
     Campaign,
+    ChannelBlock,
     Contact,
     ContactList,
     ContactTag,
@@ -286,12 +287,32 @@ def base_filter(organization_id: str, as_of: datetime) -> sa.ColumnElement[bool]
     )
 
 
+def _not_blocked(channel: str) -> sa.ColumnElement[bool]:
+    blocked = (
+        sa.select(sa.literal(1))
+        .where(
+            col(ChannelBlock.contact_id) == col(Contact.id), col(ChannelBlock.channel) == channel
+        )
+        .exists()
+    )
+    return ~blocked
+
+
 def compile_audience(
-    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+    session: Session,
+    organization_id: str,
+    spec: AudienceSpec,
+    as_of: datetime,
+    channel: str | None = None,
 ) -> CompiledAudience:
-    """The SQL condition selecting ``spec``'s contacts, and the parts that match nobody."""
+    """The SQL condition selecting ``spec``'s contacts, and the parts that match nobody.
+
+    With ``channel``, contacts that channel reported unreachable (blocked the bot …) are left out.
+    """
     problems: list[dict[str, str]] = []
     clauses = [base_filter(organization_id, as_of)]
+    if channel:
+        clauses.append(_not_blocked(channel))
     if spec.segments:
         clauses.append(_segments_clause(session, organization_id, spec.segments, problems))
     if spec.lists:
@@ -347,10 +368,14 @@ def _may_repeat(session: Session, organization_id: str, spec: AudienceSpec) -> b
 
 
 def _audience_ids(
-    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+    session: Session,
+    organization_id: str,
+    spec: AudienceSpec,
+    as_of: datetime,
+    channel: str | None,
 ) -> sa.Select[Any]:
     """One contact id per person in the audience (the lowest, when a person repeats)."""
-    where = compile_audience(session, organization_id, spec, as_of).where
+    where = compile_audience(session, organization_id, spec, as_of, channel).where
     if not _may_repeat(session, organization_id, spec):
         return sa.select(col(Contact.id).label("contact_id")).where(where)
     dialect = session.get_bind().dialect.name
@@ -362,16 +387,22 @@ def _audience_ids(
 
 
 def count_audience(
-    session: Session, organization_id: str, spec: AudienceSpec, as_of: datetime
+    session: Session,
+    organization_id: str,
+    spec: AudienceSpec,
+    as_of: datetime,
+    channel: str | None = None,
 ) -> int:
-    """How many people ``spec`` targets at ``as_of`` (``totalCount``; before sampling)."""
-    people = _audience_ids(session, organization_id, spec, as_of).subquery()
+    """How many people ``spec`` targets at ``as_of`` on ``channel`` (``totalCount``; before
+    sampling)."""
+    people = _audience_ids(session, organization_id, spec, as_of, channel).subquery()
     return int(session.scalar(sa.select(sa.func.count()).select_from(people)) or 0)
 
 
 def campaign_audience_count(session: Session, campaign: Campaign) -> int:
     """The campaign's ``totalCount``: how many people its ``targetAudience`` targets now."""
-    return count_audience(session, campaign.organization_id, campaign_audience(campaign), utcnow())
+    spec = campaign_audience(campaign)
+    return count_audience(session, campaign.organization_id, spec, utcnow(), campaign.channel)
 
 
 def campaign_audience_counts(
@@ -383,10 +414,10 @@ def campaign_audience_counts(
     now = utcnow()
     for campaign in campaigns:
         target = (campaign.details or {}).get("targetAudience") or {}
-        key = json.dumps(target, sort_keys=True, default=str)
+        key = json.dumps([target, campaign.channel], sort_keys=True, default=str)
         if key not in by_spec:
             spec = parse_audience(target)
-            by_spec[key] = count_audience(session, organization_id, spec, now)
+            by_spec[key] = count_audience(session, organization_id, spec, now, campaign.channel)
         result[campaign.id] = by_spec[key]
     return result
 
@@ -399,14 +430,17 @@ def audience_problems(
 
 
 def freeze_recipients(
-    session: Session, execution_id: str, organization_id: str, spec: AudienceSpec, as_of: datetime
+    session: Session, execution_id: str, campaign: Campaign, as_of: datetime
 ) -> None:
     """Write the execution's recipients: one contact (the lowest id) per person in the audience.
 
     One ``INSERT … SELECT`` in id order inside the planning transaction, so the database does
     the work and the primary key grows at its end.
     """
-    people = _audience_ids(session, organization_id, spec, as_of).subquery()
+    spec = campaign_audience(campaign)
+    people = _audience_ids(
+        session, campaign.organization_id, spec, as_of, campaign.channel
+    ).subquery()
     rows = sa.select(sa.literal(execution_id), people.c.contact_id).order_by(people.c.contact_id)
     session.execute(
         sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], rows)

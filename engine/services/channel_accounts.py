@@ -187,9 +187,10 @@ def check_campaign_channel(
 ) -> None:
     """Check a campaign's channel and ``channel_config`` when it is stored.
 
-    Without an account on that channel, the campaign's config must work on its own (an early,
-    clear error). With one, the account completes it: the whole is checked at execute, when the
-    secrets are decrypted (:func:`check_credentials`).
+    A draft may be incomplete (seed 001 creates ``{"name", "channel_type": "whatsapp"}``):
+    credentials can come later, from an account or a config update. So the channel checks the
+    config now only when the campaign gives one and the organization has no account to complete
+    it; otherwise the whole is checked at validate and execute (:func:`check_credentials`).
 
     Raises:
         ValidationFailed: unknown channel, or a config the channel refuses.
@@ -200,7 +201,8 @@ def check_campaign_channel(
             "channel_config.account names an account (1 to 100 characters)",
             code="INVALID_CHANNEL_CONFIG",
         )
-    complete = account is None and not _has_account(session, organization_id, channel)
+    given = any(k != ACCOUNT_KEY for k in config)
+    complete = given and account is None and not _has_account(session, organization_id, channel)
     validate_channel(channel, config, check_config=complete)
 
 

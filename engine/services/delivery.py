@@ -40,7 +40,7 @@ from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
-from engine.services.subscriptions import suppressed_addresses
+from engine.services.subscriptions import block_contacts, suppressed_addresses
 from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
 
@@ -98,6 +98,9 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
         with session_scope(rt.engine) as session:
             record_outcomes(
                 session, job.chunk, job.attempt, outcomes + job.skipped, stopped, job.next_step
+            )
+            block_contacts(
+                session, job.campaign.channel, [(o.contact_id, o.error_code) for o in outcomes]
             )
     except Exception as exc:
         log.exception(

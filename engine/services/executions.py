@@ -67,7 +67,7 @@ def check_audience(session: Session, campaign: Campaign) -> None:
     problems = audience_problems(session, campaign.organization_id, spec, now)
     if problems:
         raise ValidationFailed("; ".join(p["message"] for p in problems), code=problems[0]["code"])
-    if count_audience(session, campaign.organization_id, spec, now) == 0:
+    if count_audience(session, campaign.organization_id, spec, now, campaign.channel) == 0:
         raise ValidationFailed(
             f"campaign {campaign.id!r} has no audience: no subscribed contact matches its "
             "targetAudience",
@@ -174,9 +174,7 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     steps = message_steps(list_touchpoints(session, campaign.id))
     now = utcnow()
     first_tp, first_delay = steps[0]
-    freeze_recipients(
-        session, execution.id, execution.organization_id, campaign_audience(campaign), now
-    )
+    freeze_recipients(session, execution.id, campaign, now)
     ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
     contacts = 0
     chunk_no = 0

@@ -1,6 +1,8 @@
 """Consent: unsubscribing contacts and the organization's suppression list.
 
 An unsubscribed contact keeps its data but is never targeted again (``unsubscribe_time``).
+A contact a channel reports as unreachable for good (``USER_BLOCKED``) is blocked on that
+channel only (:class:`~engine.models.ChannelBlock`).
 A suppressed address (email or phone) is never messaged, whichever list or contact carries it:
 the planner leaves it out, and a worker skips it (``SUPPRESSED``) if it was added mid-run.
 """
@@ -13,8 +15,9 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
+from engine.db import insert_ignore, table_of
 from engine.errors import NotFound, ValidationFailed
-from engine.models import Contact, Suppression
+from engine.models import ChannelBlock, Contact, Suppression
 from engine.models.base import utcnow
 
 #: Most addresses one suppression call may carry.
@@ -150,6 +153,28 @@ def list_suppressions(
         .limit(limit)
     )
     return list(rows), int(total or 0)
+
+
+#: Delivery error codes after which a channel never tries the contact again.
+BLOCKING_CODES = frozenset({"USER_BLOCKED"})
+
+
+def block_contacts(
+    session: Session, channel: str, outcomes: Iterable[tuple[int, str | None]]
+) -> int:
+    """Record the contacts a channel can no longer reach, from ``(contact id, error code)``.
+
+    Returns how many outcomes carried a blocking code (already-blocked contacts stay as they are).
+    """
+    rows = [
+        {"contact_id": contact_id, "channel": channel, "code": code, "created_at": utcnow()}
+        for contact_id, code in outcomes
+        if code in BLOCKING_CODES
+    ]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(insert_ignore(table_of(ChannelBlock), dialect), rows)
+    return len(rows)
 
 
 def suppressed_addresses(

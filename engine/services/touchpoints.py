@@ -157,7 +157,7 @@ def validate_touchpoint(
         check(ensure_available, campaign.channel)
     errors.extend(_variation_errors(touchpoint.message))
     audience = compile_audience(
-        session, campaign.organization_id, campaign_audience(campaign), utcnow()
+        session, campaign.organization_id, campaign_audience(campaign), utcnow(), campaign.channel
     )
     errors.extend(audience.problems)
     sample = session.exec(

@@ -81,9 +81,12 @@ def test_a_campaign_sends_with_its_organizations_account(
 def test_missing_or_unknown_credentials_stop_execution_before_sending(
     client: TestClient, tenant: Tenant
 ) -> None:
-    body = {"name": "Bare", "channel": "webhook", "channelConfig": {}}
-    # No account on the channel: the campaign's own config must be complete, now.
+    body = {"name": "Bad", "channel": "webhook", "channelConfig": {"url": "ftp://x"}}
+    # No account on the channel: a config the campaign gives must work on its own, now.
     _error(client.post("/api/v1/campaigns", json=body), 400, "INVALID_CHANNEL_CONFIG")
+    draft = _campaign(client)  # nothing given: a draft may get its credentials later
+    error = _error(client.post(f"/api/v1/campaigns/{draft}/execute"), 400, "MISSING_CREDENTIALS")
+    assert "url" in error["message"]
 
     account = client.post(
         "/api/v1/channels", json={"channel": "webhook", "config": {"url": "http://127.0.0.1:9/"}}
@@ -91,8 +94,7 @@ def test_missing_or_unknown_credentials_stop_execution_before_sending(
     bare = _campaign(client)  # the account completes it
     named = _campaign(client, account="us")
     client.delete(f"/api/v1/channels/{account['id']}")
-    error = _error(client.post(f"/api/v1/campaigns/{bare}/execute"), 400, "MISSING_CREDENTIALS")
-    assert "url" in error["message"]
+    _error(client.post(f"/api/v1/campaigns/{bare}/execute"), 400, "MISSING_CREDENTIALS")
     _error(client.post(f"/api/v1/campaigns/{named}/execute"), 400, "ACCOUNT_NOT_FOUND")
     touchpoint = client.get(f"/api/v1/campaigns/{bare}").json()["data"]["touchpoints"][0]["id"]
     report = client.post(f"/api/v1/touchpoints/{touchpoint}/validate").json()["data"]

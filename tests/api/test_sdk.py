@@ -134,10 +134,10 @@ def test_seed_001_create_snippet_runs_unchanged(
 
     assert capsys.readouterr().out.strip() == campaign["_id"]
     assert client.campaign.get(campaign["_id"])["channel_type"] == "whatsapp"
-    # A whatsapp draft is kept; executing it waits for the whatsapp sender (real-channels issue).
+    # A whatsapp draft is kept; executing it needs the organization's WhatsApp credentials.
     with pytest.raises(ValidationError) as err:
         client.campaign.execute(campaign["_id"])
-    assert err.value.code == "CHANNEL_NOT_AVAILABLE"
+    assert err.value.code == "MISSING_CREDENTIALS"
 
 
 def test_records_have_seed_001_names(sdk: Client) -> None:

@@ -10,6 +10,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Execution
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
+from engine.services.contacts import add_contacts, demo_contacts
 from engine.services.executions import start_execution
 from tests.factories import make_campaign
 
@@ -28,7 +29,6 @@ def _org(rt: Runtime) -> str:
     ("channel", "config", "steps", "code"),
     [
         ("carrier-pigeon", {}, [TouchpointSpec(message="hi")], "UNKNOWN_CHANNEL"),
-        ("webhook", {}, [TouchpointSpec(message="hi")], "INVALID_CHANNEL_CONFIG"),
         ("webhook", {"url": "ftp://x"}, [TouchpointSpec(message="hi")], "INVALID_CHANNEL_CONFIG"),
         ("log", {}, [TouchpointSpec(message=None)], "MISSING_MESSAGE"),
         ("log", {}, [TouchpointSpec(message="Hi {{ name ")], "TEMPLATE_ERROR"),
@@ -48,6 +48,17 @@ def test_invalid_campaign_is_refused_and_nothing_is_written(
         create_campaign(session, org_id, "bad", channel, steps, channel_config=config)
     assert err.value.code == code
     assert _count(rt, Campaign) == 0
+
+
+def test_a_draft_without_credentials_is_kept_but_cannot_execute(rt: Runtime) -> None:
+    org_id = _org(rt)
+    with session_scope(rt.engine) as session:
+        add_contacts(session, org_id, demo_contacts(3))
+        campaign = create_campaign(session, org_id, "d", "webhook", [TouchpointSpec(message="hi")])
+    with pytest.raises(ValidationFailed) as err, session_scope(rt.engine) as session:
+        start_execution(session, campaign.id, secret_key=rt.settings.secret_key)
+    assert err.value.code == "MISSING_CREDENTIALS" and "url" in err.value.message
+    assert _count(rt, Execution) == 0
 
 
 @pytest.mark.parametrize("name", ["", "x" * 201])

@@ -18,7 +18,9 @@ from engine.services.contact_data import tags_by_contact
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
-_ContactId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+#: Ids are 64-bit integers in both databases.
+MAX_ID = 2**63 - 1
+_ContactId = Annotated[int, Field(ge=1, le=MAX_ID)]
 _Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -36,7 +38,7 @@ class ContactChange(BaseModel):
 class ContactIn(ContactChange):
     """A new contact: ``email`` or ``phone``, optionally in the list ``listId``."""
 
-    list_id: int | None = Field(default=None, alias="listId", ge=1)
+    list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
 
 
 class ConditionItem(BaseModel):
@@ -61,7 +63,7 @@ class SearchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     condition: Condition | None = None
-    list_id: int | None = Field(default=None, alias="listId", ge=1)
+    list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
     page: int = Field(default=1, ge=1, le=1_000_000)
     limit: int = Field(default=20, ge=1, le=100)
 
@@ -106,7 +108,7 @@ def list_contacts(
     principal: CurrentPrincipal,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    list_id: Annotated[int | None, Query(alias="listId", ge=1)] = None,
+    list_id: Annotated[int | None, Query(alias="listId", ge=1, le=MAX_ID)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     status: Literal["subscribed", "unsubscribed"] | None = None,
 ) -> dict[str, Any]:
