@@ -55,6 +55,8 @@ INVALID_AUDIENCE = "INVALID_AUDIENCE"
 AUDIENCE_KEYS = frozenset({"segments", "lists", "tags", "filters", "condition", "totalCount"})
 #: Most entries of each ``targetAudience`` part.
 MAX_PARTS = 100
+#: The tag of an organization's test contacts: a test-mode execution sends only to them.
+TEST_TAG = "test-contact"
 
 
 @dataclass(frozen=True)
@@ -430,20 +432,49 @@ def audience_problems(
 
 
 def freeze_recipients(
-    session: Session, execution_id: str, campaign: Campaign, as_of: datetime
+    session: Session,
+    execution_id: str,
+    campaign: Campaign,
+    as_of: datetime,
+    test_mode: bool = False,
 ) -> None:
     """Write the execution's recipients: one contact (the lowest id) per person in the audience.
+
+    In test mode the recipients are the organization's test contacts (tagged
+    :data:`TEST_TAG`) when it has any; otherwise the real audience, whom the workers then only
+    render messages for (a dry run).
 
     One ``INSERT … SELECT`` in id order inside the planning transaction, so the database does
     the work and the primary key grows at its end.
     """
     spec = campaign_audience(campaign)
+    if test_mode:
+        tested = AudienceSpec(tags=(TEST_TAG,))
+        if count_audience(session, campaign.organization_id, tested, as_of, campaign.channel):
+            spec = tested
     people = _audience_ids(
         session, campaign.organization_id, spec, as_of, campaign.channel
     ).subquery()
     rows = sa.select(sa.literal(execution_id), people.c.contact_id).order_by(people.c.contact_id)
     session.execute(
         sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], rows)
+    )
+
+
+def test_contacts(session: Session, organization_id: str, contact_ids: Sequence[int]) -> set[int]:
+    """Which of ``contact_ids`` are test contacts (tagged :data:`TEST_TAG`)."""
+    if not contact_ids:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(col(ContactTag.contact_id))
+            .join(Tag, col(Tag.id) == col(ContactTag.tag_id))
+            .where(
+                col(Tag.organization_id) == organization_id,
+                col(Tag.name) == TEST_TAG,
+                col(ContactTag.contact_id).in_(list(contact_ids)),
+            )
+        )
     )
 
 

@@ -33,7 +33,7 @@ from engine.models import (
 )
 from engine.models.base import utcnow
 from engine.runtime import Runtime
-from engine.services.audience import in_sample
+from engine.services.audience import in_sample, test_contacts
 from engine.services.campaigns import list_touchpoints
 from engine.services.channel_accounts import channel_config
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
@@ -71,6 +71,8 @@ class ChunkJob:
     config: dict[str, Any] = field(default_factory=dict)
     to_send: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SendOutcome] = field(default_factory=list)
+    #: Test mode without test contacts: these are rendered, never handed to the channel.
+    dry_run: set[int] = field(default_factory=set)
 
 
 def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
@@ -232,6 +234,9 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
             job.to_send.append(row._asdict())
         else:
             job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, *reason))
+    if execution.test_mode:
+        ids = [contact["id"] for contact in job.to_send]
+        job.dry_run = set(ids) - test_contacts(session, execution.organization_id, ids)
 
 
 def _skip_reason(
@@ -323,10 +328,24 @@ def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None
             item = _outgoing(job, contact)
             if isinstance(item, SendOutcome):
                 outcomes.append(item)
+            elif item.contact_id in job.dry_run:
+                outcomes.append(_rendered_only(item))
             else:
                 messages.append(item)
         outcomes.extend(sender.send_batch(messages))
     return outcomes, None
+
+
+def _rendered_only(message: OutgoingMessage) -> SendOutcome:
+    """The outcome of a test-mode message that was rendered but not sent."""
+    return SendOutcome(
+        message.contact_id,
+        DeliveryStatus.skipped,
+        0,
+        "DRY_RUN",
+        "test mode: rendered, not sent (the organization has no test contacts)",
+        variation=message.variation,
+    )
 
 
 def _execution_stopped(rt: Runtime, execution_id: str) -> str | None:

@@ -174,7 +174,7 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     steps = message_steps(list_touchpoints(session, campaign.id))
     now = utcnow()
     first_tp, first_delay = steps[0]
-    freeze_recipients(session, execution.id, campaign, now)
+    freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
     ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
     contacts = 0
     chunk_no = 0
