@@ -11,6 +11,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
 from engine.services.audience import checked_details
 from engine.services.channel_accounts import check_campaign_channel
+from engine.services.variations import check_variations
 from engine.services.webhooks import emit_campaign
 from engine.templating import check_template
 
@@ -195,6 +196,7 @@ def check_touchpoint(spec: TouchpointSpec) -> None:
         if spec.message in (None, "", {}):
             raise ValidationFailed("a message touchpoint needs a message", code="MISSING_MESSAGE")
         check_template(spec.message)
+        check_variations(spec.message)
 
 
 def get_campaign(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -155,7 +154,6 @@ def validate_touchpoint(
     else:
         check(check_credentials, session, secret_key, campaign)
         check(ensure_available, campaign.channel)
-    errors.extend(_variation_errors(touchpoint.message))
     audience = compile_audience(
         session, campaign.organization_id, campaign_audience(campaign), utcnow(), campaign.channel
     )
@@ -185,22 +183,6 @@ def _render_errors(sample: Contact, message: Any) -> list[dict[str, str]]:
                 "message": f"the message does not render for contact {sample.id}: {exc}",
             }
         ]
-    return []
-
-
-def _variation_errors(message: Any) -> list[dict[str, str]]:
-    """A/B variations (seed 004) need positive weights that add up to something."""
-    variations = message.get("variations") if isinstance(message, dict) else None
-    if not variations:
-        return []
-    weights: list[Any] = [v.get("weight") for v in variations if isinstance(v, dict)]
-    if len(weights) != len(variations) or not all(
-        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
-        for w in weights
-    ):
-        return [{"code": "INVALID_VARIATIONS", "message": "every variation needs a weight ≥ 0"}]
-    if sum(weights) <= 0:
-        return [{"code": "INVALID_VARIATIONS", "message": "variation weights add up to 0"}]
     return []
 
 

@@ -11,7 +11,10 @@ in every worker and on every retry, and versions split the audience in proportio
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
+
+from engine.errors import ValidationFailed
 
 #: The id of the message's own content when it has variations.
 CONTROL = "control"
@@ -54,3 +57,25 @@ def pick_variation(
         if point < reached:
             return arm_id, body
     return arms[-1][0], arms[-1][2]
+
+
+def check_variations(message: Any) -> None:
+    """Refuse variations that cannot split an audience: a missing, negative or non-finite
+    ``weight``, or weights that add up to 0.
+
+    Raises:
+        ValidationFailed: ``INVALID_VARIATIONS``.
+    """
+    variations = message.get("variations") if isinstance(message, dict) else None
+    if variations is None:
+        return
+    if not isinstance(variations, list) or not all(isinstance(v, dict) for v in variations):
+        raise ValidationFailed("variations must be a list of objects", code="INVALID_VARIATIONS")
+    weights = [v.get("weight") for v in variations]
+    if not all(
+        isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+        for w in weights
+    ):
+        raise ValidationFailed("every variation needs a weight >= 0", code="INVALID_VARIATIONS")
+    if variations and sum(weights) <= 0:
+        raise ValidationFailed("variation weights add up to 0", code="INVALID_VARIATIONS")

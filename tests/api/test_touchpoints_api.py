@@ -70,11 +70,9 @@ def test_validate_reports_every_problem(client: TestClient, tenant: Tenant) -> N
         "text": "A",
         "variations": [{"content": "B", "weight": 0}, {"content": "C", "weight": 0}],
     }
-    ab = client.post(f"/api/v1/campaigns/{good}/touchpoints", json={"message": weights}).json()[
-        "data"
-    ]
-    result = client.post(f"/api/v1/touchpoints/{ab['id']}/validate").json()["data"]
-    assert [e["code"] for e in result["errors"]] == ["INVALID_VARIATIONS"]
+    # Weights that cannot split an audience are refused when stored, before anything is sent.
+    ab = client.post(f"/api/v1/campaigns/{good}/touchpoints", json={"message": weights})
+    assert ab.status_code == 400 and ab.json()["error"]["code"] == "INVALID_VARIATIONS"
 
     no_channel = _campaign(client, channel=None)
     tp = client.post(
