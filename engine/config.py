@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=512_000_000, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    #: Where the API is reachable from recipients: the base of click and unsubscribe links.
+    public_base_url: str = "http://127.0.0.1:8000"
 
     #: File the ``log`` channel appends JSON lines to.
     log_channel_path: str = "deliveries.jsonl"

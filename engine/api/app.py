@@ -13,6 +13,7 @@ from engine.api.routes import (
     channels,
     contact_files,
     contacts,
+    events,
     lists,
     marketing,
     segments,
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         segments,
         suppressions,
         channels,
+        events,
     ):
         app.include_router(module.router)
 

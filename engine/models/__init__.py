@@ -13,6 +13,7 @@ from engine.models.contact import (
     FieldType,
     Tag,
 )
+from engine.models.event import EngagementEvent, EngagementType
 from engine.models.execution import (
     FINAL_EXECUTION_STATUSES,
     OPEN_CHUNK_STATUSES,
@@ -55,6 +56,8 @@ __all__ = [
     "ContactTag",
     "Delivery",
     "DeliveryStatus",
+    "EngagementEvent",
+    "EngagementType",
     "Execution",
     "ExecutionErrorCount",
     "ExecutionRate",

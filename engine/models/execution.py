@@ -141,7 +141,8 @@ class Delivery(SQLModel, table=True):
     status: str = Field(max_length=16)
     error_code: str | None = Field(default=None, max_length=64)
     attempts: int = 1
-    provider_message_id: str | None = Field(default=None, max_length=200)
+    #: The provider's id of the message (indexed: status callbacks are matched by it).
+    provider_message_id: str | None = Field(default=None, max_length=200, index=True)
     #: The A/B variation sent (``control`` or a variation id); ``None`` without variations.
     variation: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)

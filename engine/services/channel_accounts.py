@@ -24,6 +24,9 @@ from engine.secrets import decrypt_json, encrypt_json
 #: Settings that are credentials: encrypted at rest, never shown.
 SECRET_SETTINGS = frozenset(
     {"password", "bot_token", "access_token", "secret", "token", "api_key", "app_secret"}
+    # Checking provider callbacks (docs/engagement.md): WhatsApp's webhook verify token, and
+    # the key of the signed generic status callback.
+    | {"verify_token", "callback_secret"}
 )
 #: Key of ``channel_config`` naming the account to use.
 ACCOUNT_KEY = "account"

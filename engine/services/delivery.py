@@ -18,6 +18,7 @@ from jinja2 import TemplateError
 from sqlmodel import Session, col
 
 from engine.channels import OutgoingMessage, idempotency_key
+from engine.config import Settings
 from engine.db import session_scope
 from engine.logging import get_logger
 from engine.models import (
@@ -38,6 +39,7 @@ from engine.services.campaigns import list_touchpoints
 from engine.services.channel_accounts import channel_config
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
+from engine.services.links import LinkSigner
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
 from engine.services.subscriptions import block_contacts, suppressed_addresses
@@ -54,6 +56,8 @@ STATUS_CHECK_EVERY_S = 2.0
 
 #: Custom fields that address a contact on a channel, passed to channels with the recipient.
 ADDRESS_FIELDS = ("telegram_chat_id",)
+#: Channels whose messages get click-tracking links (http(s) hrefs in HTML, bare URLs in text).
+TRACKED_CHANNELS = frozenset({"email", "webhook"})
 
 
 @dataclass
@@ -73,6 +77,8 @@ class ChunkJob:
     skipped: list[SendOutcome] = field(default_factory=list)
     #: Test mode without test contacts: these are rendered, never handed to the channel.
     dry_run: set[int] = field(default_factory=set)
+    #: Signs the unsubscribe link of each message and its click-tracking links.
+    links: LinkSigner | None = None
 
 
 def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
@@ -87,7 +93,7 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
     """
     try:
         with session_scope(rt.engine) as session:
-            job = _claim(session, chunk_id, rt.settings.secret_key)
+            job = _claim(session, chunk_id, rt.settings)
     except Exception as exc:  # the claim rolled back: the chunk is still queued
         log.exception("chunk.error", chunk_id=chunk_id)
         release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
@@ -162,7 +168,7 @@ def _stop_reason(status: str) -> str | None:
     return "paused" if status == ExecutionStatus.paused else "cancelled"
 
 
-def _claim(session: Session, chunk_id: int, secret_key: str) -> ChunkJob | str:
+def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | str:
     claimed = session.execute(
         sa.update(Chunk)
         .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
@@ -188,7 +194,8 @@ def _claim(session: Session, chunk_id: int, secret_key: str) -> ChunkJob | str:
         campaign=campaign,
         message=steps[index][0].message,
         next_step=(following[0].id, following[1]) if following else None,
-        config=channel_config(session, secret_key, campaign),
+        config=channel_config(session, settings.secret_key, campaign),
+        links=LinkSigner(settings.secret_key, settings.public_base_url),
     )
     previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
@@ -272,8 +279,12 @@ def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendO
     for key in ADDRESS_FIELDS:
         if fields.get(key) is not None:
             recipient[key] = fields[key]
-    touchpoint_id = job.chunk.touchpoint_id
-    variation, message = pick_variation(job.message, job.execution.id, touchpoint_id, contact["id"])
+    touchpoint_id, execution, links = job.chunk.touchpoint_id, job.execution, job.links
+    variation, message = pick_variation(job.message, execution.id, touchpoint_id, contact["id"])
+    if links is not None:  # before rendering: templates may show {{ unsubscribe_url }}
+        recipient["unsubscribe_url"] = links.unsubscribe_url(
+            execution.organization_id, job.campaign.id, execution.id, touchpoint_id, contact["id"]
+        )
     try:
         body = render(message, contact_context(fields, recipient))
     except TemplateError as exc:
@@ -284,6 +295,10 @@ def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendO
             "TEMPLATE_ERROR",
             str(exc)[:500],
             variation=variation,
+        )
+    if links is not None and job.campaign.channel in TRACKED_CHANNELS:
+        body = links.rewrite(
+            body, lambda url: links.click_url(execution.id, touchpoint_id, contact["id"], url)
         )
     return OutgoingMessage(
         execution_id=job.execution.id,

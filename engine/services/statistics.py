@@ -1,4 +1,17 @@
-"""Campaign statistics (seed 004), computed from stored executions and deliveries only."""
+"""Campaign statistics (seed 004), from stored deliveries and engagement events.
+
+Sends count messages (deliveries); ``delivered`` and ``read`` count messages with a provider
+receipt; ``clicked`` and ``converted`` count unique contacts. Rates (percent, one decimal):
+
+- ``deliveryRate`` = delivered / sent; ``readRate`` = read / delivered;
+- ``clickRate`` = clicking contacts / contacts known to have received a message (a receipt,
+  or a click) — or, when the campaign has no receipts at all (email without a relay callback,
+  telegram), / contacts sent to;
+- ``conversionRate`` = converting contacts / contacts sent to.
+
+Events of test-mode executions, and conversions the campaign cannot be credited with (the
+contact never got one of its messages), are left out. See docs/engagement.md.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +22,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.errors import ValidationFailed
-from engine.models import Campaign, Contact, Delivery, DeliveryStatus, Execution, Segment
+from engine.models import (
+    Campaign,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    EngagementEvent,
+    EngagementType,
+    Execution,
+    Segment,
+)
 from engine.models.base import utcnow
 from engine.services.audience import campaign_audience
 from engine.services.conditions import compile_condition
@@ -49,16 +71,31 @@ def campaign_statistics(
         raise ValidationFailed(
             f"unknown metrics {unknown}; known: {', '.join(METRICS)}", code="INVALID_METRICS"
         )
-    where: list[sa.ColumnElement[bool]] = [
-        col(Delivery.execution_id).in_(
-            sa.select(col(Execution.id)).where(
-                col(Execution.campaign_id) == campaign_id, col(Execution.test_mode).is_(False)
-            )
-        )
+    real_executions = sa.select(col(Execution.id)).where(
+        col(Execution.campaign_id) == campaign_id, col(Execution.test_mode).is_(False)
+    )
+    where: list[sa.ColumnElement[bool]] = [col(Delivery.execution_id).in_(real_executions)]
+    events: list[sa.ColumnElement[bool]] = [
+        col(EngagementEvent.campaign_id) == campaign_id,
+        col(EngagementEvent.execution_id).in_(real_executions),
     ]
     since = PERIODS[period]
     if since is not None:
         where.append(col(Delivery.created_at) >= utcnow() - since)
+        events.append(col(EngagementEvent.occurred_at) >= utcnow() - since)
+    overview, performance = _overview(session, where, events)
+    sections: dict[str, Any] = {
+        "overview": overview,
+        "performance": performance,
+        "timeline": _timeline(session, where, events),
+        "segments": _segments(session, campaign_id, where, events) if "segments" in wanted else [],
+        "variations": _variations(session, where, events) if "variations" in wanted else [],
+    }
+    return {name: sections[name] for name in wanted}
+
+
+def _sends(session: Session, where: list[Any]) -> tuple[int, int, int]:
+    """``(sent, failed, contacts sent to)`` of the deliveries matching ``where``."""
     counts = dict(
         session.execute(
             sa.select(col(Delivery.status), sa.func.count())
@@ -66,34 +103,104 @@ def campaign_statistics(
             .group_by(col(Delivery.status))
         ).all()
     )
-    sent = int(counts.get(DeliveryStatus.sent, 0))
-    failed = int(counts.get(DeliveryStatus.failed, 0))
-    sections: dict[str, Any] = {
-        "overview": {
-            "messagesSent": sent,
-            "failed": failed,
-            "delivered": 0,
-            "read": 0,
-            "clicked": 0,
-            "converted": 0,
-            "revenue": 0,
-        },
-        "performance": {
-            "sendSuccessRate": _rate(sent, sent + failed),
-            "deliveryRate": 0.0,
-            "readRate": 0.0,
-            "clickRate": 0.0,
-            "conversionRate": 0.0,
-        },
-        "timeline": _timeline(session, where),
-        "segments": _segments(session, campaign_id, where) if "segments" in wanted else [],
-        "variations": _variations(session, where) if "variations" in wanted else [],
+    reached = session.scalar(
+        sa.select(sa.func.count(sa.distinct(col(Delivery.contact_id)))).where(
+            *where, col(Delivery.status) == DeliveryStatus.sent
+        )
+    )
+    return (
+        int(counts.get(DeliveryStatus.sent, 0)),
+        int(counts.get(DeliveryStatus.failed, 0)),
+        int(reached or 0),
+    )
+
+
+def _receipts(session: Session, events: list[Any]) -> tuple[int, int]:
+    """``(messages with a delivery receipt, contacts known to have received one)``.
+
+    A receipt is ``delivered`` (or ``read`` alone); a click proves receipt of a contact too.
+    """
+    received = (
+        sa.select(
+            col(EngagementEvent.execution_id),
+            col(EngagementEvent.touchpoint_id),
+            col(EngagementEvent.contact_id),
+        )
+        .where(
+            *events,
+            col(EngagementEvent.type).in_([EngagementType.delivered, EngagementType.read]),
+        )
+        .distinct()
+        .subquery()
+    )
+    messages = session.scalar(sa.select(sa.func.count()).select_from(received))
+    contacts = session.scalar(
+        sa.select(sa.func.count(sa.distinct(col(EngagementEvent.contact_id)))).where(
+            *events,
+            col(EngagementEvent.type).in_(
+                [EngagementType.delivered, EngagementType.read, EngagementType.clicked]
+            ),
+        )
+    )
+    return int(messages or 0), int(contacts or 0)
+
+
+def _engagement(session: Session, events: list[Any]) -> dict[str, tuple[int, int, float]]:
+    """Per event type: ``(events, unique contacts, sum of values)``."""
+    rows = session.execute(
+        sa.select(
+            col(EngagementEvent.type),
+            sa.func.count(),
+            sa.func.count(sa.distinct(col(EngagementEvent.contact_id))),
+            sa.func.sum(col(EngagementEvent.value)),
+        )
+        .where(*events)
+        .group_by(col(EngagementEvent.type))
+    ).all()
+    return {
+        str(kind): (int(n), int(contacts), float(total or 0)) for kind, n, contacts, total in rows
     }
-    return {name: sections[name] for name in wanted}
 
 
-def _segments(session: Session, campaign_id: str, where: list[Any]) -> list[dict[str, Any]]:
-    """Deliveries to the contacts of each segment the campaign targets (seed 004 ``segments``).
+def _overview(
+    session: Session, where: list[Any], events: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seed 004's ``overview`` and ``performance`` (the rates of the module docstring)."""
+    sent, failed, reached = _sends(session, where)
+    delivered, delivered_contacts = _receipts(session, events)
+    found = _engagement(session, events)
+    none = (0, 0, 0.0)
+    read = found.get(EngagementType.read, none)[0]
+    clicked = found.get(EngagementType.clicked, none)[1]
+    converted = found.get(EngagementType.converted, none)
+    revenue = round(converted[2], 2)
+    overview = {
+        "messagesSent": sent,
+        "failed": failed,
+        "delivered": delivered,
+        "read": read,
+        "clicked": clicked,
+        "converted": converted[1],
+        "revenue": int(revenue) if revenue.is_integer() else revenue,
+        "undelivered": found.get(EngagementType.failed, none)[0],
+        "unsubscribed": found.get(EngagementType.unsubscribed, none)[1],
+        "contactsReached": reached,
+    }
+    performance = {
+        "sendSuccessRate": _rate(sent, sent + failed),
+        "deliveryRate": _rate(delivered, sent),
+        "readRate": _rate(read, delivered),
+        "clickRate": _rate(clicked, delivered_contacts if delivered else reached),
+        "conversionRate": _rate(converted[1], reached),
+    }
+    return overview, performance
+
+
+def _segments(
+    session: Session, campaign_id: str, where: list[Any], events: list[Any]
+) -> list[dict[str, Any]]:
+    """Deliveries to the contacts of each segment the campaign targets (seed 004 ``segments``),
+    and the share of the segment's contacts sent to who converted.
 
     A contact counts for a segment it matches now; a segment deleted since, or whose condition
     no longer compiles, is left out.
@@ -114,17 +221,14 @@ def _segments(session: Session, campaign_id: str, where: list[Any]) -> list[dict
             matches = compile_condition(session, campaign.organization_id, segment.condition)
         except ValidationFailed:
             continue
-        counts = dict(
-            session.execute(
-                sa.select(col(Delivery.status), sa.func.count())
-                .join(Contact, col(Contact.id) == col(Delivery.contact_id))
-                .where(*where, matches)
-                .group_by(col(Delivery.status))
-            ).all()
-        )
-        sent, failed = (
-            int(counts.get(DeliveryStatus.sent, 0)),
-            int(counts.get(DeliveryStatus.failed, 0)),
+        in_segment = sa.select(col(Contact.id)).where(matches)
+        sent, failed, reached = _sends(session, [*where, col(Delivery.contact_id).in_(in_segment)])
+        converted = session.scalar(
+            sa.select(sa.func.count(sa.distinct(col(EngagementEvent.contact_id)))).where(
+                *events,
+                col(EngagementEvent.type) == EngagementType.converted,
+                col(EngagementEvent.contact_id).in_(in_segment),
+            )
         )
         result.append(
             {
@@ -134,58 +238,93 @@ def _segments(session: Session, campaign_id: str, where: list[Any]) -> list[dict
                     "sent": sent,
                     "failed": failed,
                     "sendSuccessRate": _rate(sent, sent + failed),
-                    "conversionRate": 0.0,
+                    "converted": int(converted or 0),
+                    "conversionRate": _rate(int(converted or 0), reached),
                 },
             }
         )
     return result
 
 
-def _variations(session: Session, where: list[Any]) -> list[dict[str, Any]]:
-    """Sends per A/B variation of each touchpoint that has variations."""
+def _variations(session: Session, where: list[Any], events: list[Any]) -> list[dict[str, Any]]:
+    """Sends per A/B variation of each touchpoint that has variations, and their conversions:
+    messages sent whose contact converted afterwards in the same execution."""
+    converted = (
+        sa.select(col(EngagementEvent.id))
+        .where(
+            *events,
+            col(EngagementEvent.type) == EngagementType.converted,
+            col(EngagementEvent.execution_id) == col(Delivery.execution_id),
+            col(EngagementEvent.contact_id) == col(Delivery.contact_id),
+        )
+        .exists()
+    )
+    is_conversion = sa.case((sa.and_(col(Delivery.status) == DeliveryStatus.sent, converted), 1))
     rows = session.execute(
         sa.select(
             col(Delivery.touchpoint_id),
             col(Delivery.variation),
             col(Delivery.status),
             sa.func.count(),
+            sa.func.count(is_conversion),
         )
         .where(*where, col(Delivery.variation).is_not(None))
         .group_by(col(Delivery.touchpoint_id), col(Delivery.variation), col(Delivery.status))
         .order_by(col(Delivery.touchpoint_id), col(Delivery.variation))
     ).all()
     found: dict[tuple[str, str], dict[str, int]] = {}
-    for touchpoint_id, variation, status, count in rows:
-        found.setdefault((touchpoint_id, variation), {})[str(status)] = int(count)
+    for touchpoint_id, variation, status, count, conversions in rows:
+        counts = found.setdefault((touchpoint_id, variation), {"conversions": 0})
+        counts[str(status)] = int(count)
+        counts["conversions"] += int(conversions)
     totals: dict[str, int] = {}
     for (touchpoint_id, _), counts in found.items():
-        totals[touchpoint_id] = totals.get(touchpoint_id, 0) + sum(counts.values())
+        totals[touchpoint_id] = totals.get(touchpoint_id, 0) + _messages(counts)
     return [
         {
             "touchpointId": touchpoint_id,
             "variationId": variation,
             "sent": counts.get(DeliveryStatus.sent, 0),
             "failed": counts.get(DeliveryStatus.failed, 0),
-            "share": _rate(sum(counts.values()), totals[touchpoint_id]),
-            "conversionRate": 0.0,
+            "share": _rate(_messages(counts), totals[touchpoint_id]),
+            "conversions": counts["conversions"],
+            "conversionRate": _rate(counts["conversions"], counts.get(DeliveryStatus.sent, 0)),
         }
         for (touchpoint_id, variation), counts in found.items()
     ]
 
 
-def _timeline(session: Session, where: list[Any]) -> list[dict[str, Any]]:
+def _messages(counts: dict[str, int]) -> int:
+    """Deliveries in a variation's counts (whatever their status)."""
+    return sum(n for key, n in counts.items() if key != "conversions")
+
+
+def _timeline(session: Session, where: list[Any], events: list[Any]) -> list[dict[str, Any]]:
+    """Per day: messages sent and failed, delivery receipts and conversions."""
     day = sa.func.date(col(Delivery.created_at))
-    rows = session.execute(
-        sa.select(day, col(Delivery.status), sa.func.count())
-        .where(*where)
-        .group_by(day, col(Delivery.status))
-        .order_by(day)
+    rows = list(
+        session.execute(
+            sa.select(day, col(Delivery.status), sa.func.count())
+            .where(*where)
+            .group_by(day, col(Delivery.status))
+        ).all()
+    )
+    event_day = sa.func.date(col(EngagementEvent.occurred_at))
+    events_kept: dict[str, str] = {
+        EngagementType.delivered: "delivered",
+        EngagementType.converted: "conversions",
+    }
+    keys: dict[str, str] = {"sent": "sent", "failed": "failed", **events_kept}
+    rows += session.execute(
+        sa.select(event_day, col(EngagementEvent.type), sa.func.count())
+        .where(*events, col(EngagementEvent.type).in_(list(events_kept)))
+        .group_by(event_day, col(EngagementEvent.type))
     ).all()
     by_day: dict[str, dict[str, Any]] = {}
-    for date, status, count in rows:
+    for date, kind, count in rows:
         entry = by_day.setdefault(
             str(date), {"date": str(date), "sent": 0, "failed": 0, "delivered": 0, "conversions": 0}
         )
-        if status in (DeliveryStatus.sent, DeliveryStatus.failed):
-            entry[str(status)] = int(count)
-    return list(by_day.values())
+        if kind in keys:  # skipped deliveries make the day appear, uncounted
+            entry[keys[kind]] = int(count)
+    return [by_day[date] for date in sorted(by_day)]
