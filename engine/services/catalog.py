@@ -15,6 +15,7 @@ from engine.models import (
     CampaignStatus,
     Chunk,
     Delivery,
+    EngagementEvent,
     Execution,
     ExecutionErrorCount,
     ExecutionRate,
@@ -208,6 +209,9 @@ def delete_campaign(session: Session, organization_id: str, campaign_id: str) ->
     executions = sa.select(col(Execution.id)).where(col(Execution.campaign_id) == campaign_id)
     for model in (Delivery, Chunk, ExecutionErrorCount, ExecutionRate, ExecutionRecipient):
         session.execute(sa.delete(model).where(model.execution_id.in_(executions)))  # type: ignore[attr-defined]
+    session.execute(
+        sa.delete(EngagementEvent).where(col(EngagementEvent.campaign_id) == campaign_id)
+    )
     session.execute(sa.delete(Execution).where(col(Execution.campaign_id) == campaign_id))
     session.execute(sa.delete(Touchpoint).where(col(Touchpoint.campaign_id) == campaign_id))
     session.delete(campaign)
