@@ -23,7 +23,7 @@ from rich.table import Table
 
 from engine.config import Settings, get_settings
 from engine.db import migrate, session_scope
-from engine.errors import EngineError, ValidationFailed
+from engine.errors import EngineError, NotFound, ValidationFailed
 from engine.logging import configure_logging
 from engine.models import FINAL_EXECUTION_STATUSES
 from engine.runtime import Runtime
@@ -261,6 +261,120 @@ def create_api_user(
 
     print(f"api_user {api_user}\napi_key {_run(run)}")
     err_console.print("the api_key is shown once: store it now")
+
+
+contacts_app = typer.Typer(help="Contacts of a list: CSV import and export.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
+
+#: Row errors the import command prints (the result keeps the first hundred).
+SHOWN_ERRORS = 20
+
+
+def _csv_progress(unit: str) -> Progress:
+    """A progress bar on stderr (stdout may carry an export)."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=err_console, transient=unit == "rows")
+
+
+@contacts_app.command("import")
+def contacts_import(
+    path: Annotated[Path, typer.Argument(help="CSV file with a header row", show_default=False)],
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    list_name: Annotated[str, typer.Option("--list", help="Contact list (created if new)")],
+) -> None:
+    """Import contacts from a CSV file into a list (email, phone, name, tags, custom fields).
+
+    Rows match the list's contacts on email (else phone): importing twice changes nothing.
+    Batches are committed as they go, so an interrupted import keeps what it committed; run it
+    again to finish. See docs/contacts-csv.md.
+    """
+    if not path.is_file():
+        err_console.print(f"[red]error[/red] FILE_NOT_FOUND: {path} is not a readable file")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    rt = _migrated_runtime()
+    from engine.services.campaigns import get_organization_by_name
+    from engine.services.contact_csv import ImportResult, import_contacts
+    from engine.services.lists import get_or_create_list
+
+    def run() -> ImportResult:
+        with (
+            session_scope(rt.engine) as session,
+            path.open("rb") as raw,
+            _csv_progress("bytes") as bar,
+        ):
+            org = get_organization_by_name(session, organization)
+            found = get_or_create_list(session, org.id, list_name)
+            assert found.id is not None
+            task = bar.add_task("import", total=path.stat().st_size, counts="")
+
+            def show(result: ImportResult) -> None:
+                counts = f"{result.rows:,} rows, {result.error_count:,} errors"
+                bar.update(task, completed=raw.tell(), counts=counts)
+
+            lines = (line.decode("utf-8") for line in raw)
+            result = import_contacts(session, org.id, found.id, lines, on_progress=show)
+            bar.update(task, completed=path.stat().st_size)
+            return result
+
+    _print_import(_run(run))
+
+
+def _print_import(result: Any) -> None:
+    console.print(
+        f"rows {result.rows:,}: created {result.created:,}, updated {result.updated:,}, "
+        f"unchanged {result.unchanged:,}, errors {result.error_count:,}"
+    )
+    for error in result.errors[:SHOWN_ERRORS]:
+        console.print(f"  line {error.line}: {error.code} {error.message}", markup=False)
+    if result.error_count > SHOWN_ERRORS:
+        console.print(f"  … and {result.error_count - SHOWN_ERRORS:,} more rows with errors")
+
+
+@contacts_app.command("export")
+def contacts_export(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    list_name: Annotated[str, typer.Option("--list", help="Contact list")],
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default: standard output)")
+    ] = None,
+) -> None:
+    """Export a list's contacts as CSV; the file imports back unchanged."""
+    rt = _migrated_runtime()
+    from engine.services.campaigns import get_organization_by_name
+    from engine.services.contact_csv import export_contacts
+    from engine.services.lists import all_lists, list_sizes
+
+    def run() -> int:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            found = next((x for x in all_lists(session, org.id) if x.name == list_name), None)
+            if found is None or found.id is None:
+                raise NotFound(f"list {list_name!r} not found", code="LIST_NOT_FOUND")
+            total = list_sizes(session, [found.id]).get(found.id, 0)
+            out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+            with _csv_progress("rows") as bar:
+                task = bar.add_task("export", total=total or None, counts="")
+
+                def show(written: int) -> None:
+                    bar.update(task, completed=written, counts=f"{written:,}/{total:,}")
+
+                try:
+                    for text in export_contacts(session, org.id, found.id, on_progress=show):
+                        out.write(text)
+                finally:
+                    if output:
+                        out.close()
+            return total
+
+    total = _run(run)
+    if output:
+        err_console.print(f"{total:,} contacts written to {output}")
 
 
 @app.command()

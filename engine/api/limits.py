@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Paths whose bodies may be as large as ``max_import_bytes``: CSV imports.
+IMPORT_PATH = re.compile(r"^/api/v1/lists/[^/]+/import/?$")
 
 
 class BodyTooLarge(Exception):
@@ -13,21 +17,37 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware answering 413 ``PAYLOAD_TOO_LARGE`` to bodies over ``max_bytes``."""
+    """ASGI middleware answering 413 ``PAYLOAD_TOO_LARGE`` to bodies over the limit.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The limit is ``max_bytes``, except on :data:`IMPORT_PATH` where CSV files are streamed to
+    disk: there it is ``max_import_bytes``, by default the app's ``settings.max_import_bytes``
+    (``create_app`` keeps the settings in ``app.state``).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_import_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_import_bytes = max_import_bytes
+
+    def limit(self, scope: Scope) -> int:
+        """The most bytes a request to this path may send."""
+        if not IMPORT_PATH.match(scope.get("path", "")):
+            return self.max_bytes
+        if self.max_import_bytes is not None:
+            return self.max_import_bytes
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        return int(getattr(settings, "max_import_bytes", self.max_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check Content-Length first, then count the bytes actually received."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         received = 0
         started = False
@@ -37,7 +57,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -50,15 +70,15 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "success": False,
                 "error": {
                     "code": "PAYLOAD_TOO_LARGE",
-                    "message": f"request body is larger than {self.max_bytes} bytes",
+                    "message": f"request body is larger than {limit} bytes",
                 },
             }
         ).encode()

@@ -92,7 +92,7 @@ def _set_tags(session: Session, organization_id: str, contact_id: int, names: li
         session.add(ContactTag(contact_id=contact_id, tag_id=ids[name]))
 
 
-def _register_fields(session: Session, organization_id: str, names: set[str]) -> None:
+def register_fields(session: Session, organization_id: str, names: set[str]) -> None:
     """Custom fields seen in data become known (as strings) so conditions can name them."""
     if not names:
         return
@@ -161,7 +161,7 @@ def batch_upsert(
         )
     }
     tags = _tags_by_contact(session, [c.id for c in existing.values() if c.id is not None])
-    _register_fields(
+    register_fields(
         session, api_user.organization_id, {k for _, m in valid for k in m.get("fields") or {}}
     )
     created: list[dict[str, str]] = []
@@ -304,7 +304,7 @@ def update_member(
         if changes.get(key) is not None:
             setattr(contact, key, changes[key])
     if changes.get("fields"):
-        _register_fields(session, api_user.organization_id, set(changes["fields"]))
+        register_fields(session, api_user.organization_id, set(changes["fields"]))
         contact.fields = {**(contact.fields or {}), **changes["fields"]}
     if changes.get("tags") is not None:
         assert contact.id is not None
