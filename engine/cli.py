@@ -263,6 +263,26 @@ def create_api_user(
     err_console.print("the api_key is shown once: store it now")
 
 
+@admin.command("create-bot")
+def create_bot(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    name: Annotated[str, typer.Option(help="Bot name (unique in the organization)")],
+    channel: Annotated[str, typer.Option(help="log, telegram, whatsapp, email, webhook, null")],
+    account: Annotated[
+        str | None, typer.Option(help="The organization's channel account it sends with")
+    ] = None,
+) -> None:
+    """Create a bot of an organization for the builder's campaign module (seed 002)."""
+    rt = _migrated_runtime()
+    from engine.services.bot_campaigns import create_bot_for
+
+    def run() -> str:
+        with session_scope(rt.engine) as session:
+            return create_bot_for(session, organization, name, channel, account).id
+
+    print(f"bot {_run(run)}")
+
+
 contacts_app = typer.Typer(help="Contacts of a list: CSV import and export.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
 

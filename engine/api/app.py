@@ -9,6 +9,7 @@ from engine.api import errors
 from engine.api.limits import BodySizeLimit
 from engine.api.routes import (
     auth,
+    builder,
     campaigns,
     channels,
     contact_files,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         suppressions,
         channels,
         events,
+        builder,
     ):
         app.include_router(module.router)
 

@@ -2,6 +2,7 @@
 
 from engine.models.audience import ChannelBlock, ExecutionRecipient, Segment, Suppression
 from engine.models.auth import ApiKey, User
+from engine.models.bot import ActionStatus, Bot, CampaignAction, Trigger
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
 from engine.models.channel_account import ChannelAccount
 from engine.models.contact import (
@@ -42,9 +43,12 @@ __all__ = [
     "OPEN_CHUNK_STATUSES",
     "PRIORITY_RANK",
     "WEBHOOK_EVENTS",
+    "ActionStatus",
     "ApiKey",
     "ApiUser",
+    "Bot",
     "Campaign",
+    "CampaignAction",
     "CampaignStatus",
     "ChannelAccount",
     "ChannelBlock",
@@ -72,6 +76,7 @@ __all__ = [
     "Tag",
     "Touchpoint",
     "TouchpointType",
+    "Trigger",
     "User",
     "WebhookDelivery",
     "WebhookDeliveryStatus",

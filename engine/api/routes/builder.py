@@ -1,0 +1,247 @@
+"""``/builder``: the bot platform's campaign module (seed 002). See ``docs/builder.md``.
+
+Successful answers are seed 002's bare shapes (no ``{"success", "data"}`` envelope): the login
+tokens, the action object, the trigger's id as a bare number. Errors keep the API's envelope
+``{"success": false, "error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
+from sqlmodel import Session
+
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.schemas import ApiModel, LoginIn, RefreshIn
+from engine.models import Bot, CampaignAction
+from engine.models.base import iso
+from engine.services import auth
+from engine.services import bot_campaigns as service
+from engine.services import bot_triggers as triggers
+from engine.services.auth import AuthenticationFailed, Principal
+
+router = APIRouter(prefix="/builder", tags=["builder (seed 002)"])
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
+
+OrgName = Annotated[str, Path(min_length=1, max_length=200, description="Nome da organização")]
+BotName = Annotated[str, Path(min_length=1, max_length=200, description="Nome do bot")]
+ActionId = Annotated[str, Path(min_length=1, max_length=32, description="the action's _id")]
+
+
+class BotIn(ApiModel):
+    """A bot of the caller's organization."""
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: str = Field(min_length=1, max_length=32, description="log, telegram, whatsapp …")
+    account: str | None = Field(
+        default=None, max_length=100, description="the channel account it sends with"
+    )
+
+
+class ActionIn(ApiModel):
+    """Seed 002's campaign action. ``_id``, ``organization``, ``bot_name``, ``status``,
+    ``creation_date`` and ``log_file`` are set by the engine: given values are ignored."""
+
+    id: str | None = Field(default=None, alias="_id", max_length=200)
+    organization: str | None = Field(default=None, max_length=200)
+    scheduled_date: str | None = Field(default=None, max_length=100, description="ISO 8601")
+    campaign_name: str = Field(default="", max_length=200)
+    status: Literal["concluded", "in_progress", "not_started", "error"] = "not_started"
+    bot_name: str | None = Field(default=None, max_length=200)
+    creation_date: str | None = Field(default=None, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    name: str = Field(default="", max_length=200)
+    file: str | None = Field(default=None, description="a CSV as a data: URL or base64")
+    content: str = Field(default="", max_length=10_000, description="the message (Jinja)")
+    sheet_values: list[str] = Field(default_factory=list, description="CSV lines, a header first")
+    log_file: str | None = Field(default=None, max_length=2000)
+
+
+class TriggerIn(ApiModel):
+    """Seed 002's trigger: any data, under ``json``."""
+
+    json_: dict[str, Any] = Field(default_factory=dict, alias="json")
+
+
+def api_key_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    apikey: Annotated[str | None, Query(max_length=500, description="an API key")] = None,
+) -> Principal:
+    """``?apikey=<API key>`` (as in the seed), else ``Authorization: Bearer``.
+
+    Raises:
+        AuthenticationFailed: neither, or a wrong one (401).
+    """
+    if apikey is not None:
+        return auth.authenticate_api_key(session, apikey)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("give ?apikey= or Authorization: Bearer", code="UNAUTHORIZED")
+    return auth.authenticate_bearer(session, settings, credentials.credentials)
+
+
+ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
+
+
+@router.post("/login")
+def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
+    """Login: ``{"user", "password"}`` → ``{"token", "refresh_token"}`` (401 when wrong)."""
+    tokens = auth.login(session, settings, body.user, body.password)
+    return {"token": tokens["token"], "refresh_token": tokens["refresh_token"]}
+
+
+@router.post("/refresh")
+def refresh(body: RefreshIn, settings: SettingsDep) -> dict[str, str]:
+    """A refresh token → new ``{"token", "refresh_token"}``."""
+    tokens = auth.refresh(settings, body.refresh_token)
+    return {"token": tokens["token"], "refresh_token": tokens["refresh_token"]}
+
+
+def _bot_public(bot: Bot) -> dict[str, Any]:
+    return {
+        "id": bot.id,
+        "name": bot.name,
+        "channel": bot.channel,
+        "account": bot.account,
+        "created_at": iso(bot.created_at),
+    }
+
+
+@router.post("/bots", status_code=201)
+def create_bot(body: BotIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Create a bot of the caller's organization (409 ``BOT_EXISTS``)."""
+    bot = service.create_bot(
+        session, principal.organization_id, body.name, body.channel, body.account
+    )
+    return _bot_public(bot)
+
+
+@router.get("/bots")
+def list_bots(session: SessionDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """The caller's organization's bots."""
+    return [_bot_public(b) for b in service.list_bots(session, principal.organization_id)]
+
+
+def _actions_path(organization: str, bot: Bot) -> str:
+    return f"/builder/organizations/{organization}/bots/{bot.name}/campaigns"
+
+
+def _document(
+    session: Session, action: CampaignAction, organization: str, bot: Bot
+) -> dict[str, Any]:
+    log_url = f"{_actions_path(organization, bot)}/{action.id}/log"
+    return service.action_document(session, action, organization, bot, log_url)
+
+
+@router.post("/organizations/{organization_name}/bots/{bot_name}/campaigns", status_code=201)
+def create_action(
+    organization_name: OrgName,
+    bot_name: BotName,
+    body: ActionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """Criar ação de campanha: schedule ``content`` to the sheet's rows at ``scheduled_date``."""
+    org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
+    data = service.ActionInput(
+        content=body.content,
+        campaign_name=body.campaign_name,
+        name=body.name,
+        description=body.description,
+        scheduled_date=body.scheduled_date,
+        file=body.file,
+        sheet_values=body.sheet_values,
+    )
+    action = service.create_action(
+        session, settings.secret_key, bot, data, created_by=principal.subject
+    )
+    return _document(session, action, org.name, bot)
+
+
+@router.get("/organizations/{organization_name}/bots/{bot_name}/campaigns")
+def list_actions(
+    organization_name: OrgName, bot_name: BotName, session: SessionDep, principal: CurrentPrincipal
+) -> list[dict[str, Any]]:
+    """The bot's campaign actions, newest first."""
+    org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
+    return [_document(session, a, org.name, bot) for a in service.list_actions(session, bot)]
+
+
+@router.get("/organizations/{organization_name}/bots/{bot_name}/campaigns/{action_id}")
+def get_action(
+    organization_name: OrgName,
+    bot_name: BotName,
+    action_id: ActionId,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """One action, its ``status`` read from its execution (404 ``ACTION_NOT_FOUND``)."""
+    org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
+    return _document(session, service.get_action(session, bot, action_id), org.name, bot)
+
+
+@router.post("/organizations/{organization_name}/bots/{bot_name}/campaigns/{action_id}/cancel")
+def cancel_action(
+    organization_name: OrgName,
+    bot_name: BotName,
+    action_id: ActionId,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """Cancel an action that has not finished (409 ``CANNOT_CANCEL`` once it has)."""
+    org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
+    return _document(session, service.cancel_action(session, bot, action_id), org.name, bot)
+
+
+@router.get(
+    "/organizations/{organization_name}/bots/{bot_name}/campaigns/{action_id}/log",
+    response_class=PlainTextResponse,
+)
+def download_log(
+    organization_name: OrgName,
+    bot_name: BotName,
+    action_id: ActionId,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> PlainTextResponse:
+    """The log file (CSV): ``recipient,status,error_code,time,detail``, one row per recipient."""
+    _, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
+    action = service.get_action(session, bot, action_id)
+    return PlainTextResponse(
+        service.log_csv(session, action),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{action.id}.csv"'},
+    )
+
+
+@router.post("/triggers", status_code=201)
+def fire_trigger(
+    body: TriggerIn, session: SessionDep, settings: SettingsDep, principal: ApiKeyPrincipal
+) -> int:
+    """Gerar acionamento: fire an action now with ``json``; answers the trigger's id."""
+    trigger = triggers.fire_trigger(
+        session,
+        settings.secret_key,
+        principal.organization_id,
+        body.json_,
+        created_by=principal.subject,
+    )
+    assert trigger.id is not None
+    return trigger.id
+
+
+@router.get("/triggers/{trigger_id}")
+def get_trigger(
+    trigger_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    session: SessionDep,
+    principal: ApiKeyPrincipal,
+) -> dict[str, Any]:
+    """Buscar acionamento: its status and deliveries (``?apikey=``; 401 when wrong)."""
+    trigger = triggers.get_trigger(session, principal.organization_id, trigger_id)
+    return triggers.trigger_report(session, trigger)

@@ -1,0 +1,439 @@
+"""The bot platform's campaign module (seed 002): bots, campaign actions, their log files.
+
+An action becomes an ordinary engine campaign: its recipients go into a contact list of their
+own, the campaign sends ``content`` over the bot's channel (and channel account) to that list,
+and an execution is scheduled at ``scheduled_date``. The action's status is read through from
+that execution. Triggers are in :mod:`engine.services.bot_triggers`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from engine.channels import ensure_available
+from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.models import (
+    ActionStatus,
+    Bot,
+    CampaignAction,
+    Contact,
+    ContactList,
+    Delivery,
+    Execution,
+    ExecutionStatus,
+    Organization,
+)
+from engine.models.base import iso, utcnow
+from engine.services.bot_sheets import (
+    Recipients,
+    decode_file,
+    read_sheet,
+    recipient_of,
+    recipients,
+)
+from engine.services.campaigns import (
+    TouchpointSpec,
+    check_length,
+    create_campaign,
+    get_organization_by_name,
+)
+from engine.services.contact_data import register_fields
+from engine.services.executions import cancel_execution, start_execution
+from engine.templating import check_template
+
+#: Seed 002's status of an action for each execution status.
+STATUS_OF_EXECUTION = {
+    ExecutionStatus.scheduled: ActionStatus.not_started,
+    ExecutionStatus.queued: ActionStatus.not_started,
+    ExecutionStatus.running: ActionStatus.in_progress,
+    ExecutionStatus.paused: ActionStatus.in_progress,
+    ExecutionStatus.completed: ActionStatus.concluded,
+    ExecutionStatus.failed: ActionStatus.error,
+    ExecutionStatus.cancelled: ActionStatus.error,
+}
+#: Columns of an action's log file.
+LOG_COLUMNS = ("recipient", "status", "error_code", "time", "detail")
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """What a new action is made of (seed 002's request body, less what the engine sets)."""
+
+    content: str
+    campaign_name: str = ""
+    name: str = ""
+    description: str = ""
+    scheduled_date: str | None = None
+    file: str | None = None
+    sheet_values: list[str] = field(default_factory=list)
+
+
+# --- bots ------------------------------------------------------------------------------------
+
+
+def create_bot(
+    session: Session, organization_id: str, name: str, channel: str, account: str | None = None
+) -> Bot:
+    """Create a bot of the organization sending over ``channel`` (with channel ``account``).
+
+    Raises:
+        ValidationFailed: bad name, unknown channel. Conflict: ``BOT_EXISTS``.
+    """
+    check_length("name", name, 200, required=True)
+    ensure_available(channel)
+    if account is not None:
+        check_length("account", account, 100, required=True)
+    if _find_bot(session, organization_id, name) is not None:
+        raise Conflict(f"a bot named {name!r} exists in this organization", code="BOT_EXISTS")
+    bot = Bot(organization_id=organization_id, name=name, channel=channel, account=account)
+    session.add(bot)
+    session.flush()
+    return bot
+
+
+def create_bot_for(
+    session: Session, organization: str, name: str, channel: str, account: str | None = None
+) -> Bot:
+    """Create a bot of the organization called ``organization`` (``campaign admin create-bot``).
+
+    Raises:
+        NotFound: no such organization; and what :func:`create_bot` raises.
+    """
+    org = get_organization_by_name(session, organization)
+    return create_bot(session, org.id, name, channel, account)
+
+
+def list_bots(session: Session, organization_id: str) -> list[Bot]:
+    """The organization's bots by name."""
+    query = select(Bot).where(col(Bot.organization_id) == organization_id)
+    return list(session.exec(query.order_by(col(Bot.name))))
+
+
+def _find_bot(session: Session, organization_id: str, name: str) -> Bot | None:
+    query = select(Bot).where(col(Bot.organization_id) == organization_id, col(Bot.name) == name)
+    return session.exec(query).first()
+
+
+def get_bot(session: Session, organization_id: str, name: str) -> Bot:
+    """The organization's bot called ``name``.
+
+    Raises:
+        NotFound: ``BOT_NOT_FOUND``.
+    """
+    bot = _find_bot(session, organization_id, name)
+    if bot is None:
+        raise NotFound(f"bot {name!r} not found", code="BOT_NOT_FOUND")
+    return bot
+
+
+def resolve_bot(
+    session: Session, caller_organization_id: str, organization_name: str, bot_name: str
+) -> tuple[Organization, Bot]:
+    """The organization and bot named in a path, for a caller of ``caller_organization_id``.
+
+    Another organization's name answers as if it did not exist (nothing leaks).
+
+    Raises:
+        NotFound: ``ORGANIZATION_NOT_FOUND`` or ``BOT_NOT_FOUND``.
+    """
+    org = session.exec(select(Organization).where(Organization.name == organization_name)).first()
+    if org is None or org.id != caller_organization_id:
+        raise NotFound(
+            f"organization {organization_name!r} not found", code="ORGANIZATION_NOT_FOUND"
+        )
+    return org, get_bot(session, org.id, bot_name)
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+def parse_scheduled_date(value: str | None) -> datetime:
+    """An ISO 8601 date-time (UTC when it has no zone); none or empty means now.
+
+    Raises:
+        ValidationFailed: ``INVALID_SCHEDULED_DATE``.
+    """
+    if value is None or not value.strip():
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"scheduled_date {value!r} is not an ISO 8601 date-time (e.g. 2026-05-01T14:30:00Z)",
+            code="INVALID_SCHEDULED_DATE",
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _sheet_text(data: ActionInput) -> str:
+    if data.sheet_values:
+        if not all(isinstance(v, str) for v in data.sheet_values):
+            raise ValidationFailed("sheet_values holds strings (CSV lines)", code="INVALID_SHEET")
+        return "\n".join(data.sheet_values)
+    if data.file:
+        return decode_file(data.file)
+    raise ValidationFailed(
+        "give the recipients in sheet_values (CSV lines, the first a header) or file",
+        code="NO_RECIPIENTS",
+    )
+
+
+def _message(bot: Bot, data: ActionInput) -> Any:
+    if not data.content.strip():
+        raise ValidationFailed("content (the message) is required", code="MISSING_CONTENT")
+    check_template(data.content)
+    if bot.channel == "email":
+        return {"subject": data.campaign_name or data.name or bot.name, "text": data.content}
+    return data.content
+
+
+def _check_input(data: ActionInput) -> datetime:
+    when = parse_scheduled_date(data.scheduled_date)
+    check_length("campaign_name", data.campaign_name, 200)
+    check_length("name", data.name, 200)
+    check_length("description", data.description, 2000)
+    return when
+
+
+def create_action(
+    session: Session,
+    secret_key: str,
+    bot: Bot,
+    data: ActionInput,
+    *,
+    created_by: str | None = None,
+) -> CampaignAction:
+    """Store an action, its recipients, its campaign and its execution (at ``scheduled_date``).
+
+    Rows that can't be sent are kept for the log file; the others are sent.
+
+    Raises:
+        ValidationFailed: ``INVALID_SCHEDULED_DATE``, ``MISSING_CONTENT``, a bad template,
+            ``INVALID_SHEET``, ``INVALID_FILE``, ``NO_RECIPIENTS`` (no row can be sent),
+            ``MISSING_CREDENTIALS`` (the bot's channel account lacks them).
+    """
+    when = _check_input(data)
+    message = _message(bot, data)
+    _, rows, malformed = read_sheet(_sheet_text(data))
+    found = recipients(rows, bot.channel)
+    invalid = sorted(malformed + found.invalid, key=lambda r: int(r["row"]))
+    if not found.contacts:
+        raise ValidationFailed(
+            f"no row of the sheet can be sent ({len(invalid)} invalid)", code="NO_RECIPIENTS"
+        )
+    action = CampaignAction(
+        organization_id=bot.organization_id,
+        bot_id=bot.id,
+        campaign_name=data.campaign_name,
+        name=data.name,
+        description=data.description,
+        scheduled_date=when,
+        file=data.file,
+        content=data.content,
+        sheet_values=list(data.sheet_values),
+        invalid_rows=invalid,
+    )
+    session.add(action)
+    session.flush()
+    action.list_id = _store_contacts(session, action, found)
+    campaign = create_campaign(
+        session,
+        bot.organization_id,
+        data.campaign_name or data.name or f"{bot.name} {action.id}",
+        bot.channel,
+        [TouchpointSpec(message=message, name=data.name or "message")],
+        channel_config={"account": bot.account} if bot.account else {},
+        description=data.description,
+        details={"targetAudience": {"lists": [action.list_id]}, "bot": bot.name},
+        created_by=created_by,
+    )
+    execution = start_execution(session, campaign.id, secret_key=secret_key, scheduled_at=when)
+    action.campaign_id, action.execution_id = campaign.id, execution.id
+    session.flush()
+    return action
+
+
+def _store_contacts(session: Session, action: CampaignAction, found: Recipients) -> int:
+    contact_list = ContactList(
+        organization_id=action.organization_id, name=f"bot action {action.id}"
+    )
+    session.add(contact_list)
+    session.flush()
+    assert contact_list.id is not None
+    session.add_all(
+        Contact(organization_id=action.organization_id, list_id=contact_list.id, **contact)
+        for contact in found.contacts
+    )
+    register_fields(
+        session, action.organization_id, {k for c in found.contacts for k in c["fields"]}
+    )
+    session.flush()
+    return contact_list.id
+
+
+def refresh_status(session: Session, action: CampaignAction) -> CampaignAction:
+    """Bring ``status`` and ``error`` up to date with the action's execution."""
+    execution = session.get(Execution, action.execution_id) if action.execution_id else None
+    if execution is None:
+        return action
+    status = STATUS_OF_EXECUTION.get(ExecutionStatus(execution.status), ActionStatus.error)
+    error = None
+    if execution.status == ExecutionStatus.failed:
+        error = execution.error or "the execution failed"
+    elif execution.status == ExecutionStatus.cancelled:
+        error = "cancelled"
+    if (action.status, action.error) != (status, error):
+        action.status, action.error = status, error
+        session.flush()
+    return action
+
+
+def get_action(session: Session, bot: Bot, action_id: str) -> CampaignAction:
+    """One action of the bot, its status refreshed.
+
+    Raises:
+        NotFound: ``ACTION_NOT_FOUND``.
+    """
+    action = session.get(CampaignAction, action_id)
+    if action is None or action.bot_id != bot.id:
+        raise NotFound(f"campaign action {action_id!r} not found", code="ACTION_NOT_FOUND")
+    return refresh_status(session, action)
+
+
+def list_actions(session: Session, bot: Bot) -> list[CampaignAction]:
+    """The bot's actions, newest first, statuses refreshed."""
+    query = select(CampaignAction).where(col(CampaignAction.bot_id) == bot.id)
+    found = list(session.exec(query.order_by(col(CampaignAction.creation_date).desc())))
+    return [refresh_status(session, action) for action in found]
+
+
+def cancel_action(session: Session, bot: Bot, action_id: str) -> CampaignAction:
+    """Cancel an action that has not finished (its status becomes ``error``: ``cancelled``).
+
+    Raises:
+        NotFound: ``ACTION_NOT_FOUND``. InvalidTransition: ``CANNOT_CANCEL`` once it finished.
+    """
+    action = get_action(session, bot, action_id)
+    if action.execution_id:
+        cancel_execution(session, action.execution_id, action.organization_id)
+    return refresh_status(session, action)
+
+
+# --- log file --------------------------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def log_rows(session: Session, action: CampaignAction) -> list[dict[str, Any]]:
+    """One row per recipient: ``recipient, status, error_code, time, detail``.
+
+    ``status`` is ``sent``, ``failed`` or ``skipped`` (from the delivery), ``pending`` (not
+    delivered yet), ``not_sent`` (the action ended without it) or ``invalid`` (a bad row).
+    """
+    ended = action.status in (ActionStatus.concluded, ActionStatus.error)
+    rows = [
+        _log_row(contact, delivery, ended) for contact, delivery in _deliveries(session, action)
+    ]
+    created = iso(_aware(action.creation_date))
+    rows += [
+        {
+            "recipient": bad["recipient"],
+            "status": "invalid",
+            "error_code": bad["code"],
+            "time": created,
+            "detail": f"row {bad['row']}: {bad['message']}",
+        }
+        for bad in action.invalid_rows
+    ]
+    return rows
+
+
+def _deliveries(session: Session, action: CampaignAction) -> list[tuple[Contact, Delivery | None]]:
+    on = sa.and_(
+        col(Delivery.contact_id) == col(Contact.id),
+        col(Delivery.execution_id) == (action.execution_id or ""),
+    )
+    query = (
+        select(Contact, Delivery)
+        .outerjoin(Delivery, on)  # type: ignore[arg-type]
+        .where(col(Contact.list_id) == action.list_id)
+        .order_by(col(Contact.id))
+    )
+    return [(contact, delivery) for contact, delivery in session.exec(query)]
+
+
+def _log_row(contact: Contact, delivery: Delivery | None, ended: bool) -> dict[str, Any]:
+    recipient = recipient_of(contact.email, contact.phone, contact.fields or {})
+    if delivery is None:
+        status = "not_sent" if ended else "pending"
+        return {
+            "recipient": recipient,
+            "status": status,
+            "error_code": "",
+            "time": "",
+            "detail": "",
+        }
+    return {
+        "recipient": recipient,
+        "status": delivery.status,
+        "error_code": delivery.error_code or "",
+        "time": iso(_aware(delivery.created_at)),
+        "detail": "",
+    }
+
+
+def log_csv(session: Session, action: CampaignAction) -> str:
+    """The action's log file as CSV text (header ``recipient,status,error_code,time,detail``)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(log_rows(session, action))
+    return buffer.getvalue()
+
+
+def counts(session: Session, action: CampaignAction) -> dict[str, int]:
+    """How many recipients the action has, and how many were sent, failed, invalid."""
+    execution = session.get(Execution, action.execution_id) if action.execution_id else None
+    invalid = len(action.invalid_rows)
+    if execution is None:
+        return {"total": invalid, "sent": 0, "failed": 0, "invalid": invalid}
+    return {
+        "total": execution.total + invalid,
+        "sent": execution.successful,
+        "failed": execution.failed + execution.skipped,
+        "invalid": invalid,
+    }
+
+
+def action_document(
+    session: Session, action: CampaignAction, organization: str, bot: Bot, log_url: str
+) -> dict[str, Any]:
+    """The action in seed 002's shape (plus ``error``, ``counts`` and the engine's ids)."""
+    return {
+        "_id": action.id,
+        "organization": organization,
+        "scheduled_date": iso(_aware(action.scheduled_date)),
+        "campaign_name": action.campaign_name,
+        "status": action.status,
+        "bot_name": bot.name,
+        "creation_date": iso(_aware(action.creation_date)),
+        "description": action.description,
+        "name": action.name,
+        "file": action.file,
+        "content": action.content,
+        "sheet_values": action.sheet_values,
+        "log_file": log_url,
+        "error": action.error,
+        "counts": counts(session, action),
+        "campaign_id": action.campaign_id,
+        "execution_id": action.execution_id,
+    }
