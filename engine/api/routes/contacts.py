@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
 from engine.models import Contact
 from engine.models.base import iso
@@ -90,14 +90,12 @@ def _one(session: Session, contact: Contact) -> dict[str, Any]:
     return ok(contact_public(contact, tags_by_contact(session, [contact.id])[contact.id]))
 
 
-def _page(
-    session: Session, contacts: list[Contact], page: int, limit: int, total: int
-) -> dict[str, Any]:
+def _page(session: Session, contacts: list[Contact], page: Page, total: int) -> dict[str, Any]:
     tags = tags_by_contact(session, [c.id for c in contacts if c.id is not None])
     return ok(
         {
             "contacts": [contact_public(c, tags[c.id]) for c in contacts if c.id is not None],
-            "pagination": pagination(page, limit, total),
+            "pagination": pagination(page.page, page.limit, total),
         }
     )
 
@@ -106,8 +104,7 @@ def _page(
 def list_contacts(
     session: SessionDep,
     principal: CurrentPrincipal,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageDep,
     list_id: Annotated[int | None, Query(alias="listId", ge=1, le=MAX_ID)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     status: Literal["subscribed", "unsubscribed"] | None = None,
@@ -119,10 +116,10 @@ def list_contacts(
         list_id=list_id,
         search=search,
         subscribed=None if status is None else status == "subscribed",
-        offset=(page - 1) * limit,
-        limit=limit,
+        offset=page.offset,
+        limit=page.limit,
     )
-    return _page(session, contacts, page, limit, total)
+    return _page(session, contacts, page, total)
 
 
 @router.post("/search")
@@ -136,7 +133,7 @@ def search(body: SearchIn, session: SessionDep, principal: CurrentPrincipal) -> 
         offset=(body.page - 1) * body.limit,
         limit=body.limit,
     )
-    return _page(session, contacts, body.page, body.limit, total)
+    return _page(session, contacts, Page(body.page, body.limit), total)
 
 
 @router.post("", status_code=201)

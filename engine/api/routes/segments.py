@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import Field
 from sqlmodel import Session
 
-from engine.api.deps import CurrentPrincipal, SessionDep
-from engine.api.presenters import ok
+from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
+from engine.api.presenters import ok, pagination
 from engine.api.schemas import ApiModel
 from engine.models import Segment
 from engine.models.base import iso
@@ -82,22 +82,16 @@ def _with_size(session: Session, organization_id: str, segment: Segment) -> dict
 def list_segments(
     session: SessionDep,
     principal: CurrentPrincipal,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageDep,
 ) -> dict[str, Any]:
     """The organization's segments by name, a page at a time (without sizes)."""
     found, total = service.list_segments(
-        session, principal.organization_id, offset=(page - 1) * limit, limit=limit
+        session, principal.organization_id, offset=page.offset, limit=page.limit
     )
     return ok(
         {
             "segments": [_public(s) for s in found],
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total": total,
-                "pages": (total + limit - 1) // limit,
-            },
+            "pagination": pagination(page.page, page.limit, total),
         }
     )
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from pydantic import Field
 
-from engine.api.deps import CurrentPrincipal, SessionDep
-from engine.api.presenters import ok
+from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
+from engine.api.presenters import ok, pagination
 from engine.api.schemas import ApiModel
 from engine.models import Suppression
 from engine.models.base import iso
@@ -38,22 +38,16 @@ def _public(suppression: Suppression) -> dict[str, Any]:
 def list_suppressions(
     session: SessionDep,
     principal: CurrentPrincipal,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageDep,
 ) -> dict[str, Any]:
     """The suppression list, newest first, a page at a time."""
     found, total = service.list_suppressions(
-        session, principal.organization_id, offset=(page - 1) * limit, limit=limit
+        session, principal.organization_id, offset=page.offset, limit=page.limit
     )
     return ok(
         {
             "suppressions": [_public(s) for s in found],
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total": total,
-                "pages": (total + limit - 1) // limit,
-            },
+            "pagination": pagination(page.page, page.limit, total),
         }
     )
 
