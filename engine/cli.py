@@ -108,7 +108,7 @@ def demo(
             console.print(f"preparing {contacts:,} contacts on channel [bold]{channel}[/bold] …")
             config = {"url": url} if url else {}
             campaign = seed_demo(session, contacts, channel, config, step_delay_s=step_delay)
-            return start_execution(session, campaign.id).id
+            return start_execution(session, campaign.id, secret_key=settings.secret_key).id
 
     execution_id = _run(create)
     console.print(f"execution [bold]{execution_id}[/bold] scheduled")
@@ -166,6 +166,7 @@ def execute(
             execution = start_execution(
                 session,
                 campaign_id,
+                secret_key=rt.settings.secret_key,
                 priority=priority,
                 target_percentage=target_percentage,
                 scheduled_at=parse_scheduled_at(at) if at else None,
