@@ -39,8 +39,8 @@ from engine.db import insert_ignore, table_of
 from engine.errors import ValidationFailed
 from engine.models import Contact, ContactField, ContactTag, Tag
 from engine.models.base import iso, utcnow
+from engine.services.contact_data import register_fields
 from engine.services.lists import get_list
-from engine.services.members import register_fields
 
 #: The contact's own columns.
 CONTACT_COLUMNS = ("email", "phone", "name", "tags")

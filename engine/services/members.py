@@ -16,9 +16,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
 from engine.errors import NotFound, ValidationFailed
-from engine.models import ApiUser, Contact, ContactField, ContactTag, Tag
+from engine.models import ApiUser, Contact, ContactTag
 from engine.models.base import utcnow
 from engine.services.conditions import compile_condition
+from engine.services.contact_data import register_fields, set_tags, tags_by_contact
 
 #: Most members one batch call may carry.
 MAX_BATCH = 1000
@@ -49,63 +50,6 @@ def _scope(api_user: ApiUser) -> sa.ColumnElement[bool]:
         col(Contact.organization_id) == api_user.organization_id,
         col(Contact.list_id) == api_user.list_id,
     )
-
-
-def _tags_by_contact(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
-    found: dict[int, list[tuple[int, str]]] = {cid: [] for cid in contact_ids}
-    if not contact_ids:
-        return found
-    rows = session.execute(
-        sa.select(col(ContactTag.contact_id), col(Tag.id), col(Tag.name))
-        .join(Tag, col(Tag.id) == col(ContactTag.tag_id))
-        .where(col(ContactTag.contact_id).in_(contact_ids))
-        .order_by(col(Tag.id))
-    )
-    for contact_id, tag_id, name in rows:
-        found[contact_id].append((tag_id, name))
-    return found
-
-
-def _tag_ids(session: Session, organization_id: str, names: list[str]) -> dict[str, int]:
-    """Ids of the named tags, creating the missing ones."""
-    if not names:
-        return {}
-    have = {
-        t.name: t.id
-        for t in session.exec(
-            select(Tag).where(col(Tag.organization_id) == organization_id, col(Tag.name).in_(names))
-        )
-    }
-    for name in names:
-        if name not in have:
-            tag = Tag(organization_id=organization_id, name=name)
-            session.add(tag)
-            session.flush()
-            have[name] = tag.id
-    return {k: v for k, v in have.items() if v is not None}
-
-
-def _set_tags(session: Session, organization_id: str, contact_id: int, names: list[str]) -> None:
-    ids = _tag_ids(session, organization_id, names)
-    session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id) == contact_id))
-    for name in names:
-        session.add(ContactTag(contact_id=contact_id, tag_id=ids[name]))
-
-
-def register_fields(session: Session, organization_id: str, names: set[str]) -> None:
-    """Custom fields seen in data become known (as strings) so conditions can name them."""
-    if not names:
-        return
-    known = set(
-        session.scalars(
-            sa.select(col(ContactField.name)).where(
-                col(ContactField.organization_id) == organization_id,
-                col(ContactField.name).in_(names),
-            )
-        )
-    )
-    for name in sorted(names - known):
-        session.add(ContactField(organization_id=organization_id, name=name))
 
 
 def _check_member(member: Any) -> str:
@@ -160,7 +104,7 @@ def batch_upsert(
             )
         )
     }
-    tags = _tags_by_contact(session, [c.id for c in existing.values() if c.id is not None])
+    tags = tags_by_contact(session, [c.id for c in existing.values() if c.id is not None])
     register_fields(
         session, api_user.organization_id, {k for _, m in valid for k in m.get("fields") or {}}
     )
@@ -242,7 +186,7 @@ def _upsert_one(
     before = [name for _, name in tags.get(contact.id, [])]
     after = merge_tags(before, member.get("tags"), tag_flag)
     if after != before:
-        _set_tags(session, api_user.organization_id, contact.id, after)
+        set_tags(session, api_user.organization_id, contact.id, after)
     tags[contact.id] = [(0, name) for name in after]
     return contact
 
@@ -287,7 +231,7 @@ def get_member(session: Session, api_user: ApiUser, member_id: str) -> dict[str,
     """
     contact = _get(session, api_user, member_id)
     assert contact.id is not None
-    return present(contact, _tags_by_contact(session, [contact.id])[contact.id])
+    return present(contact, tags_by_contact(session, [contact.id])[contact.id])
 
 
 def update_member(
@@ -308,7 +252,7 @@ def update_member(
         contact.fields = {**(contact.fields or {}), **changes["fields"]}
     if changes.get("tags") is not None:
         assert contact.id is not None
-        _set_tags(
+        set_tags(
             session, api_user.organization_id, contact.id, list(dict.fromkeys(changes["tags"]))
         )
     contact.updated_at = utcnow()
@@ -369,6 +313,6 @@ def list_members(
             select(Contact).where(where).order_by(col(Contact.id)).offset(offset).limit(limit)
         )
     )
-    tags = _tags_by_contact(session, [c.id for c in contacts if c.id is not None])
+    tags = tags_by_contact(session, [c.id for c in contacts if c.id is not None])
     result = [present(c, tags[c.id]) for c in contacts if c.id is not None]
     return {"result": result, "total": total, "count": len(result)}
