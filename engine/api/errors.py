@@ -42,10 +42,15 @@ def seed_003_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _answer(request: Request, status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    if request.url.path.startswith(SEED_003_PREFIX):
+def error_for_path(path: str, status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The error in the shape of the API ``path`` belongs to (seed 003's, or the envelope)."""
+    if path.startswith(SEED_003_PREFIX):
         return seed_003_error(status, code, message)
     return error_response(status, code, message, **extra)
+
+
+def _answer(request: Request, status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return error_for_path(request.url.path, status, code, message, **extra)
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

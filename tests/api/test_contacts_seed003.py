@@ -248,3 +248,18 @@ def test_wrong_credentials_answer_30000(seed_client: TestClient) -> None:
         response = seed_client.post("/v1/marketing/lists/list_members", json={}, headers=headers)
         assert response.status_code == 401
         assert response.json() == {"code": 30000, "message": "Authentication failed"}
+
+
+def test_an_oversized_body_answers_in_the_seeds_shape(seed_client: TestClient) -> None:
+    body = b'{"members": [' + b" " * 2_000_000 + b"]}"
+    response = seed_client.post(
+        "/v1/marketing/lists/members",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {
+        "code": 30001,
+        "message": "request body is larger than 1000000 bytes",
+        "reason": "PAYLOAD_TOO_LARGE",
+    }
