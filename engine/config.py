@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The development default of ``SECRET_KEY``: public, so production must set its own.
+DEV_SECRET_KEY = "dev-only-secret-change-me-in-production-0123456789"
+
 
 class Settings(BaseSettings):
     """Runtime configuration; every field can be set by an environment variable of its name.
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=64, ge=1)
 
     #: Key that signs access and refresh tokens (HS256). Set it in production.
-    secret_key: str = "dev-only-secret-change-me-in-production-0123456789"
+    secret_key: str = DEV_SECRET_KEY
     access_token_ttl_s: int = Field(default=900, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     #: Largest request body the HTTP API accepts.

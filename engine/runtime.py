@@ -10,10 +10,13 @@ from sqlalchemy.engine import Engine
 
 from engine.aio import EventLoopThread
 from engine.channels import ChannelRegistry
-from engine.config import Settings
+from engine.config import DEV_SECRET_KEY, Settings
 from engine.db import make_engine
 from engine.heartbeats import HeartbeatKeeper
+from engine.logging import get_logger
 from engine.ratelimit import Limiter, build_limiter
+
+log = get_logger()
 
 
 @dataclass
@@ -42,6 +45,10 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         """Build the runtime described by ``settings``."""
+        if settings.secret_key == DEV_SECRET_KEY:
+            # It signs tokens and links and encrypts provider credentials: a public default
+            # makes all of them forgeable. Loud, not fatal, so the embedded demo just works.
+            log.warning("security.default_secret_key", hint="set SECRET_KEY in production")
         return cls(
             settings=settings,
             engine=make_engine(settings.database_url),

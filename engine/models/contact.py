@@ -21,6 +21,9 @@ class ContactList(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntId, primary_key=True))
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)
     name: str = Field(max_length=200)
+    #: A private list's contacts (one bot action's recipients …) are targeted only by campaigns
+    #: that name the list, never by an organization-wide audience.
+    private: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(default_factory=utcnow)
 
 

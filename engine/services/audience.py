@@ -68,6 +68,8 @@ class AudienceSpec:
     tags: tuple[str, ...] = ()
     filters: Mapping[str, Any] = field(default_factory=dict)
     condition: Mapping[str, Any] | None = None
+    #: Why a stored ``targetAudience`` cannot be read (it then matches nobody).
+    invalid: str | None = None
 
 
 @dataclass
@@ -249,6 +251,14 @@ def _lists_clause(
     return col(Contact.list_id).in_(sorted(known)) if known else sa.false()
 
 
+def _not_in_private_list(organization_id: str) -> sa.ColumnElement[bool]:
+    """Contacts of private lists join an audience only when it names their list."""
+    private = sa.select(col(ContactList.id)).where(
+        col(ContactList.organization_id) == organization_id, col(ContactList.private).is_(True)
+    )
+    return sa.or_(col(Contact.list_id).is_(None), col(Contact.list_id).not_in(private))
+
+
 def _tags_clause(organization_id: str, names: Sequence[str]) -> sa.ColumnElement[bool]:
     tagged = (
         sa.select(sa.literal(1))
@@ -315,10 +325,15 @@ def compile_audience(
     clauses = [base_filter(organization_id, as_of)]
     if channel:
         clauses.append(_not_blocked(channel))
+    if spec.invalid:
+        problems.append({"code": INVALID_AUDIENCE, "message": spec.invalid})
+        clauses.append(sa.false())
     if spec.segments:
         clauses.append(_segments_clause(session, organization_id, spec.segments, problems))
     if spec.lists:
         clauses.append(_lists_clause(session, organization_id, spec.lists, problems))
+    else:
+        clauses.append(_not_in_private_list(organization_id))
     if spec.tags:
         clauses.append(_tags_clause(organization_id, spec.tags))
     for name, value in spec.filters.items():
@@ -331,8 +346,15 @@ def compile_audience(
 
 
 def campaign_audience(campaign: Campaign) -> AudienceSpec:
-    """The campaign's stored ``targetAudience``, parsed (it was checked when stored)."""
-    return parse_audience((campaign.details or {}).get("targetAudience"))
+    """The campaign's stored ``targetAudience``, parsed.
+
+    One stored before it was checked, and now unreadable, targets nobody and says why
+    (validate reports it, execute refuses it): reading a campaign never fails on it.
+    """
+    try:
+        return parse_audience((campaign.details or {}).get("targetAudience"))
+    except ValidationFailed as exc:
+        return AudienceSpec(invalid=exc.message)
 
 
 def _person(dialect: str) -> sa.ColumnElement[Any]:
@@ -418,7 +440,7 @@ def campaign_audience_counts(
         target = (campaign.details or {}).get("targetAudience") or {}
         key = json.dumps([target, campaign.channel], sort_keys=True, default=str)
         if key not in by_spec:
-            spec = parse_audience(target)
+            spec = campaign_audience(campaign)
             by_spec[key] = count_audience(session, organization_id, spec, now, campaign.channel)
         result[campaign.id] = by_spec[key]
     return result

@@ -261,8 +261,9 @@ def create_action(
 
 
 def _store_contacts(session: Session, action: CampaignAction, found: Recipients) -> int:
+    # Private: these recipients get this action's message, not the organization's next campaign.
     contact_list = ContactList(
-        organization_id=action.organization_id, name=f"bot action {action.id}"
+        organization_id=action.organization_id, name=f"bot action {action.id}", private=True
     )
     session.add(contact_list)
     session.flush()

@@ -32,14 +32,13 @@ from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
 from engine.db import insert_ignore, table_of
 from engine.errors import ValidationFailed
 from engine.models import Contact, ContactField, ContactTag, Tag
 from engine.models.base import iso, utcnow
-from engine.services.contact_data import register_fields
+from engine.services.contact_data import normalise_email, normalise_phone, register_fields
 from engine.services.lists import get_list
 
 #: The contact's own columns.
@@ -53,7 +52,7 @@ BATCH_SIZE = 2000
 #: Row errors kept in an :class:`ImportResult` (all of them are counted).
 MAX_REPORTED_ERRORS = 100
 #: Longest values the columns hold.
-MAX_PHONE, MAX_NAME, MAX_TAG, MAX_FIELD_NAME = 32, 200, 100, 100
+MAX_NAME, MAX_TAG, MAX_FIELD_NAME = 200, 100, 100
 #: Tag ids remembered during one import (an import with more distinct tags looks them up again).
 _TAG_CACHE = 50_000
 
@@ -332,7 +331,7 @@ def _parse(columns: _Columns, cells: list[str], line: int) -> _Row:
     if any("\x00" in c for c in cells):
         raise _BadRow("INVALID_VALUE", "a cell contains a NUL character")
     email = _email(columns.cell(cells, "email"))
-    phone = _text(columns.cell(cells, "phone"), MAX_PHONE, "INVALID_PHONE", "phone")
+    phone = _phone(columns.cell(cells, "phone"))
     if email is None and phone is None:
         raise _BadRow("MISSING_EMAIL_AND_PHONE", "a row needs an email or a phone")
     return _Row(
@@ -346,13 +345,23 @@ def _parse(columns: _Columns, cells: list[str], line: int) -> _Row:
 
 
 def _email(value: str) -> str | None:
-    """The normalised, lower-cased email (as seed 003's members), or None for an empty cell."""
+    """The normalised, lower-cased email (as every contact writer stores it), or None."""
     if not value:
         return None
     try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise _BadRow("INVALID_EMAIL", f"invalid email: {exc}") from exc
+        return normalise_email(value)
+    except ValidationFailed as exc:
+        raise _BadRow(exc.code, exc.message) from exc
+
+
+def _phone(value: str) -> str | None:
+    """The phone without separators (as every contact writer stores it), or None."""
+    if not value:
+        return None
+    try:
+        return normalise_phone(value)
+    except ValidationFailed as exc:
+        raise _BadRow(exc.code, exc.message) from exc
 
 
 def _text(value: str, limit: int, code: str, what: str) -> str | None:

@@ -1,11 +1,46 @@
-"""A contact's tags and custom fields: the helpers every contact writer shares."""
+"""What every contact writer shares: address normalisation, tags and custom fields.
+
+Emails and phones are stored normalised — emails lower-cased by email-validator, phones without
+separators — so that matching, deduplication and the suppression list compare like with like,
+whichever door (API, seed 003, CSV, sheet) a contact came through.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
+from engine.errors import ValidationFailed
 from engine.models import ContactField, ContactTag, Tag
+
+#: Written between a phone number's digits, dropped when normalising.
+_SEPARATORS = str.maketrans("", "", " -().")
+
+
+def normalise_email(text: str, code: str = "INVALID_EMAIL") -> str:
+    """The email as contacts store it (normalised, lower-case).
+
+    Raises:
+        ValidationFailed: ``code``, naming why it is not an email.
+    """
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"invalid email: {exc}", code=code) from exc
+
+
+def normalise_phone(text: str, code: str = "INVALID_PHONE") -> str:
+    """The phone number as contacts store it: an optional ``+`` and 4 to 20 digits.
+
+    Raises:
+        ValidationFailed: ``code``, when it is not such a number once separators are dropped.
+    """
+    compact = text.strip().translate(_SEPARATORS)
+    digits = compact[1:] if compact.startswith("+") else compact
+    if 4 <= len(digits) <= 20 and digits.isascii() and digits.isdigit():
+        return compact
+    raise ValidationFailed(f"{text!r} is not a phone number", code=code)
 
 
 def tags_by_contact(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[int, str]]]:

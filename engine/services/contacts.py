@@ -104,17 +104,43 @@ def _normalised(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _duplicate(session: Session, organization_id: str, list_id: int | None, email: str) -> None:
+def _duplicate(
+    session: Session,
+    organization_id: str,
+    list_id: int | None,
+    column: Any,
+    value: str,
+    other_than: int | None,
+) -> None:
+    """Refuse a second contact with the same email (or, without email, phone) in a list."""
     same_list = (
         col(Contact.list_id).is_(None) if list_id is None else col(Contact.list_id) == list_id
     )
     found = session.scalar(
         sa.select(col(Contact.id)).where(
-            col(Contact.organization_id) == organization_id, same_list, col(Contact.email) == email
+            col(Contact.organization_id) == organization_id,
+            same_list,
+            column == value,
+            col(Contact.id) != (other_than or 0),
         )
     )
     if found is not None:
-        raise Conflict(f"contact {found} already has {email!r} in this list", code="CONTACT_EXISTS")
+        raise Conflict(f"contact {found} already has {value!r} in this list", code="CONTACT_EXISTS")
+
+
+def _check_unique(
+    session: Session,
+    organization_id: str,
+    list_id: int | None,
+    address: tuple[str | None, str | None],
+    other_than: int | None = None,
+) -> None:
+    """A contact is its email in a list, or its phone when it has no email."""
+    email, phone = address
+    if email:
+        _duplicate(session, organization_id, list_id, col(Contact.email), email, other_than)
+    elif phone:
+        _duplicate(session, organization_id, list_id, col(Contact.phone), phone, other_than)
 
 
 def create_contact(session: Session, organization_id: str, data: dict[str, Any]) -> Contact:
@@ -130,8 +156,7 @@ def create_contact(session: Session, organization_id: str, data: dict[str, Any])
     list_id = data.get("list_id")
     if list_id is not None:
         get_list(session, organization_id, list_id)
-    if data.get("email"):
-        _duplicate(session, organization_id, list_id, data["email"])
+    _check_unique(session, organization_id, list_id, (data.get("email"), data.get("phone")))
     contact = Contact(
         organization_id=organization_id,
         list_id=list_id,
@@ -172,8 +197,9 @@ def update_contact(
     """
     contact = get_contact(session, organization_id, contact_id)
     changes = _normalised({k: v for k, v in changes.items() if k != "list_id"})
-    if changes.get("email") and changes["email"] != contact.email:
-        _duplicate(session, organization_id, contact.list_id, changes["email"])
+    email, phone = changes.get("email", contact.email), changes.get("phone", contact.phone)
+    if (email, phone) != (contact.email, contact.phone):
+        _check_unique(session, organization_id, contact.list_id, (email, phone), contact.id)
     for key in ("email", "phone", "name"):
         if key in changes:
             setattr(contact, key, changes[key])

@@ -12,14 +12,19 @@ from datetime import timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ApiUser, Contact, ContactTag
 from engine.models.base import utcnow
 from engine.services.conditions import compile_condition
-from engine.services.contact_data import register_fields, set_tags, tags_by_contact
+from engine.services.contact_data import (
+    normalise_email,
+    normalise_phone,
+    register_fields,
+    set_tags,
+    tags_by_contact,
+)
 
 #: Most members one batch call may carry.
 MAX_BATCH = 1000
@@ -56,16 +61,14 @@ def _check_member(member: Any) -> str:
     """Return the normalised email of a member, or raise why it can't be stored."""
     if not isinstance(member, dict):
         raise ValidationFailed("a member must be an object", code="INVALID_MEMBER")
-    try:
-        email = validate_email(str(member.get("email") or ""), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValidationFailed(f"invalid email: {exc}", code="INVALID_EMAIL") from exc
-    for key, limit in (("phone", 32), ("name", 200)):
-        value = member.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise ValidationFailed(
-                f"{key} must be text of at most {limit} characters", code="INVALID_MEMBER"
-            )
+    email = normalise_email(str(member.get("email") or ""))
+    phone, name = member.get("phone"), member.get("name")
+    if phone is not None and not isinstance(phone, str):
+        raise ValidationFailed("phone must be text", code="INVALID_MEMBER")
+    if phone:
+        normalise_phone(phone, code="INVALID_MEMBER")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise ValidationFailed("name must be text of at most 200 characters", code="INVALID_MEMBER")
     fields, tags = member.get("fields"), member.get("tags")
     if fields is not None and not isinstance(fields, dict):
         raise ValidationFailed("fields must be an object", code="INVALID_MEMBER")
@@ -76,7 +79,15 @@ def _check_member(member: Any) -> str:
         raise ValidationFailed(
             "tags must be a list of names (1 to 100 characters)", code="INVALID_MEMBER"
         )
-    return email.normalized.lower()
+    return email
+
+
+def _set_phone_and_name(contact: Contact, member: dict[str, Any]) -> None:
+    """Apply a checked member's phone (normalised) and name; absent or empty ones stay."""
+    if member.get("phone"):
+        contact.phone = normalise_phone(member["phone"])
+    if member.get("name") is not None:
+        contact.name = member["name"]
 
 
 def batch_upsert(
@@ -175,9 +186,7 @@ def _upsert_one(
             fields={},
         )
         session.add(contact)
-    for key in ("phone", "name"):
-        if member.get(key) is not None:
-            setattr(contact, key, member[key])
+    _set_phone_and_name(contact, member)
     if member.get("fields"):
         contact.fields = {**(contact.fields or {}), **member["fields"]}
     contact.updated_at = utcnow()
@@ -244,9 +253,7 @@ def update_member(
     """
     contact = _get(session, api_user, member_id)
     _check_member({**changes, "email": contact.email})
-    for key in ("phone", "name"):
-        if changes.get(key) is not None:
-            setattr(contact, key, changes[key])
+    _set_phone_and_name(contact, changes)
     if changes.get("fields"):
         register_fields(session, api_user.organization_id, set(changes["fields"]))
         contact.fields = {**(contact.fields or {}), **changes["fields"]}

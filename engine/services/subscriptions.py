@@ -12,41 +12,44 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
 from engine.db import insert_ignore, table_of
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ChannelBlock, Contact, Suppression
 from engine.models.base import utcnow
+from engine.services.contact_data import normalise_email, normalise_phone
 
 #: Most addresses one suppression call may carry.
 MAX_SUPPRESS_BATCH = 1000
-#: Phone numbers as contacts store them: an optional ``+`` then 4 to 20 digits.
-_PHONE_CHARS = set("0123456789")
-#: Written between a phone number's digits, dropped when normalising.
-_SEPARATORS = str.maketrans("", "", " -().")
 
 
 def normalise_address(address: str) -> str:
-    """An email lower-cased and normalised, or a phone number without separators.
+    """An email or a phone number, normalised as contacts store them.
 
     Raises:
         ValidationFailed: ``INVALID_ADDRESS`` for text that is neither.
     """
-    text = address.strip()
-    if "@" in text:
+    if "@" in address:
+        return normalise_email(address, code="INVALID_ADDRESS")
+    return normalise_phone(address, code="INVALID_ADDRESS")
+
+
+#: The suppression reason an unsubscription writes (and a resubscription removes).
+UNSUBSCRIBED = "unsubscribed"
+
+
+def _addresses(contact: Contact) -> list[str]:
+    """The contact's email and phone that can go on the suppression list."""
+    found = []
+    for address in (contact.email, contact.phone):
+        if not address:
+            continue
         try:
-            return validate_email(text, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
-            raise ValidationFailed(f"invalid email: {exc}", code="INVALID_ADDRESS") from exc
-    compact = text.translate(_SEPARATORS)
-    digits = compact[1:] if compact.startswith("+") else compact
-    if 4 <= len(digits) <= 20 and set(digits) <= _PHONE_CHARS:
-        return compact
-    raise ValidationFailed(
-        f"{address!r} is neither an email nor a phone number", code="INVALID_ADDRESS"
-    )
+            found.append(normalise_address(address))
+        except ValidationFailed:
+            continue  # stored before addresses were normalised: nothing to suppress it by
+    return found
 
 
 def _contact(session: Session, organization_id: str, contact_id: int) -> Contact:
@@ -57,7 +60,8 @@ def _contact(session: Session, organization_id: str, contact_id: int) -> Contact
 
 
 def unsubscribe(session: Session, organization_id: str, contact_id: int) -> Contact:
-    """Mark a contact unsubscribed (idempotent: the first time is kept).
+    """Mark a contact unsubscribed (idempotent: the first time is kept) and suppress its email
+    and phone, so the person is never targeted through another list either.
 
     Raises:
         NotFound: no such contact in the organization.
@@ -67,11 +71,17 @@ def unsubscribe(session: Session, organization_id: str, contact_id: int) -> Cont
         contact.unsubscribed_at = utcnow()
         contact.updated_at = contact.unsubscribed_at
         session.flush()
+    addresses = _addresses(contact)
+    if addresses:
+        # The person opted out, not one of their listings: their other contacts (same email
+        # or phone in another list, a later import) are left out through the suppression list.
+        suppress(session, organization_id, addresses, reason=UNSUBSCRIBED)
     return contact
 
 
 def resubscribe(session: Session, organization_id: str, contact_id: int) -> Contact:
-    """Clear a contact's unsubscription (the contact asked to receive messages again).
+    """Clear a contact's unsubscription (the contact asked to receive messages again), and the
+    suppressions the unsubscription wrote (not those added for other reasons).
 
     Raises:
         NotFound: no such contact in the organization.
@@ -81,6 +91,13 @@ def resubscribe(session: Session, organization_id: str, contact_id: int) -> Cont
         contact.unsubscribed_at = None
         contact.updated_at = utcnow()
         session.flush()
+    session.execute(
+        sa.delete(Suppression).where(
+            col(Suppression.organization_id) == organization_id,
+            col(Suppression.address).in_(_addresses(contact)),
+            col(Suppression.reason) == UNSUBSCRIBED,
+        )
+    )
     return contact
 
 

@@ -20,9 +20,9 @@ from tests.conftest import make_settings
 CSV = {"Content-Type": "text/csv"}
 FILE = (
     "email,phone,name,tags,plan\n"
-    "ann@example.com,+111,Ann,vip,pro\n"
-    "oops,+222,Bob,,free\n"
-    ",+333,Phone Only,,\n"
+    "ann@example.com,+15550111,Ann,vip,pro\n"
+    "oops,+15550222,Bob,,free\n"
+    ",+15550333,Phone Only,,\n"
 )
 
 
@@ -69,8 +69,8 @@ def test_export_downloads_the_list_as_csv_that_imports_back(
     )
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [(r["email"], r["phone"], r["tags"], r["plan"]) for r in rows] == [
-        ("ann@example.com", "+111", "vip", "pro"),
-        ("", "+333", "", ""),
+        ("ann@example.com", "+15550111", "vip", "pro"),
+        ("", "+15550333", "", ""),
     ]
     back = client.post(f"/api/v1/lists/{list_id}/import", content=response.content, headers=CSV)
     assert back.json()["data"] | {"errors": []} == {

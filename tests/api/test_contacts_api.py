@@ -199,3 +199,19 @@ def test_other_organizations_contacts_are_not_found(
 def test_contacts_need_a_token(client: TestClient) -> None:
     _error(client.get("/api/v1/contacts"), 401, "UNAUTHORIZED")
     _error(client.post("/api/v1/contacts", json={"email": "a@example.com"}), 401, "UNAUTHORIZED")
+
+
+def test_a_phone_only_contact_is_unique_in_its_list(client: TestClient, tenant: Tenant) -> None:
+    list_id = _new_list(client)
+    first = _add(client, listId=list_id, phone="+1 (555) 010-0000")
+    assert first["phone"] == "+15550100000"
+    _error(
+        client.post("/api/v1/contacts", json={"listId": list_id, "phone": "+15550100000"}),
+        409,
+        "CONTACT_EXISTS",
+    )
+    other = _new_list(client, "other")
+    assert _add(client, listId=other, phone="+15550100000")["listId"] == other
+    # Changing its own phone's formatting is no clash with itself.
+    changed = client.put(f"/api/v1/contacts/{first['id']}", json={"phone": "+1 555 010 0000"})
+    assert changed.status_code == 200, changed.text

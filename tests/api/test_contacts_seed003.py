@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from engine.db import session_scope
 from engine.runtime import Runtime
@@ -28,34 +29,38 @@ SEED_BATCH = {  # the seed's request example, verbatim
 }
 
 
+pytest_plugins = ["tests.api.live"]
+
+
 def _basic(user: str, key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()}
 
 
 @pytest.fixture
-def seed_client(client: TestClient, rt: Runtime) -> TestClient:
-    """A client authenticated with Basic api_user:api_key for list "newsletter" of "acme"."""
+def seed_client(live_url: str, rt: Runtime) -> Iterator[httpx.Client]:
+    """An HTTP client of a live server (uvicorn on loopback), authenticated with Basic
+    api_user:api_key for list "newsletter" of "acme": the seed's requests go over the wire."""
     with session_scope(rt.engine) as session:
         org = get_or_create_organization(session, "acme")
         _, key = create_api_user(session, org.id, "newsletter", "api_user")
-    client.headers.update(_basic("api_user", key))
-    return client
+    with httpx.Client(base_url=live_url, headers=_basic("api_user", key), timeout=30) as client:
+        yield client
 
 
-def _add(client: TestClient, members: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+def _add(client: httpx.Client, members: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     body = {"members": members, "update_existing": True, **options}
     response = client.post("/v1/marketing/lists/members", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
-def _tags(client: TestClient, member_id: str) -> list[str]:
+def _tags(client: httpx.Client, member_id: str) -> list[str]:
     return list(
         client.get(f"/v1/marketing/lists/members/{member_id}").json()["result"]["tag_names"]
     )
 
 
-def test_seed_batch_example_creates_the_member(seed_client: TestClient) -> None:
+def test_seed_batch_example_creates_the_member(seed_client: httpx.Client) -> None:
     response = seed_client.post("/v1/marketing/lists/members", json=SEED_BATCH)
 
     assert response.status_code == 200
@@ -92,7 +97,7 @@ def test_seed_batch_example_creates_the_member(seed_client: TestClient) -> None:
     ],
 )
 def test_tag_flag_table(
-    seed_client: TestClient, flag: int, given: list[str] | None, expected: list[str]
+    seed_client: httpx.Client, flag: int, given: list[str] | None, expected: list[str]
 ) -> None:
     created = _add(seed_client, [{"email": "a@example.com", "tags": ["1", "2", "3"]}], tag_flag=0)
     member_id = created["created_members"][0]["member_id"]
@@ -103,14 +108,14 @@ def test_tag_flag_table(
     assert _tags(seed_client, member_id) == expected
 
 
-def test_tag_flag_table_last_row_skip_on_empty_tags(seed_client: TestClient) -> None:
+def test_tag_flag_table_last_row_skip_on_empty_tags(seed_client: httpx.Client) -> None:
     created = _add(seed_client, [{"email": "b@example.com", "tags": []}], tag_flag=0)
     member_id = created["created_members"][0]["member_id"]
     _add(seed_client, [{"email": "b@example.com", "tags": ["3", "4", "5"]}], tag_flag=2)
     assert _tags(seed_client, member_id) == []
 
 
-def test_invalid_members_are_reported_and_the_rest_applies(seed_client: TestClient) -> None:
+def test_invalid_members_are_reported_and_the_rest_applies(seed_client: httpx.Client) -> None:
     body = _add(
         seed_client, [{"email": "good@example.com"}, {"email": "not-an-email"}, {"phone": "1"}]
     )
@@ -122,7 +127,7 @@ def test_invalid_members_are_reported_and_the_rest_applies(seed_client: TestClie
     assert (kept["updated_count"], kept["error_count"]) == (0, 1)
 
 
-def test_1001_members_are_refused_and_nothing_is_written(seed_client: TestClient) -> None:
+def test_1001_members_are_refused_and_nothing_is_written(seed_client: httpx.Client) -> None:
     members = [{"email": f"m{i}@example.com"} for i in range(1001)]
     response = seed_client.post(
         "/v1/marketing/lists/members", json={"members": members, "update_existing": True}
@@ -134,7 +139,7 @@ def test_1001_members_are_refused_and_nothing_is_written(seed_client: TestClient
     assert _add(seed_client, members[:1000])["created_count"] == 1000
 
 
-def test_update_delete_and_not_found(seed_client: TestClient) -> None:
+def test_update_delete_and_not_found(seed_client: httpx.Client) -> None:
     member_id = _add(seed_client, [{"email": "c@example.com"}])["created_members"][0]["member_id"]
     change = {"phone": "13681312919", "name": "朱锁锁", "fields": {"Age": "13"}, "tags": ["vip"]}
     assert seed_client.put(f"/v1/marketing/lists/members/{member_id}", json=change).json() == {
@@ -156,7 +161,7 @@ def test_update_delete_and_not_found(seed_client: TestClient) -> None:
         assert response.json() == {"code": 30036, "message": "resource not found"}
 
 
-def test_list_and_delete_by_condition_as_in_the_seed(seed_client: TestClient) -> None:
+def test_list_and_delete_by_condition_as_in_the_seed(seed_client: httpx.Client) -> None:
     _add(seed_client, [
         {"email": "one@qq.com", "phone": "18800001111"},
         {"email": "two@qq.com", "phone": "13000000000"},
@@ -220,7 +225,7 @@ def test_list_and_delete_by_condition_as_in_the_seed(seed_client: TestClient) ->
         },
     ],
 )
-def test_bad_conditions_are_clear_errors(seed_client: TestClient, body: dict[str, Any]) -> None:
+def test_bad_conditions_are_clear_errors(seed_client: httpx.Client, body: dict[str, Any]) -> None:
     _add(seed_client, [{"email": "keep@example.com"}])
     for method, path in [
         ("POST", "/v1/marketing/lists/list_members"),
@@ -233,12 +238,12 @@ def test_bad_conditions_are_clear_errors(seed_client: TestClient, body: dict[str
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "offset=-1"])
-def test_bad_paging_is_a_clear_error(seed_client: TestClient, query: str) -> None:
+def test_bad_paging_is_a_clear_error(seed_client: httpx.Client, query: str) -> None:
     response = seed_client.post(f"/v1/marketing/lists/list_members?{query}", json={})
     assert response.status_code == 422 and response.json()["code"] == 30001
 
 
-def test_wrong_credentials_answer_30000(seed_client: TestClient) -> None:
+def test_wrong_credentials_answer_30000(seed_client: httpx.Client) -> None:
     for headers in (
         {"Authorization": ""},
         _basic("api_user", "wrong"),
@@ -250,7 +255,7 @@ def test_wrong_credentials_answer_30000(seed_client: TestClient) -> None:
         assert response.json() == {"code": 30000, "message": "Authentication failed"}
 
 
-def test_an_oversized_body_answers_in_the_seeds_shape(seed_client: TestClient) -> None:
+def test_an_oversized_body_answers_in_the_seeds_shape(seed_client: httpx.Client) -> None:
     body = b'{"members": [' + b" " * 2_000_000 + b"]}"
     response = seed_client.post(
         "/v1/marketing/lists/members",

@@ -14,17 +14,23 @@ import sqlalchemy as sa
 
 from engine.db import session_scope
 from engine.errors import ValidationFailed
-from engine.models import Delivery, Execution, ExecutionStatus
+from engine.models import Campaign, ContactList, Delivery, Execution, ExecutionStatus
 from engine.models.base import utcnow
 from engine.runtime import Runtime
-from engine.services.audience import count_audience, parse_audience
+from engine.services.audience import (
+    campaign_audience_count,
+    campaign_audience_counts,
+    count_audience,
+    parse_audience,
+)
 from engine.services.campaigns import create_campaign, get_or_create_organization
+from engine.services.contact_csv import import_contacts
 from engine.services.contacts import create_contact
 from engine.services.executions import plan_execution, start_execution
 from engine.services.lists import create_list
 from engine.services.segments import create_segment
 from engine.services.statistics import campaign_statistics
-from engine.services.subscriptions import suppress, unsubscribe
+from engine.services.subscriptions import resubscribe, suppress, unsubscribe
 from engine.testing import wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack
@@ -235,3 +241,59 @@ def test_statistics_break_sends_down_by_targeted_segment(rt: Runtime, org: dict[
     # Ana and Di are in the US, Di and Ed are VIPs; two message steps each.
     assert [(s["name"], s["performance"]["sent"]) for s in segments] == [("US", 4), ("VIP", 4)]
     assert segments[0]["segmentId"] == us
+
+
+def test_a_suppressed_phone_matches_however_the_import_wrote_it(
+    rt: Runtime, org: dict[str, Any]
+) -> None:
+    with session_scope(rt.engine) as session:
+        imported = create_list(session, org["id"], "imported")
+        assert imported.id is not None
+        lines = ["phone,name\n", "+1 (555) 123-4567,Fay\n"]
+        assert import_contacts(session, org["id"], imported.id, lines).created == 1
+    target = {"lists": [imported.id]}
+    assert _count(rt, org["id"], target) == 1
+    with session_scope(rt.engine) as session:
+        suppress(session, org["id"], ["+15551234567"])
+    assert _count(rt, org["id"], target) == 0
+
+
+def test_unsubscribing_leaves_out_the_person_in_every_list(
+    rt: Runtime, org: dict[str, Any]
+) -> None:
+    # Ana is in "main" and "other"; she unsubscribes through her "main" listing.
+    with session_scope(rt.engine) as session:
+        unsubscribe(session, org["id"], org["ids"]["Ana"])
+    assert _count(rt, org["id"], None) == 4
+    assert _count(rt, org["id"], {"lists": [org["other"]]}) == 0
+    with session_scope(rt.engine) as session:
+        resubscribe(session, org["id"], org["ids"]["Ana"])
+    assert _count(rt, org["id"], {"lists": [org["other"]]}) == 1
+
+
+def test_a_private_list_joins_only_audiences_that_name_it(rt: Runtime, org: dict[str, Any]) -> None:
+    with session_scope(rt.engine) as session:
+        private = ContactList(organization_id=org["id"], name="one action", private=True)
+        session.add(private)
+        session.flush()
+        create_contact(session, org["id"], {"email": "gus@example.com", "list_id": private.id})
+        private_id = private.id
+    assert _count(rt, org["id"], None) == 5  # Gus is not in the organization-wide audience
+    assert _count(rt, org["id"], {"lists": [private_id]}) == 1
+
+
+def test_an_unreadable_stored_audience_targets_nobody_and_says_why(
+    rt: Runtime, org: dict[str, Any]
+) -> None:
+    _, campaign_id = make_campaign(rt, contacts=0)
+    with session_scope(rt.engine) as session:
+        # As a version that did not check targetAudience may have stored it.
+        campaign = session.get_one(Campaign, campaign_id)
+        campaign.details = {"targetAudience": {"segments": ["x"], "estimatedReach": 10}}
+    with session_scope(rt.engine) as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        assert campaign_audience_count(session, campaign) == 0
+        assert campaign_audience_counts(session, org["id"], [campaign]) == {campaign_id: 0}
+    with session_scope(rt.engine) as session, pytest.raises(ValidationFailed) as caught:
+        start_execution(session, campaign_id, secret_key=rt.settings.secret_key)
+    assert caught.value.code == "INVALID_AUDIENCE" and "estimatedReach" in caught.value.message

@@ -20,9 +20,9 @@ from engine.services.lists import get_or_create_list
 from engine.services.members import get_member
 
 FILE = """email,phone,name,tags,plan,city
-Ann@Example.COM,+111,Ann,vip;beta,pro,Lyon
-not-an-email,+222,Bob,,free,Nice
-,+333,Phone Only,,free,
+Ann@Example.COM,+15550111,Ann,vip;beta,pro,Lyon
+not-an-email,+15550222,Bob,,free,Nice
+,+15550333,Phone Only,,free,
 ,,Nobody,,,
 carl@example.com,,Carl,beta,,Paris
 """
@@ -74,9 +74,9 @@ def test_import_creates_contacts_and_reports_bad_rows_by_line(
         (5, "MISSING_EMAIL_AND_PHONE", None),
     ]
     stored = contacts(rt, target[1])
-    assert set(stored) == {"ann@example.com", "+333", "carl@example.com"}
+    assert set(stored) == {"ann@example.com", "+15550333", "carl@example.com"}
     ann = stored["ann@example.com"]
-    assert (ann.phone, ann.name, ann.fields) == ("+111", "Ann", {"plan": "pro", "city": "Lyon"})
+    assert (ann.phone, ann.name, ann.fields) == ("+15550111", "Ann", {"plan": "pro", "city": "Lyon"})
     assert member(rt, target, ann)["tag_names"] == ["beta", "vip"]
     assert stored["carl@example.com"].fields == {"city": "Paris"}
     with session_scope(rt.engine) as session:
@@ -109,26 +109,26 @@ def test_reimport_merges_fields_updates_phone_and_name_and_adds_tags(
     result = run_import(
         rt,
         target,
-        "EMAIL,Phone,name,tags,plan,score\nann@example.com,+999,,gold,,7\n,+333,Pat,,,\n",
+        "EMAIL,Phone,name,tags,plan,score\nann@example.com,+15550999,,gold,,7\n,+15550333,Pat,,,\n",
     )
 
     assert (result.created, result.updated, result.unchanged) == (0, 2, 0)
     stored = contacts(rt, target[1])
     ann = stored["ann@example.com"]
-    assert (ann.phone, ann.name) == ("+999", "Ann")  # an empty cell keeps the stored value
+    assert (ann.phone, ann.name) == ("+15550999", "Ann")  # an empty cell keeps the stored value
     assert ann.fields == {"plan": "pro", "city": "Lyon", "score": "7"}
     assert member(rt, target, ann)["tag_names"] == ["beta", "vip", "gold"]
-    assert stored["+333"].name == "Pat"  # matched on phone: no email in the row
+    assert stored["+15550333"].name == "Pat"  # matched on phone: no email in the row
 
 
 def test_rows_for_one_contact_in_one_file_merge(rt: Runtime, target: tuple[str, int]) -> None:
     result = run_import(
-        rt, target, "email,phone,tags,a\nx@example.com,+1,t1,1\nX@EXAMPLE.com,,t2,\n,+1,,3\n"
+        rt, target, "email,phone,tags,a\nx@example.com,+15550001,t1,1\nX@EXAMPLE.com,,t2,\n,+15550001,,3\n"
     )
 
     assert (result.rows, result.created) == (3, 1)
     only = contacts(rt, target[1])["x@example.com"]
-    assert (only.phone, only.fields) == ("+1", {"a": "3"})
+    assert (only.phone, only.fields) == ("+15550001", {"a": "3"})
     assert member(rt, target, only)["tag_names"] == ["t1", "t2"]
 
 
