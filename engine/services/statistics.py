@@ -58,7 +58,8 @@ def campaign_statistics(
     """Return overview, performance rates, a daily timeline, segments and variations.
 
     Test-mode executions are left out. Engagement (delivered, read, clicked, converted) counts
-    provider events; until channels report them (the real-channels issue) they are 0, not guessed.
+    provider events (status callbacks, tracked clicks, posted conversions: docs/engagement.md);
+    what a provider never reports stays 0, not guessed.
 
     Raises:
         ValidationFailed: unknown ``period`` or metric name.
