@@ -98,11 +98,52 @@ def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, 400, "INVALID_INPUT", "a value in the request cannot be stored")
 
 
+#: SQLSTATE of a unique violation and of a foreign-key violation (PostgreSQL).
+UNIQUE_VIOLATION, FOREIGN_KEY_VIOLATION = "23505", "23503"
+
+
+def integrity_kind(exc: sa_exc.IntegrityError) -> str:
+    """What the database refused: ``unique``, ``foreign_key`` or ``other`` (NOT NULL, CHECK …).
+
+    Read from the DBAPI error: psycopg's SQLSTATE, or SQLite's message.
+    """
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    message = str(exc.orig)
+    if sqlstate == UNIQUE_VIOLATION or message.startswith("UNIQUE constraint failed"):
+        return "unique"
+    if sqlstate == FOREIGN_KEY_VIOLATION or message.startswith("FOREIGN KEY constraint failed"):
+        return "foreign_key"
+    return "other"
+
+
+def integrity_answer(exc: sa_exc.IntegrityError) -> tuple[int, str, str]:
+    """``(status, code, message)`` the API answers an integrity error with.
+
+    A unique violation is two requests racing to create the same thing (a list or segment
+    name): the service's check passed for both and the constraint stopped the second — 409
+    ``CONFLICT``. A foreign-key violation is an object still referred to (or gone meanwhile):
+    409 ``IN_USE``. Anything else is a bug: 500, logged with its traceback.
+    """
+    kind = integrity_kind(exc)
+    if kind == "unique":
+        return 409, "CONFLICT", "the request clashes with an object that exists"
+    if kind == "foreign_key":
+        return 409, "IN_USE", "the request breaks a reference between objects (one is in use)"
+    return 500, "INTERNAL_ERROR", "internal error; it has been logged"
+
+
 def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
-    # Two requests raced to create the same thing (a list or segment name); the service's check
-    # passed for both and the unique constraint stopped the second: a conflict, not a crash.
-    log.info("api.conflict", error=str(exc).splitlines()[0][:200])
-    return _answer(request, 409, "CONFLICT", "the request clashes with an object that exists")
+    assert isinstance(exc, sa_exc.IntegrityError)
+    status, code, message = integrity_answer(exc)
+    if status == 500:
+        log.exception("api.error", exc_info=exc)
+        return error_response(status, code, message)
+    error = str(exc.orig).splitlines()[0][:200]
+    if code == "CONFLICT":
+        log.info("api.conflict", error=error)
+    else:
+        log.warning("api.integrity_error", error=error)
+    return _answer(request, status, code, message)
 
 
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.models import (
     FINAL_EXECUTION_STATUSES,
     Campaign,
+    CampaignAction,
     CampaignStatus,
     Chunk,
     Delivery,
@@ -193,9 +194,12 @@ def delete_campaign(session: Session, organization_id: str, campaign_id: str) ->
 
     Raises:
         NotFound: no such campaign in the organization.
-        InvalidTransition: the campaign is neither draft nor cancelled (code ``CANNOT_DELETE``).
+        InvalidTransition: the campaign is neither draft nor cancelled (code ``CANNOT_DELETE``),
+            or a bot campaign action is run by it (``IN_USE_BY_ACTION``: the action reads its
+            status and log file from the campaign's execution).
     """
     campaign = get_campaign(session, campaign_id, organization_id)
+    _check_no_action(session, campaign_id)
     if campaign.status not in (CampaignStatus.draft, CampaignStatus.cancelled):
         raise InvalidTransition(
             f"campaign {campaign_id!r} is {campaign.status}; only draft or cancelled "
@@ -216,6 +220,21 @@ def delete_campaign(session: Session, organization_id: str, campaign_id: str) ->
     session.execute(sa.delete(Touchpoint).where(col(Touchpoint.campaign_id) == campaign_id))
     session.delete(campaign)
     session.flush()
+
+
+def _check_no_action(session: Session, campaign_id: str) -> None:
+    """Refuse to delete a campaign a bot campaign action runs as (seed 002)."""
+    action = session.scalars(
+        sa.select(col(CampaignAction.id))
+        .where(col(CampaignAction.campaign_id) == campaign_id)
+        .limit(1)
+    ).first()
+    if action is not None:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} is the campaign of bot action {action!r}, which reads its "
+            "status and log file from it; it is kept as long as the action exists",
+            code="IN_USE_BY_ACTION",
+        )
 
 
 def clone_campaign(

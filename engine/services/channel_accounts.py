@@ -3,7 +3,10 @@
 A campaign on a provider channel (email, telegram, whatsapp, webhook) uses the organization's
 account for that channel named by ``channel_config.account`` — or, when it names none, the
 account called ``default`` or the only one. The campaign's own ``channel_config`` overrides the
-account's settings key by key (a per-campaign ``from_name``, ``rate_per_s`` …).
+account's settings key by key (a per-campaign ``from_name``, ``rate_per_s`` …) — except where
+the account's secrets are sent (:data:`ENDPOINT_SETTINGS`): a campaign may not redirect an
+account's token or password to a server of its choosing (``ENDPOINT_OVERRIDE``), nor may an
+account update move them without re-entering them (``SECRETS_REQUIRED``).
 Secrets (:data:`SECRET_SETTINGS`) are encrypted with ``SECRET_KEY`` (engine/secrets.py) and
 never returned by the API or written to logs.
 """
@@ -27,6 +30,12 @@ SECRET_SETTINGS = frozenset(
     # Checking provider callbacks (docs/engagement.md): WhatsApp's webhook verify token, and
     # the key of the signed generic status callback.
     | {"verify_token", "callback_secret"}
+)
+#: Settings that say where (and how safely) secrets are sent: a campaign may not override them
+#: on an account with secrets, and changing them on an account needs its secrets re-entered.
+ENDPOINT_SETTINGS = frozenset(
+    {"base_url", "url", "host", "port", "security", "tls_verify", "tls_ca_file"}
+    | {"phone_number_id", "api_version"}
 )
 #: Key of ``channel_config`` naming the account to use.
 ACCOUNT_KEY = "account"
@@ -106,12 +115,17 @@ def update_account(
 ) -> ChannelAccount:
     """Change settings: given keys replace stored ones (``null`` removes a key).
 
+    Changing where the secrets are sent (:data:`ENDPOINT_SETTINGS`) needs every secret the
+    account keeps given again in the same call: stored secrets never follow a new endpoint.
+
     Raises:
-        NotFound: no such account. ValidationFailed: the resulting config is refused.
+        NotFound: no such account. ValidationFailed: the resulting config is refused, or
+            ``SECRETS_REQUIRED`` (an endpoint changes and a kept secret is not re-entered).
     """
     account = get_account(session, organization_id, account_id)
     merged = {**account.settings, **decrypt_json(secret_key, account.secrets), **config}
     merged = {k: v for k, v in merged.items() if v is not None}
+    _check_secrets_reentered(account, config, merged)
     validate_channel(account.channel, merged)
     public, secret = _split(merged)
     account.settings, account.secret_names = public, sorted(secret)
@@ -119,6 +133,29 @@ def update_account(
     account.updated_at = utcnow()
     session.flush()
     return account
+
+
+def _check_secrets_reentered(
+    account: ChannelAccount, config: dict[str, Any], merged: dict[str, Any]
+) -> None:
+    """Refuse an endpoint change that would send stored secrets somewhere new.
+
+    Raises:
+        ValidationFailed: ``SECRETS_REQUIRED`` naming the endpoint keys and missing secrets.
+    """
+    moved = sorted(
+        k
+        for k in ENDPOINT_SETTINGS & config.keys()
+        if config[k] is not None and config[k] != account.settings.get(k)
+    )
+    kept = {k for k in merged if k in SECRET_SETTINGS}
+    missing = sorted(k for k in kept if config.get(k) is None)
+    if moved and missing:
+        raise ValidationFailed(
+            f"changing {', '.join(moved)} sends this account's secrets elsewhere: give "
+            f"{', '.join(missing)} again in the same request (or remove them with null)",
+            code="SECRETS_REQUIRED",
+        )
 
 
 def delete_account(session: Session, organization_id: str, account_id: str) -> None:
@@ -154,25 +191,49 @@ def _account_for(session: Session, campaign: Campaign) -> ChannelAccount | None:
         ValidationFailed: ``ACCOUNT_NOT_FOUND`` for an account named but missing.
     """
     wanted = campaign.channel_config.get(ACCOUNT_KEY)
-    accounts = [
-        a
-        for a in session.exec(
+    found = _find_account(session, campaign.organization_id, campaign.channel, wanted)
+    if found is None and wanted is not None:
+        raise ValidationFailed(
+            f"no {campaign.channel} account {wanted!r} in this organization",
+            code="ACCOUNT_NOT_FOUND",
+        )
+    return found
+
+
+def _find_account(
+    session: Session, organization_id: str, channel: str, wanted: Any
+) -> ChannelAccount | None:
+    """The account named ``wanted`` (name or id); without a name the ``default`` or only one."""
+    accounts = list(
+        session.exec(
             select(ChannelAccount).where(
-                col(ChannelAccount.organization_id) == campaign.organization_id,
-                col(ChannelAccount.channel) == campaign.channel,
+                col(ChannelAccount.organization_id) == organization_id,
+                col(ChannelAccount.channel) == channel,
             )
         )
-    ]
+    )
     if wanted is not None:
-        found = next((a for a in accounts if wanted in (a.name, a.id)), None)
-        if found is None:
-            raise ValidationFailed(
-                f"no {campaign.channel} account {wanted!r} in this organization",
-                code="ACCOUNT_NOT_FOUND",
-            )
-        return found
+        return next((a for a in accounts if wanted in (a.name, a.id)), None)
     default = next((a for a in accounts if a.name == "default"), None)
     return default or (accounts[0] if len(accounts) == 1 else None)
+
+
+def _check_endpoint(account: ChannelAccount | None, config: dict[str, Any]) -> None:
+    """Refuse a campaign config that would send the account's secrets to another endpoint.
+
+    Raises:
+        ValidationFailed: ``ENDPOINT_OVERRIDE`` naming the keys.
+    """
+    if account is None or not account.secret_names:
+        return
+    overridden = sorted(ENDPOINT_SETTINGS & config.keys())
+    if overridden:
+        raise ValidationFailed(
+            f"channel_config may not set {', '.join(overridden)}: the {account.channel} account "
+            f"{account.name!r} supplies credentials, which are sent only to its own endpoint "
+            "(change the account, or use an account of your own)",
+            code="ENDPOINT_OVERRIDE",
+        )
 
 
 def _has_account(session: Session, organization_id: str, channel: str) -> bool:
@@ -196,7 +257,8 @@ def check_campaign_channel(
     it; otherwise the whole is checked at validate and execute (:func:`check_credentials`).
 
     Raises:
-        ValidationFailed: unknown channel, or a config the channel refuses.
+        ValidationFailed: unknown channel, or a config the channel refuses;
+            ``ENDPOINT_OVERRIDE`` when it sets an endpoint of an account with secrets.
     """
     account = config.get(ACCOUNT_KEY)
     if account is not None and not (isinstance(account, str) and 0 < len(account) <= 100):
@@ -204,6 +266,7 @@ def check_campaign_channel(
             "channel_config.account names an account (1 to 100 characters)",
             code="INVALID_CHANNEL_CONFIG",
         )
+    _check_endpoint(_find_account(session, organization_id, channel, account), config)
     given = any(k != ACCOUNT_KEY for k in config)
     complete = given and account is None and not _has_account(session, organization_id, channel)
     validate_channel(channel, config, check_config=complete)
@@ -211,7 +274,8 @@ def check_campaign_channel(
 
 def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dict[str, Any]:
     """The configuration a campaign's channel sends with: its account's settings and secrets,
-    overridden by the campaign's ``channel_config``.
+    overridden by the campaign's ``channel_config`` — never where the account's secrets go
+    (:data:`ENDPOINT_SETTINGS` of an account with secrets stay the account's).
 
     Raises:
         ValidationFailed: a named account is missing, or its secrets can't be decrypted.
@@ -220,6 +284,8 @@ def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dic
     account = _account_for(session, campaign)
     if account is None:
         return own
+    if account.secret_names:
+        own = {k: v for k, v in own.items() if k not in ENDPOINT_SETTINGS}
     return {**account.settings, **decrypt_json(secret_key, account.secrets), **own}
 
 
@@ -227,8 +293,10 @@ def check_credentials(session: Session, secret_key: str, campaign: Campaign) -> 
     """Refuse to execute a campaign whose channel lacks what it needs to send.
 
     Raises:
-        ValidationFailed: ``MISSING_CREDENTIALS`` naming what the channel said is missing.
+        ValidationFailed: ``MISSING_CREDENTIALS`` naming what the channel said is missing;
+            ``ENDPOINT_OVERRIDE`` when the campaign sets an endpoint of an account with secrets.
     """
+    _check_endpoint(_account_for(session, campaign), campaign.channel_config)
     try:
         validate_channel(campaign.channel, channel_config(session, secret_key, campaign))
     except ValidationFailed as exc:

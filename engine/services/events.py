@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 
 from engine.db import insert_ignore, table_of
 from engine.errors import NotFound, ValidationFailed
+from engine.logging import get_logger
 from engine.models import (
     Campaign,
     ChannelAccount,
@@ -37,6 +38,8 @@ from engine.secrets import decrypt_json
 from engine.services.auth import AuthenticationFailed
 from engine.services.subscriptions import unsubscribe
 
+log = get_logger()
+
 #: Provider status words and the event each records (others, such as ``sent``, are ignored).
 STATUS_EVENTS = {
     "delivered": EngagementType.delivered,
@@ -49,8 +52,10 @@ STATUS_EVENTS = {
 }
 #: Most statuses one callback may carry.
 MAX_STATUSES = 1000
-#: A status this recent for a message not recorded yet is answered "retry later": its delivery
-#: row is written when the worker finishes the chunk, which may be after the provider calls.
+#: A status reported this recently for a message not recorded yet is answered "retry later":
+#: its delivery row is written when the worker finishes the chunk, which may be after the
+#: provider calls. A status without a reported time (or with one that can't be read) is never
+#: pending: nothing would ever make it old, so a provider would retry it forever.
 PENDING_WINDOW = timedelta(minutes=10)
 #: Largest conversion value accepted.
 MAX_VALUE = 1e12
@@ -77,7 +82,7 @@ class StatusReport:
     ignored: int = 0
     #: Unknown message ids (another system's messages, or deliveries deleted since).
     unmatched: int = 0
-    #: Unknown ids reported within :data:`PENDING_WINDOW`: worth the provider retrying.
+    #: Unknown ids with a reported time within :data:`PENDING_WINDOW`: worth retrying.
     pending: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -158,13 +163,20 @@ def callback_account(
 ) -> tuple[ChannelAccount, dict[str, Any]]:
     """The channel account a callback is for, with its decrypted secrets.
 
+    Secrets that can't be decrypted (another ``SECRET_KEY``) are logged and read as none, so
+    the caller — not authenticated yet — is answered as for a bad signature, never told why.
+
     Raises:
         NotFound: ``ACCOUNT_NOT_FOUND`` (no such account on that channel).
     """
     account = session.get(ChannelAccount, account_id) if len(account_id) <= 32 else None
     if account is None or account.channel != channel:
         raise NotFound(f"no {channel} account {account_id!r}", code="ACCOUNT_NOT_FOUND")
-    return account, decrypt_json(secret_key, account.secrets)
+    try:
+        return account, decrypt_json(secret_key, account.secrets)
+    except ValidationFailed as exc:
+        log.error("callback.credentials_unreadable", account_id=account.id, error=exc.message)
+        return account, {}
 
 
 # --- provider statuses -----------------------------------------------------------------------
@@ -283,7 +295,8 @@ def record_statuses(
     """Store provider statuses as events of the deliveries they are about.
 
     ``delivered``, ``read`` and ``failed`` are stored once per delivery; a ``clicked`` status
-    once per delivery and reported time.
+    once per delivery and reported time. An unknown id is ``pending`` only when its reported
+    time is within :data:`PENDING_WINDOW`; otherwise, or without a reported time, ``unmatched``.
     """
     report = StatusReport()
     known = _find_deliveries(
@@ -295,7 +308,7 @@ def record_statuses(
         if kind is None:
             report.ignored += 1
         elif delivery is None:
-            recent = (update.occurred_at or utcnow()) > utcnow() - PENDING_WINDOW
+            recent = _may_be_pending(update)
             report.pending += recent
             report.unmatched += not recent
         elif _insert(session, _status_row(delivery, kind, update)) is not None:
@@ -303,6 +316,13 @@ def record_statuses(
         else:
             report.duplicates += 1
     return report
+
+
+def _may_be_pending(update: StatusUpdate) -> bool:
+    """Whether an unknown message id may still be recorded: the provider *reported* it within
+    :data:`PENDING_WINDOW`. The time the callback arrives is no evidence (a retry arrives
+    "now" forever), so without a reported time the id is unmatched."""
+    return update.occurred_at is not None and update.occurred_at > utcnow() - PENDING_WINDOW
 
 
 def _status_row(delivery: _DeliveryRef, kind: str, update: StatusUpdate) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.models import ApiUser, Contact, ContactList, ContactTag
+from engine.models import ApiUser, CampaignAction, Contact, ContactList, ContactTag
 
 
 def get_or_create_list(session: Session, organization_id: str, name: str) -> ContactList:
@@ -82,8 +82,10 @@ def delete_list(session: Session, organization_id: str, list_id: int) -> int:
 
     Raises:
         NotFound: no such list in this organization.
+        Conflict: a bot campaign action sends to the list (``IN_USE_BY_ACTION``).
     """
     found = get_list(session, organization_id, list_id)
+    _check_no_action(session, list_id)
     members = sa.select(col(Contact.id)).where(col(Contact.list_id) == found.id)
     session.execute(sa.delete(ContactTag).where(col(ContactTag.contact_id).in_(members)))
     deleted = session.execute(sa.delete(Contact).where(col(Contact.list_id) == found.id))
@@ -91,3 +93,17 @@ def delete_list(session: Session, organization_id: str, list_id: int) -> int:
     session.delete(found)
     session.flush()
     return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _check_no_action(session: Session, list_id: int) -> None:
+    """Refuse to delete the recipients of a bot campaign action (seed 002): its campaign sends
+    to them and its log file lists them."""
+    action = session.scalars(
+        sa.select(col(CampaignAction.id)).where(col(CampaignAction.list_id) == list_id).limit(1)
+    ).first()
+    if action is not None:
+        raise Conflict(
+            f"list {list_id} holds the recipients of bot action {action!r}; it cannot be "
+            "deleted while the action exists",
+            code="IN_USE_BY_ACTION",
+        )

@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from engine.db import session_scope
+from engine.models import Campaign
 from engine.runtime import Runtime
+from engine.services.channel_accounts import channel_config
 from engine.testing import WebhookSink, wait_until_finished
 from tests.api.conftest import Tenant, make_tenant
 from workers.embedded import EmbeddedStack
@@ -123,3 +125,53 @@ def test_bad_accounts_are_refused(client: TestClient, tenant: Tenant, rt: Runtim
     )
     assert client.delete(f"/api/v1/channels/{first['id']}").status_code == 200
     _error(client.get(f"/api/v1/channels/{first['id']}"), 404, "ACCOUNT_NOT_FOUND")
+
+
+def test_a_campaign_cannot_send_an_accounts_secrets_to_its_own_server(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    with WebhookSink() as real, WebhookSink() as evil:
+        # Stored before the account existed: the campaign's own config was complete then.
+        early = _campaign(client, url=evil.url)
+        config = {"url": real.url, "secret": "s3cret"}
+        client.post("/api/v1/channels", json={"channel": "webhook", "config": config})
+
+        refused = client.post(
+            "/api/v1/campaigns",
+            json={"name": "Evil", "channel": "webhook", "channelConfig": {"url": evil.url}},
+        )
+        assert "url" in _error(refused, 400, "ENDPOINT_OVERRIDE")["message"]
+        plain = _campaign(client, rate_per_s=50)  # other settings may still be overridden
+        changed = client.put(
+            f"/api/v1/campaigns/{plain}", json={"channelConfig": {"url": evil.url}}
+        )
+        _error(changed, 400, "ENDPOINT_OVERRIDE")
+        _error(client.post(f"/api/v1/campaigns/{early}/execute"), 400, "ENDPOINT_OVERRIDE")
+        with session_scope(rt.engine) as session:
+            campaign = session.get(Campaign, early)
+            assert campaign is not None
+            sent_with = channel_config(session, rt.settings.secret_key, campaign)
+        assert sent_with["url"] == real.url  # never merged, even past the checks
+
+        execution = client.post(f"/api/v1/campaigns/{plain}/execute")
+        assert execution.status_code == 200, execution.text
+        with EmbeddedStack(rt, threads=2):
+            wait_until_finished(rt, execution.json()["data"]["executionId"])
+    assert evil.requests == [] and len(real.requests) == 30
+
+
+def test_moving_an_accounts_endpoint_needs_its_secrets_again(
+    client: TestClient, tenant: Tenant
+) -> None:
+    config = {"url": "http://127.0.0.1:9/hook", "secret": "s3cret"}
+    account = client.post("/api/v1/channels", json={"channel": "webhook", "config": config})
+    url = f"/api/v1/channels/{account.json()['data']['id']}"
+
+    moved = client.put(url, json={"config": {"url": "https://evil.test/"}})
+    assert "secret" in _error(moved, 400, "SECRETS_REQUIRED")["message"]
+    assert client.get(url).json()["data"]["settings"]["url"] == "http://127.0.0.1:9/hook"
+    # Other settings change freely; the endpoint moves with its secrets re-entered.
+    assert client.put(url, json={"config": {"rate_per_s": 5}}).status_code == 200
+    again = client.put(url, json={"config": {"url": "https://new.test/", "secret": "n3w"}})
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["settings"]["url"] == "https://new.test/"

@@ -345,3 +345,77 @@ def test_an_email_unsubscribes_in_one_click_and_counts_clicks(
     # With receipts: clickers over the contacts known to have received (a receipt or a click).
     assert stats["performance"]["deliveryRate"] == 33.3
     assert stats["performance"]["clickRate"] == 100.0
+
+
+def _account(rt: Runtime, tenant: Tenant, channel: str, config: dict[str, Any], key: str) -> str:
+    """An account whose secrets were encrypted with ``key``."""
+    with session_scope(rt.engine) as session:
+        return create_account(session, key, tenant.organization_id, channel, config).id
+
+
+def test_an_unknown_id_without_a_reported_time_is_not_retried_forever(
+    client: TestClient, rt: Runtime
+) -> None:
+    tenant = make_tenant(client, rt, "relay", contacts=0)
+    config = {"url": "http://127.0.0.1:9/", "callback_secret": CALLBACK_SECRET}
+    account_id = _account(rt, tenant, "webhook", config, rt.settings.secret_key)
+    url = f"/api/v1/providers/webhook/{account_id}/status"
+
+    def post(status: dict[str, Any]) -> Any:
+        body = json.dumps(status).encode()
+        return client.post(url, content=body, headers={"X-Signature": _sign(CALLBACK_SECRET, body)})
+
+    now = int(time.time())
+    recent = post({"message_id": "m-1", "status": "delivered", "occurred_at": now})
+    assert recent.status_code == 503 and recent.json()["error"]["code"] == "NOT_YET_RECORDED"
+    for _ in range(2):  # the provider's retries: answered, not stored
+        answer = post({"message_id": "m-2", "status": "delivered"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"]["unmatched"] == 1 and answer.json()["data"]["pending"] == 0
+    assert _events(rt) == 0
+
+
+def test_unreadable_callback_secrets_answer_as_a_bad_signature(
+    client: TestClient, rt: Runtime
+) -> None:
+    tenant = make_tenant(client, rt, "rotated", contacts=0)
+    config = {"url": "http://127.0.0.1:9/", "callback_secret": CALLBACK_SECRET}
+    account_id = _account(rt, tenant, "webhook", config, "a-previous-secret-key-0123456789")
+    body = json.dumps({"message_id": "m-1", "status": "delivered"}).encode()
+    answer = client.post(
+        f"/api/v1/providers/webhook/{account_id}/status",
+        content=body,
+        headers={"X-Signature": _sign(CALLBACK_SECRET, body)},
+    )
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "INVALID_SIGNATURE"
+    assert "SECRET_KEY" not in answer.text
+
+    whatsapp = {
+        "access_token": "EAAG-token",
+        "phone_number_id": "1098765",
+        "app_secret": APP_SECRET,
+        "verify_token": VERIFY_TOKEN,
+    }
+    wa_id = _account(rt, tenant, "whatsapp", whatsapp, "a-previous-secret-key-0123456789")
+    url = f"/api/v1/providers/whatsapp/{wa_id}"
+    verify = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
+    assert client.get(url, params=verify).status_code == 403
+    statuses = _statuses(("wamid.1", "delivered", int(time.time())))
+    signed = client.post(
+        url, content=statuses, headers={"X-Hub-Signature-256": _sign(APP_SECRET, statuses)}
+    )
+    assert signed.status_code == 401 and signed.json()["error"]["code"] == "INVALID_SIGNATURE"
+
+
+def test_whatsapp_verification_compares_any_token_safely(client: TestClient, rt: Runtime) -> None:
+    key = rt.settings.secret_key
+    tenant = make_tenant(client, rt, "verify", contacts=0)
+    whatsapp = {"access_token": "t", "phone_number_id": "1", "verify_token": VERIFY_TOKEN}
+    url = f"/api/v1/providers/whatsapp/{_account(rt, tenant, 'whatsapp', whatsapp, key)}"
+    verify = {"hub.mode": "subscribe", "hub.challenge": "42"}
+    for guess in ("wrong", "tökén", ""):
+        answer = client.get(url, params={**verify, "hub.verify_token": guess})
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "VERIFICATION_FAILED"
+    assert client.get(url, params=verify).status_code == 403
+    assert client.get(url, params={**verify, "hub.verify_token": VERIFY_TOKEN}).text == "42"

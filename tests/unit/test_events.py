@@ -3,6 +3,7 @@ segment and per A/B variation (test-mode executions left out)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -191,12 +192,32 @@ def test_statistics_count_conversions_per_segment_and_variation(rt: Runtime) -> 
 
 
 def test_statuses_for_unknown_or_foreign_messages_are_not_recorded(rt: Runtime) -> None:
+    now = datetime.now(UTC)
     with session_scope(rt.engine) as session:
         org_id = get_or_create_organization(session, "acme").id
         report = record_statuses(
             session,
             org_id,
             "whatsapp",
-            [StatusUpdate("wamid.x", "delivered"), StatusUpdate("y", "sent")],
+            [
+                StatusUpdate("wamid.recent", "delivered", now - timedelta(minutes=1)),
+                StatusUpdate("wamid.old", "delivered", now - timedelta(hours=1)),
+                StatusUpdate("y", "sent"),
+            ],
         )
-    assert (report.pending, report.ignored, report.recorded) == (1, 1, 0)
+    assert (report.pending, report.unmatched, report.ignored, report.recorded) == (1, 1, 1, 0)
+
+
+def test_an_unknown_id_without_a_reported_time_is_never_pending(rt: Runtime) -> None:
+    """Each retry arrives "now": without the provider's time it would be retried forever."""
+    status = {"id": "wamid.z", "status": "read", "timestamp": "yesterday-ish"}
+    webhook = {"entry": [{"changes": [{"value": {"statuses": [status]}}]}]}
+    updates = [
+        StatusUpdate("wamid.x", "delivered"),
+        *generic_statuses({"message_id": "m.1", "status": "failed"}),
+        *whatsapp_statuses(webhook),  # a timestamp that can't be read
+    ]
+    with session_scope(rt.engine) as session:
+        org_id = get_or_create_organization(session, "acme").id
+        report = record_statuses(session, org_id, "whatsapp", updates)
+    assert (report.pending, report.unmatched, report.recorded) == (0, 3, 0)

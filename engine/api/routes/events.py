@@ -13,6 +13,7 @@ telegram messages are not rewritten) and conversions only. See docs/engagement.m
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 from datetime import datetime
@@ -80,9 +81,16 @@ def whatsapp_verify(
     ``verify_token`` secret; 403 otherwise."""
     _, secrets = service.callback_account(session, settings.secret_key, "whatsapp", account_id)
     expected = secrets.get("verify_token")
-    if mode != "subscribe" or not expected or verify_token != expected or challenge is None:
+    if mode != "subscribe" or challenge is None or not _same(verify_token, expected):
         return error_response(403, "VERIFICATION_FAILED", "wrong hub.mode or hub.verify_token")
     return PlainTextResponse(challenge)
+
+
+def _same(given: str | None, expected: Any) -> bool:
+    """Whether ``given`` is the secret ``expected``, compared in constant time."""
+    if not isinstance(expected, str) or not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 @router.post("/api/v1/providers/whatsapp/{account_id}", response_model=None)
