@@ -93,12 +93,12 @@ def test_only_a_unique_violation_is_a_conflict(
     assert (status, error["code"]) == (500, "INTERNAL_ERROR")
 
 
+# PostgreSQL only: SQLite serializes writers (BEGIN IMMEDIATE), there is no race to lose.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_requests_racing_for_a_list_name_give_a_conflict(
     client: TestClient, tenant: Tenant, rt: Runtime
 ) -> None:
     """The second request's check passed, then the first committed: 409, not 500."""
-    if rt.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite serializes writers (BEGIN IMMEDIATE): no race to lose")
     raced: list[str] = []
 
     def commit_first(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
