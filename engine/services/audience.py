@@ -273,7 +273,7 @@ def _tags_clause(organization_id: str, names: Sequence[str]) -> sa.ColumnElement
     return tagged.exists()
 
 
-def _not_suppressed(organization_id: str) -> sa.ColumnElement[bool]:
+def not_suppressed(organization_id: str) -> sa.ColumnElement[bool]:
     """Neither the contact's email nor its phone is on the suppression list (two index probes)."""
 
     def listed(column: Any) -> sa.ColumnElement[bool]:
@@ -295,7 +295,7 @@ def base_filter(organization_id: str, as_of: datetime) -> sa.ColumnElement[bool]
         col(Contact.organization_id) == organization_id,
         col(Contact.unsubscribed_at).is_(None),
         col(Contact.created_at) <= as_of,
-        _not_suppressed(organization_id),
+        not_suppressed(organization_id),
     )
 
 

@@ -9,6 +9,7 @@ one transaction. Finishing a step's chunk creates the next step's chunk.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from engine.models import (
 )
 from engine.models.base import utcnow
 from engine.runtime import Runtime
-from engine.services.audience import in_sample, test_contacts
+from engine.services.audience import in_sample, not_suppressed, test_contacts
 from engine.services.campaigns import list_touchpoints
 from engine.services.channel_accounts import channel_config
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
@@ -42,7 +43,7 @@ from engine.services.executions import message_steps
 from engine.services.links import LinkSigner
 from engine.services.recording import chunk_status_after, record_outcomes
 from engine.services.sending import Sender, SendOutcome
-from engine.services.subscriptions import block_contacts, suppressed_addresses
+from engine.services.subscriptions import block_contacts
 from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
 
@@ -195,11 +196,20 @@ def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | st
         message=steps[index][0].message,
         next_step=(following[0].id, following[1]) if following else None,
         config=channel_config(session, settings.secret_key, campaign),
-        links=LinkSigner(settings.secret_key, settings.public_base_url),
+        links=_links(settings, campaign.channel, steps[index][0].message),
     )
     previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
     return job
+
+
+def _links(settings: Settings, channel: str, message: Any) -> LinkSigner | None:
+    """A link signer where links are used: channels whose links are tracked (and email's
+    List-Unsubscribe), or a message that shows ``{{ unsubscribe_url }}``. Signing costs ~50 µs
+    per message, a tenth of a null-channel delivery: not paid where nothing uses it."""
+    if channel in TRACKED_CHANNELS or "unsubscribe_url" in json.dumps(message, default=str):
+        return LinkSigner(settings.secret_key, settings.public_base_url)
+    return None
 
 
 def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -> None:
@@ -213,6 +223,8 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
             col(Contact.name),
             col(Contact.fields),
             col(Contact.unsubscribed_at),
+            # Suppressed since planning: two index probes per row, in the same query.
+            sa.not_(not_suppressed(execution.organization_id)).label("suppressed"),
         )
         .join(ExecutionRecipient, col(ExecutionRecipient.contact_id) == col(Contact.id))
         .where(
@@ -232,11 +244,8 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
         for row in rows
         if row.id not in done and in_sample(execution.id, row.id, execution.target_percentage)
     ]
-    suppressed = suppressed_addresses(
-        session, execution.organization_id, [a for r in rows for a in (r.email, r.phone) if a]
-    )
     for row in rows:
-        reason = _skip_reason(row, suppressed, previous)
+        reason = _skip_reason(row, previous)
         if reason is None:
             job.to_send.append(row._asdict())
         else:
@@ -246,13 +255,11 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
         job.dry_run = set(ids) - test_contacts(session, execution.organization_id, ids)
 
 
-def _skip_reason(
-    row: Any, suppressed: set[str], previous: dict[int, str] | None
-) -> tuple[str, str] | None:
+def _skip_reason(row: Any, previous: dict[int, str] | None) -> tuple[str, str] | None:
     """Why a recipient is not sent this step (unsubscribed or suppressed since planning …)."""
     if row.unsubscribed_at is not None:
         return "UNSUBSCRIBED", "contact unsubscribed"
-    if row.email in suppressed or row.phone in suppressed:
+    if row.suppressed:
         return "SUPPRESSED", "the contact's address is on the suppression list"
     if previous is not None and previous.get(row.id) != DeliveryStatus.sent:
         return "PREVIOUS_STEP_FAILED", "previous touchpoint was not delivered"

@@ -192,20 +192,3 @@ def block_contacts(
         dialect = session.get_bind().dialect.name
         session.execute(insert_ignore(table_of(ChannelBlock), dialect), rows)
     return len(rows)
-
-
-def suppressed_addresses(
-    session: Session, organization_id: str, addresses: Iterable[str]
-) -> set[str]:
-    """Which of ``addresses`` are on the organization's suppression list."""
-    wanted = sorted(set(addresses))
-    if not wanted:
-        return set()
-    return set(
-        session.scalars(
-            sa.select(col(Suppression.address)).where(
-                col(Suppression.organization_id) == organization_id,
-                col(Suppression.address).in_(wanted),
-            )
-        )
-    )
