@@ -76,7 +76,11 @@ def test_import_creates_contacts_and_reports_bad_rows_by_line(
     stored = contacts(rt, target[1])
     assert set(stored) == {"ann@example.com", "+15550333", "carl@example.com"}
     ann = stored["ann@example.com"]
-    assert (ann.phone, ann.name, ann.fields) == ("+15550111", "Ann", {"plan": "pro", "city": "Lyon"})
+    assert (ann.phone, ann.name, ann.fields) == (
+        "+15550111",
+        "Ann",
+        {"plan": "pro", "city": "Lyon"},
+    )
     assert member(rt, target, ann)["tag_names"] == ["beta", "vip"]
     assert stored["carl@example.com"].fields == {"city": "Paris"}
     with session_scope(rt.engine) as session:
@@ -123,7 +127,9 @@ def test_reimport_merges_fields_updates_phone_and_name_and_adds_tags(
 
 def test_rows_for_one_contact_in_one_file_merge(rt: Runtime, target: tuple[str, int]) -> None:
     result = run_import(
-        rt, target, "email,phone,tags,a\nx@example.com,+15550001,t1,1\nX@EXAMPLE.com,,t2,\n,+15550001,,3\n"
+        rt,
+        target,
+        "email,phone,tags,a\nx@example.com,+15550001,t1,1\nX@EXAMPLE.com,,t2,\n,+15550001,,3\n",
     )
 
     assert (result.rows, result.created) == (3, 1)
