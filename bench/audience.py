@@ -99,14 +99,17 @@ def time_count(engine: Engine, organization_id: str, target: Any, runs: int) -> 
 def time_freeze(engine: Engine, organization_id: str, target: Any) -> float:
     """Ms of one ``freeze_recipients`` (inside a transaction that is rolled back)."""
     with Session(engine) as session:
-        campaign = Campaign(organization_id=organization_id, name="bench", channel="null")
+        details = {"targetAudience": target} if target else {}
+        campaign = Campaign(
+            organization_id=organization_id, name="bench", channel="null", details=details
+        )
         session.add(campaign)
         session.flush()
         execution = Execution(organization_id=organization_id, campaign_id=campaign.id)
         session.add(execution)
         session.flush()
         started = time.perf_counter()
-        freeze_recipients(session, execution.id, organization_id, parse_audience(target), utcnow())
+        freeze_recipients(session, execution.id, campaign, utcnow())
         elapsed = (time.perf_counter() - started) * 1000
         session.rollback()
     return elapsed
