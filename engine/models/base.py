@@ -28,6 +28,16 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def from_iso(text: str) -> datetime:
+    """Parse ISO 8601 text (``Z`` allowed) to an aware datetime; no zone means UTC.
+
+    Raises:
+        ValueError: not an ISO 8601 date-time.
+    """
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def new_id(prefix: str) -> str:
     """Return a new, roughly time-ordered public id such as ``exe_18c2f3a1b2c3d4e5f6a7``.
 

@@ -30,7 +30,7 @@ from engine.models import (
     ExecutionStatus,
     Organization,
 )
-from engine.models.base import iso, utcnow
+from engine.models.base import from_iso, iso, utcnow
 from engine.services.bot_sheets import (
     Recipients,
     decode_file,
@@ -163,13 +163,12 @@ def parse_scheduled_date(value: str | None) -> datetime:
     if value is None or not value.strip():
         return utcnow()
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return from_iso(value)
     except ValueError as exc:
         raise ValidationFailed(
             f"scheduled_date {value!r} is not an ISO 8601 date-time (e.g. 2026-05-01T14:30:00Z)",
             code="INVALID_SCHEDULED_DATE",
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _sheet_text(data: ActionInput) -> str:

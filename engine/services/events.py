@@ -33,7 +33,7 @@ from engine.models import (
     EngagementType,
     Execution,
 )
-from engine.models.base import utcnow
+from engine.models.base import from_iso, utcnow
 from engine.secrets import decrypt_json
 from engine.services.auth import AuthenticationFailed
 from engine.services.subscriptions import unsubscribe
@@ -141,8 +141,7 @@ def _to_datetime(value: Any) -> datetime:
         return datetime.fromtimestamp(float(value), UTC)
     if not isinstance(value, str):
         raise TypeError(value)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return from_iso(value)
 
 
 def check_signature(secret: Any, body: bytes, header: str | None) -> None:

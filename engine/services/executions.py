@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ from engine.models import (
     Touchpoint,
     TouchpointType,
 )
-from engine.models.base import utcnow
+from engine.models.base import from_iso, utcnow
 from engine.services.audience import (
     audience_problems,
     campaign_audience,
@@ -137,12 +137,11 @@ def parse_scheduled_at(value: str) -> datetime:
         ValidationFailed: not an ISO 8601 date-time (code ``INVALID_SCHEDULED_AT``).
     """
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return from_iso(value)
     except ValueError as exc:
         raise ValidationFailed(
             f"scheduledAt {value!r} is not an ISO 8601 date-time", code="INVALID_SCHEDULED_AT"
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def get_execution(
