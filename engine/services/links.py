@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+
+from engine.channels.http import is_http_url
 
 _PURPOSE = b"campaign-engine message links v1"
 #: Bytes of the HMAC kept in a token (128 bits).
@@ -68,15 +69,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def is_http_url(url: str) -> bool:
-    """Whether ``url`` is an absolute http(s) URL with a host."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 class LinkSigner:
