@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from engine.errors import ValidationFailed
-from engine.services.subscriptions import normalise_address
+from engine.services.contact_data import normalise_address
 
 #: Most rows one action may send to.
 MAX_ROWS = 100_000

@@ -43,6 +43,17 @@ def normalise_phone(text: str, code: str = "INVALID_PHONE") -> str:
     raise ValidationFailed(f"{text!r} is not a phone number", code=code)
 
 
+def normalise_address(address: str) -> str:
+    """An email or a phone number, normalised as contacts store them.
+
+    Raises:
+        ValidationFailed: ``INVALID_ADDRESS`` for text that is neither.
+    """
+    if "@" in address:
+        return normalise_email(address, code="INVALID_ADDRESS")
+    return normalise_phone(address, code="INVALID_ADDRESS")
+
+
 def tags_by_contact(session: Session, contact_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     """Each contact's ``(tag id, tag name)`` pairs, in tag id order."""
     found: dict[int, list[tuple[int, str]]] = {cid: [] for cid in contact_ids}

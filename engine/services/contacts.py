@@ -14,9 +14,8 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import Contact, ContactTag
 from engine.models.base import utcnow
 from engine.services.conditions import compile_condition
-from engine.services.contact_data import register_fields, set_tags
+from engine.services.contact_data import normalise_address, register_fields, set_tags
 from engine.services.lists import get_list
-from engine.services.subscriptions import normalise_address
 
 
 def add_contacts(

@@ -36,6 +36,8 @@ from engine.models import (
 from engine.models.base import from_iso, utcnow
 from engine.secrets import decrypt_json
 from engine.services.auth import AuthenticationFailed
+from engine.services.campaigns import get_campaign
+from engine.services.contacts import get_contact
 from engine.services.subscriptions import unsubscribe
 
 log = get_logger()
@@ -417,12 +419,8 @@ class Conversion:
 
 
 def _check_conversion(session: Session, organization_id: str, conversion: Conversion) -> None:
-    campaign = session.get(Campaign, conversion.campaign_id)
-    if campaign is None or campaign.organization_id != organization_id:
-        raise NotFound(f"campaign {conversion.campaign_id!r} not found", code="CAMPAIGN_NOT_FOUND")
-    contact = session.get(Contact, conversion.contact_id)
-    if contact is None or contact.organization_id != organization_id:
-        raise NotFound(f"contact {conversion.contact_id} not found", code="CONTACT_NOT_FOUND")
+    get_campaign(session, conversion.campaign_id, organization_id)
+    get_contact(session, organization_id, conversion.contact_id)
     value = conversion.value
     if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_VALUE):
         raise ValidationFailed(f"value is a number from 0 to {MAX_VALUE:.0f}", code="INVALID_VALUE")

@@ -18,21 +18,11 @@ from engine.db import insert_ignore, table_of
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ChannelBlock, Contact, Suppression
 from engine.models.base import utcnow
-from engine.services.contact_data import normalise_email, normalise_phone
+from engine.services.contact_data import normalise_address
+from engine.services.contacts import get_contact
 
 #: Most addresses one suppression call may carry.
 MAX_SUPPRESS_BATCH = 1000
-
-
-def normalise_address(address: str) -> str:
-    """An email or a phone number, normalised as contacts store them.
-
-    Raises:
-        ValidationFailed: ``INVALID_ADDRESS`` for text that is neither.
-    """
-    if "@" in address:
-        return normalise_email(address, code="INVALID_ADDRESS")
-    return normalise_phone(address, code="INVALID_ADDRESS")
 
 
 #: The suppression reason an unsubscription writes (and a resubscription removes).
@@ -52,13 +42,6 @@ def _addresses(contact: Contact) -> list[str]:
     return found
 
 
-def _contact(session: Session, organization_id: str, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None or contact.organization_id != organization_id:
-        raise NotFound(f"contact {contact_id} not found", code="CONTACT_NOT_FOUND")
-    return contact
-
-
 def unsubscribe(session: Session, organization_id: str, contact_id: int) -> Contact:
     """Mark a contact unsubscribed (idempotent: the first time is kept) and suppress its email
     and phone, so the person is never targeted through another list either.
@@ -66,7 +49,7 @@ def unsubscribe(session: Session, organization_id: str, contact_id: int) -> Cont
     Raises:
         NotFound: no such contact in the organization.
     """
-    contact = _contact(session, organization_id, contact_id)
+    contact = get_contact(session, organization_id, contact_id)
     if contact.unsubscribed_at is None:
         contact.unsubscribed_at = utcnow()
         contact.updated_at = contact.unsubscribed_at
@@ -86,7 +69,7 @@ def resubscribe(session: Session, organization_id: str, contact_id: int) -> Cont
     Raises:
         NotFound: no such contact in the organization.
     """
-    contact = _contact(session, organization_id, contact_id)
+    contact = get_contact(session, organization_id, contact_id)
     if contact.unsubscribed_at is not None:
         contact.unsubscribed_at = None
         contact.updated_at = utcnow()
