@@ -26,6 +26,8 @@ from engine.db import migrate, session_scope
 from engine.errors import EngineError, NotFound, ValidationFailed
 from engine.logging import configure_logging
 from engine.models import FINAL_EXECUTION_STATUSES
+from engine.outages import is_outage
+from engine.ratelimit import unshared_limiter_problem
 from engine.runtime import Runtime
 
 app = typer.Typer(help="campaign-engine: run marketing campaigns.", no_args_is_help=True)
@@ -436,6 +438,12 @@ def worker(
             "amqp://…; use `campaign up` for the embedded mode"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
+    problem = unshared_limiter_problem(
+        settings.broker_url, settings.redis_url, settings.allow_local_rate_limiter
+    )
+    if problem:
+        err_console.print(f"[red]error[/red] {problem}")
+        raise typer.Exit(EXIT_BAD_INPUT)
     argv = [
         sys.executable,
         "-m",
@@ -519,8 +527,16 @@ def _watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
             "execution", total=None, status="scheduled", rate=0.0, failed=0, counts=""
         )
         while True:
-            with session_scope(rt.engine) as session:
-                p = get_progress(session, execution_id)
+            try:
+                with session_scope(rt.engine) as session:
+                    p = get_progress(session, execution_id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The database restarts or the network blips: wait for it, as workers do.
+                bar.update(task, status="reconnecting…")
+                time.sleep(1.0)
+                continue
             counts = p["progress"]
             bar.update(
                 task,

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     #: Redis for the shared rate limiter when the broker is not Redis.
     #: Empty: the broker's Redis if it is one, else an in-process limiter.
     redis_url: str = ""
+    #: Let worker processes on an AMQP broker limit rates each on its own (no ``REDIS_URL``).
+    #: The real rate is then the limit times the number of processes, so workers refuse to
+    #: start that way unless this says the operator means it.
+    allow_local_rate_limiter: bool = False
     #: ``auto`` (pretty in a terminal, JSON otherwise), ``json`` or ``console``.
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -44,7 +48,19 @@ class Settings(BaseSettings):
     #: A queued chunk not picked up within this many seconds is dispatched again (lost message).
     queued_stale_s: float = Field(default=300.0, gt=0)
     #: A chunk (or a planning) that failed this many times is marked failed with its reason.
+    #: Outages of the database, limiter or broker do not count: they are nobody's fault.
     chunk_max_attempts: int = Field(default=5, ge=1)
+    #: Seconds a worker waits for an unreachable rate limiter (Redis) inside a chunk before it
+    #: gives the chunk back to be tried again after ``outage_backoff_s``.
+    limiter_wait_s: float = Field(default=30.0, ge=0)
+    #: Seconds a worker keeps retrying to record what it sent while the database is down (the
+    #: outcomes are held in memory: a recorded send is never sent again).
+    save_wait_s: float = Field(default=600.0, ge=0)
+    #: A chunk given back because of an outage is dispatched again after this many seconds.
+    outage_backoff_s: float = Field(default=5.0, ge=0)
+    #: A running chunk whose sends have not moved for this long (beyond the rate limit's own
+    #: waits) stops heartbeating, so the scheduler gives it to another worker.
+    chunk_stall_s: float = Field(default=300.0, gt=0)
 
     #: Deliveries per second per channel; a channel not listed is unlimited.
     rate_limits: dict[str, float] = Field(
@@ -75,7 +91,7 @@ class Settings(BaseSettings):
     #: File the ``log`` channel appends JSON lines to.
     log_channel_path: str = "deliveries.jsonl"
     #: Seconds an outbound HTTP request may take.
-    http_timeout_s: float = 10.0
+    http_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
 @lru_cache

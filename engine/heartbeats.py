@@ -3,11 +3,16 @@
 A chunk's heartbeat must stay fresh however long a single send or rate-limit wait takes, so it
 is not left to the delivering thread: this thread refreshes every registered chunk every few
 seconds, in one statement, fenced by the attempt that owns each chunk.
+
+A heartbeat shows progress, not mere life: the delivering thread announces how long its next
+step may take (:meth:`HeartbeatKeeper.progress`); a chunk past that deadline (a send blocked
+forever) is no longer refreshed, so the scheduler gives it to another worker.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,10 +34,13 @@ class HeartbeatKeeper:
         ...     send_everything()
     """
 
-    def __init__(self, engine: Engine, every_s: float) -> None:
+    def __init__(self, engine: Engine, every_s: float, stall_s: float = 300.0) -> None:
         self._engine = engine
         self._every_s = every_s
+        self._stall_s = stall_s
         self._beating: dict[int, int] = {}
+        #: Monotonic time by which each chunk must show progress to keep being refreshed.
+        self._deadline: dict[int, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,19 +49,35 @@ class HeartbeatKeeper:
         """Start keeping the chunk's heartbeat (starts the thread on first use)."""
         with self._lock:
             self._beating[chunk_id] = attempt
+            self._deadline[chunk_id] = time.monotonic() + self._stall_s
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
                 self._thread.start()
+
+    def progress(self, chunk_id: int, expected_wait_s: float = 0.0) -> None:
+        """The chunk moved: keep it alive for ``chunk_stall_s`` plus a wait announced ahead."""
+        with self._lock:
+            if chunk_id in self._beating:
+                self._deadline[chunk_id] = time.monotonic() + expected_wait_s + self._stall_s
 
     def remove(self, chunk_id: int) -> None:
         """Stop keeping the chunk's heartbeat."""
         with self._lock:
             self._beating.pop(chunk_id, None)
+            self._deadline.pop(chunk_id, None)
 
     def beat(self) -> int:
-        """Refresh every registered chunk now; return how many rows were refreshed."""
+        """Refresh every registered chunk that is making progress; return how many rows were."""
+        now = time.monotonic()
         with self._lock:
-            pairs = list(self._beating.items())
+            pairs = [
+                (chunk_id, attempt)
+                for chunk_id, attempt in self._beating.items()
+                if self._deadline.get(chunk_id, now) >= now
+            ]
+            stalled = len(self._beating) - len(pairs)
+        if stalled:
+            log.warning("heartbeat.stalled_chunks", chunks=stalled)
         if not pairs:
             return 0
         with session_scope(self._engine) as session:

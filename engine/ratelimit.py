@@ -105,6 +105,21 @@ def limiter_url(broker_url: str, redis_url: str) -> str | None:
     return None
 
 
+def unshared_limiter_problem(broker_url: str, redis_url: str, allowed: bool) -> str | None:
+    """Why worker processes on this configuration would not share one rate limit, if so.
+
+    Separate worker processes (a Redis or AMQP broker) each get their own in-process limiter
+    when no Redis is configured: the real rate is the setting times the number of processes.
+    """
+    if allowed or broker_url.startswith("memory://") or limiter_url(broker_url, redis_url):
+        return None
+    return (
+        "LIMITER_NOT_SHARED: with BROKER_URL on AMQP, set REDIS_URL so that every worker process "
+        "shares the rate limits (or ALLOW_LOCAL_RATE_LIMITER=true to have each process limit on "
+        "its own, at the limit times the number of processes)"
+    )
+
+
 def build_limiter(broker_url: str, redis_url: str) -> Limiter:
     """Return a Redis limiter when a Redis is configured, else an in-memory one."""
     url = limiter_url(broker_url, redis_url)

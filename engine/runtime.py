@@ -40,7 +40,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.loop = EventLoopThread()
         self.channels = ChannelRegistry(self.settings, self.loop)
-        self.heartbeats = HeartbeatKeeper(self.engine, self.settings.heartbeat_stale_s / 6)
+        self.heartbeats = HeartbeatKeeper(
+            self.engine, self.settings.heartbeat_stale_s / 6, self.settings.chunk_stall_s
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

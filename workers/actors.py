@@ -58,7 +58,7 @@ def plan_execution_actor(execution_id: str) -> None:
         structlog.contextvars.bound_contextvars(execution_id=execution_id),
         session_scope(rt.engine) as session,
     ):
-        plan_execution(session, execution_id, rt.settings.chunk_size)
+        plan_execution(session, execution_id, rt.settings.chunk_size, rt.settings.rate_limits)
 
 
 def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:

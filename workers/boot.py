@@ -10,6 +10,7 @@ import dramatiq
 
 from engine.config import get_settings
 from engine.logging import configure_logging
+from engine.ratelimit import unshared_limiter_problem
 from workers.actors import declare_actors
 from workers.broker import build_broker
 from workers.middleware import CloseRuntime
@@ -19,6 +20,11 @@ def setup() -> None:
     """Configure logging, build the broker named by ``BROKER_URL`` and declare the actors."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    problem = unshared_limiter_problem(
+        settings.broker_url, settings.redis_url, settings.allow_local_rate_limiter
+    )
+    if problem:  # started by dramatiq directly, not through `campaign worker`
+        raise SystemExit(f"error {problem}")
     broker = build_broker(settings.broker_url)
     broker.add_middleware(CloseRuntime())
     dramatiq.set_broker(broker)

@@ -24,13 +24,18 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: committed if the route returns, rolled back if it raises."""
+    """One unit of work per request: committed if the route returns, rolled back if it raises.
+
+    Declared with ``scope="function"``: the commit happens when the route function returns,
+    before the response is sent, so an answered write is a committed write and a commit that
+    fails is answered as an error, never as a success.
+    """
     with session_scope(request.app.state.engine) as session:
         yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(

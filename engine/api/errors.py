@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import Conflict, EngineError, InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
+from engine.outages import ServiceOutage
 from engine.services.auth import AuthenticationFailed
 
 log = get_logger()
@@ -146,6 +147,17 @@ def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, status, code, message)
 
 
+def _outage(request: Request, exc: Exception) -> JSONResponse:
+    # The database is restarting or unreachable: nothing was committed, so the client may
+    # retry as it is; never a 200 for a write that was lost.
+    log.warning("api.service_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+    response = _answer(
+        request, 503, "SERVICE_UNAVAILABLE", "the store is unreachable; nothing was changed, retry"
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("api.error", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")
@@ -158,4 +170,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa_exc.DataError, _data_error)
     app.add_exception_handler(sa_exc.IntegrityError, _integrity_error)
+    for outage in (sa_exc.OperationalError, sa_exc.InterfaceError, ServiceOutage):
+        app.add_exception_handler(outage, _outage)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any
 
@@ -100,13 +99,23 @@ def ensure_available(name: str) -> None:
     validate_channel(name, {}, check_config=False)
 
 
+#: Slowest and fastest rate a tenant may set, in messages per second. Below the floor a chunk
+#: would hold a worker for hours per contact; above the ceiling the limit means nothing.
+MIN_RATE_PER_S, MAX_RATE_PER_S = 0.01, 100_000.0
+
+
 def _check_rate(rate: Any) -> None:
-    """``rate_per_s``, when set, is a positive finite number of messages per second."""
+    """``rate_per_s``, when set, is a number of messages per second within the bounds."""
     if rate is None:
         return
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not MIN_RATE_PER_S <= rate <= MAX_RATE_PER_S
+    ):
         raise ValidationFailed(
-            f"channel_config.rate_per_s must be a positive number (got {rate!r})",
+            f"channel_config.rate_per_s must be a number from {MIN_RATE_PER_S:g} to "
+            f"{MAX_RATE_PER_S:g} (got {rate!r})",
             code="INVALID_CHANNEL_CONFIG",
         )
 

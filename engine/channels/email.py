@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import math
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +53,9 @@ SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_CONNECTIONS = 4
 MAX_CONNECTIONS = 50
 DEFAULT_TIMEOUT_S = 30.0
+#: Longest ``timeout_s`` a campaign may set: a server that accepts and never answers must not
+#: hold a worker's chunk for longer than this per command.
+MAX_TIMEOUT_S = 120.0
 #: Permanent replies to RCPT TO that mean "no such mailbox" (user unknown, relaying denied …).
 INVALID_RECIPIENT_CODES = frozenset({550, 551, 553, 554})
 #: Longest server reply text kept in an error message.
@@ -117,9 +119,12 @@ def _check_limits(config: dict[str, Any]) -> None:
     if timeout is not None and (
         isinstance(timeout, bool)
         or not isinstance(timeout, int | float)
-        or not 0 < timeout < math.inf
+        or not 0 < timeout <= MAX_TIMEOUT_S
     ):
-        raise _invalid(f"channel_config.timeout_s must be a positive number (got {timeout!r})")
+        raise _invalid(
+            f"channel_config.timeout_s must be a number of seconds above 0 and at most "
+            f"{MAX_TIMEOUT_S:g} (got {timeout!r})"
+        )
     connections = config.get("connections")
     if connections is not None and (
         not _is_int(connections) or not 0 < connections <= MAX_CONNECTIONS

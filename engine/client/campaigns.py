@@ -145,7 +145,12 @@ class Campaigns:
     # -- execution (seed 004) ------------------------------------------------------------------
 
     def execute(
-        self, campaign_id: str, options: Mapping[str, Any] | None = None, **more: Any
+        self,
+        campaign_id: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **more: Any,
     ) -> Record:
         """Start the campaign now, or at ``scheduled_at``.
 
@@ -153,7 +158,9 @@ class Campaigns:
             campaign_id: the campaign.
             options: any of ``test_mode``, ``target_percentage`` (1 to 100), ``priority``
                 (``high``/``normal``/``low``), ``scheduled_at`` (a ``datetime`` or ISO string);
-                seed 004's camelCase names work too.
+                the API's camelCase names work too.
+            idempotency_key: any unique text; calling again with the same key (a retry after a
+                timeout) answers the first call's execution instead of starting another.
             **more: the same options as keywords, e.g. ``execute(cid, priority="high")``.
 
         Returns:
@@ -162,11 +169,15 @@ class Campaigns:
 
         Raises:
             ValidationError: no channel (``NO_CHANNEL``), no touchpoints, a bad option.
-            ConflictError: the campaign is already executing.
+            ConflictError: the campaign already has an execution in progress
+                (``EXECUTION_ACTIVE``).
         """
         body = {**(options or {}), **more}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return dict(
-            self._t.request("POST", f"{_CAMPAIGNS}/{_seg(campaign_id)}/execute", body or None)
+            self._t.request(
+                "POST", f"{_CAMPAIGNS}/{_seg(campaign_id)}/execute", body or None, headers=headers
+            )
         )
 
     def pause(self, campaign_id: str) -> Record:
@@ -190,6 +201,20 @@ class Campaigns:
             ConflictError: nothing is paused (``CANNOT_RESUME``).
         """
         return dict(self._t.request("POST", f"{_CAMPAIGNS}/{_seg(campaign_id)}/resume"))
+
+    def cancel(self, campaign_id: str) -> Record:
+        """Cancel the campaign: its execution in progress stops within one send batch.
+
+        A campaign with nothing in progress (draft, completed, failed) is retired as
+        ``cancelled``, which makes it deletable.
+
+        Returns:
+            ``{"status": "cancelled", "message", "cancelledAt"}``.
+
+        Raises:
+            ConflictError: the campaign is already cancelled (``CANNOT_CANCEL``).
+        """
+        return dict(self._t.request("POST", f"{_CAMPAIGNS}/{_seg(campaign_id)}/cancel"))
 
     def clone(
         self, campaign_id: str, name: str | None = None, *, reset_statistics: bool | None = None

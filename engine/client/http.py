@@ -120,6 +120,7 @@ class Transport:
         path: str,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one authenticated request and return the ``data`` of the answer.
 
@@ -128,6 +129,7 @@ class Transport:
             path: e.g. ``/api/v1/campaigns``.
             body: a JSON-able body, or ``None`` for no body.
             params: query parameters; ``None`` values are left out.
+            headers: more request headers (``Idempotency-Key``).
 
         Returns:
             The envelope's ``data``.
@@ -138,14 +140,14 @@ class Transport:
         self._refresh_if_due()
         sent = self._credential
         try:
-            return self._call(method, path, body, params)
+            return self._call(method, path, body, params, headers)
         except AuthenticationError as exc:
             if exc.code not in EXPIRED_CODES or not self._refresh_token:
                 raise
         with self._lock:
             if self._credential == sent:  # another thread may have renewed it meanwhile
                 self.refresh()
-        return self._call(method, path, body, params)
+        return self._call(method, path, body, params, headers)
 
     def _refresh_if_due(self) -> None:
         if self._expires_at is None or time.monotonic() < self._expires_at - REFRESH_MARGIN_S:
@@ -170,8 +172,9 @@ class Transport:
         path: str,
         body: Any = None,
         params: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if self._credential:
             headers["Authorization"] = f"Bearer {self._credential}"
         content = None

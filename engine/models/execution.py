@@ -68,11 +68,36 @@ class DeliveryStatus(StrEnum):
     skipped = "skipped"
 
 
+#: SQL condition of an execution that has not finished (``lifecycle.ACTIVE_EXECUTION_STATUSES``).
+ACTIVE_EXECUTION_SQL = "status IN ('scheduled', 'queued', 'running', 'paused')"
+#: SQL condition of an execution started with an ``Idempotency-Key``.
+KEYED_EXECUTION_SQL = "idempotency_key IS NOT NULL"
+
+
 class Execution(SQLModel, table=True):
     """One run of a campaign; its counters answer progress queries."""
 
     __tablename__ = "executions"
-    __table_args__ = (sa.Index("ix_executions_status_scheduled", "status", "scheduled_at"),)
+    __table_args__ = (
+        sa.Index("ix_executions_status_scheduled", "status", "scheduled_at"),
+        # One active execution per campaign, whatever races: a second execute gets a
+        # unique violation (answered 409 EXECUTION_ACTIVE), never a second send to everyone.
+        sa.Index(
+            "ux_executions_one_active",
+            "campaign_id",
+            unique=True,
+            postgresql_where=sa.text(ACTIVE_EXECUTION_SQL),
+            sqlite_where=sa.text(ACTIVE_EXECUTION_SQL),
+        ),
+        sa.Index(
+            "ux_executions_idempotency_key",
+            "organization_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text(KEYED_EXECUTION_SQL),
+            sqlite_where=sa.text(KEYED_EXECUTION_SQL),
+        ),
+    )
 
     id: str = Field(default_factory=lambda: new_id("exe"), primary_key=True, max_length=32)
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)
@@ -95,6 +120,8 @@ class Execution(SQLModel, table=True):
     failed: int = 0
     skipped: int = 0
     error: str | None = Field(default=None, max_length=2000)
+    #: The ``Idempotency-Key`` of the request that started it: a retry gets the same answer.
+    idempotency_key: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from engine.models.base import BigIntId, json_column, new_id, utcnow
 
-#: Lifecycle events of seed 004.
+#: Campaign lifecycle events a webhook subscription can receive.
 WEBHOOK_EVENTS = (
     "campaign.created",
     "campaign.started",
@@ -19,6 +19,7 @@ WEBHOOK_EVENTS = (
     "campaign.failed",
     "campaign.paused",
     "campaign.resumed",
+    "campaign.cancelled",
 )
 
 

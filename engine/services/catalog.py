@@ -10,7 +10,6 @@ from sqlmodel import Session, col, select
 
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.models import (
-    FINAL_EXECUTION_STATUSES,
     Campaign,
     CampaignAction,
     CampaignStatus,
@@ -27,6 +26,7 @@ from engine.models.base import utcnow
 from engine.services.audience import checked_details
 from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
 from engine.services.channel_accounts import check_campaign_channel
+from engine.services.executions import active_execution, check_editable
 from engine.services.webhooks import emit_campaign
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
@@ -36,15 +36,6 @@ SORT_FIELDS = {
     "name": col(Campaign.name),
     "status": col(Campaign.status),
     "type": col(Campaign.type),
-}
-#: Status changes ``update`` may make directly; the rest happen through execute/pause/resume.
-MANUAL_TRANSITIONS = {
-    (CampaignStatus.draft, CampaignStatus.cancelled),
-    (CampaignStatus.scheduled, CampaignStatus.cancelled),
-    (CampaignStatus.paused, CampaignStatus.cancelled),
-    (CampaignStatus.completed, CampaignStatus.draft),
-    (CampaignStatus.cancelled, CampaignStatus.draft),
-    (CampaignStatus.failed, CampaignStatus.draft),
 }
 
 
@@ -115,18 +106,6 @@ def list_campaigns(
     return Page(list(items), total, page, limit)
 
 
-def active_execution(session: Session, campaign_id: str) -> Execution | None:
-    """Return the campaign's execution that has not finished, if any (newest first)."""
-    return session.exec(
-        select(Execution)
-        .where(
-            col(Execution.campaign_id) == campaign_id,
-            col(Execution.status).not_in(list(FINAL_EXECUTION_STATUSES)),
-        )
-        .order_by(col(Execution.created_at).desc())
-    ).first()
-
-
 def latest_execution(session: Session, campaign_id: str) -> Execution:
     """Return the campaign's newest execution.
 
@@ -148,12 +127,22 @@ def update_campaign(
 ) -> Campaign:
     """Apply ``changes`` (name, description, type, channel, channel_config, status, details).
 
+    A ``status`` equal to the campaign's is accepted and changes nothing; any other is refused:
+    statuses change through execute, pause, resume and cancel. The channel, its configuration
+    and the audience can't change while an execution uses them.
+
     Raises:
         NotFound: no such campaign in the organization.
         ValidationFailed: a value is not acceptable.
-        InvalidTransition: the status change is not allowed (use execute/pause/resume).
+        InvalidTransition: a status change (``STATUS_BY_ACTION``), or an edit of what an
+            active execution uses (``CAMPAIGN_RUNNING``).
     """
     campaign = get_campaign(session, campaign_id, organization_id)
+    if "status" in changes and changes["status"] != campaign.status:
+        _refuse_status_change(campaign, changes["status"])
+    details = changes.get("details") or {}
+    if "channel" in changes or "channel_config" in changes or "targetAudience" in details:
+        check_editable(session, campaign, "channel, channel configuration and audience")
     if "name" in changes:
         check_length("name", changes["name"], 200, required=True)
         campaign.name = changes["name"]
@@ -168,8 +157,6 @@ def update_campaign(
         config = dict(changes.get("channel_config", campaign.channel_config) or {})
         check_campaign_channel(session, organization_id, channel, config)
         campaign.channel, campaign.channel_config = channel, config
-    if "status" in changes and changes["status"] != campaign.status:
-        _change_status(campaign, changes["status"])
     if changes.get("details"):
         campaign.details = checked_details({**campaign.details, **changes["details"]})
     campaign.updated_at = utcnow()
@@ -177,16 +164,16 @@ def update_campaign(
     return campaign
 
 
-def _change_status(campaign: Campaign, status: str) -> None:
+def _refuse_status_change(campaign: Campaign, status: str) -> None:
+    """A status is the lifecycle's to set: name the action that does what the caller wants."""
     if status not in CampaignStatus.__members__:
         raise ValidationFailed(f"unknown status {status!r}", code="INVALID_STATUS")
-    if (campaign.status, status) not in MANUAL_TRANSITIONS:
-        raise InvalidTransition(
-            f"a {campaign.status} campaign cannot become {status} by an update; "
-            "use execute, pause or resume",
-            code="INVALID_TRANSITION",
-        )
-    campaign.status = status
+    raise InvalidTransition(
+        f"a campaign's status changes through its actions, not an update: POST "
+        f"/api/v1/campaigns/{campaign.id}/execute, /pause, /resume or /cancel "
+        f"(it is {campaign.status}; asked for {status})",
+        code="STATUS_BY_ACTION",
+    )
 
 
 def delete_campaign(session: Session, organization_id: str, campaign_id: str) -> None:

@@ -13,6 +13,7 @@ never returned by the API or written to logs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -287,6 +288,24 @@ def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dic
     if account.secret_names:
         own = {k: v for k, v in own.items() if k not in ENDPOINT_SETTINGS}
     return {**account.settings, **decrypt_json(secret_key, account.secrets), **own}
+
+
+def send_rate(
+    session: Session, campaign: Campaign, default_rates: Mapping[str, float]
+) -> float | None:
+    """Messages per second the campaign sends at: its own ``rate_per_s``, else its account's,
+    else the channel's default (``RATE_LIMITS``); ``None`` when unlimited.
+
+    The one definition: the workers' limiter, chunk sizes and the ETA all use it.
+    """
+    own = campaign.channel_config.get("rate_per_s")
+    if own:
+        return float(own)
+    account = _account_for(session, campaign)
+    if account is not None and account.settings.get("rate_per_s"):
+        return float(account.settings["rate_per_s"])
+    default = default_rates.get(campaign.channel)
+    return float(default) if default else None
 
 
 def check_credentials(session: Session, secret_key: str, campaign: Campaign) -> None:

@@ -2,16 +2,18 @@
 
 One chunk = one contiguous contact-id range of one step. A worker claims it (``queued`` →
 ``running``; the chunk's current attempt number becomes the worker's fencing token), skips
-contacts that already have a delivery row (so a re-run after a crash is exact), sends in
-rate-limited batches, and writes deliveries, counters, error counts and the rate timeline in
-one transaction. Finishing a step's chunk creates the next step's chunk.
+contacts that already have a delivery row (so a re-run after a crash is exact), and sends in
+rate-limited batches, committing each batch's deliveries, counters, error counts and rate
+timeline before the next batch is sent: a crash re-sends at most the batch in flight. The same
+commit reads the execution's status, so pause and cancel take effect within one batch.
+Finishing a step's chunk creates the next step's chunk.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,18 +33,19 @@ from engine.models import (
     DeliveryStatus,
     Execution,
     ExecutionRecipient,
-    ExecutionStatus,
 )
 from engine.models.base import utcnow
+from engine.models.lifecycle import StopReason, chunk_status_after, stop_reason_of
+from engine.outages import ServiceOutage, is_outage, through_outages
 from engine.runtime import Runtime
 from engine.services.audience import in_sample, not_suppressed, test_contacts
 from engine.services.campaigns import list_touchpoints
-from engine.services.channel_accounts import channel_config
+from engine.services.channel_accounts import channel_config, send_rate
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps
 from engine.services.links import LinkSigner
-from engine.services.recording import chunk_status_after, record_outcomes
-from engine.services.sending import Sender, SendOutcome
+from engine.services.recording import BatchRecorded, finish_chunk, record_batch
+from engine.services.sending import BatchInterrupted, Sender, SendOutcome
 from engine.services.subscriptions import block_contacts
 from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
@@ -51,8 +54,6 @@ log = get_logger()
 
 #: Largest batch sent between two pause checks when the channel has no rate limit.
 UNLIMITED_BATCH = 100
-#: Seconds between two checks of the execution's status (pause, cancel) during a chunk.
-STATUS_CHECK_EVERY_S = 2.0
 
 
 #: Custom fields that address a contact on a channel, passed to channels with the recipient.
@@ -80,46 +81,47 @@ class ChunkJob:
     dry_run: set[int] = field(default_factory=set)
     #: Signs the unsubscribe link of each message and its click-tracking links.
     links: LinkSigner | None = None
+    #: Messages per second (``None``: unlimited), shared by every worker on the rate key.
+    rate: float | None = None
 
 
-def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
-    """Deliver chunk ``chunk_id`` if it is still queued.
+class ChunkOutcome(StrEnum):
+    """How a worker's handling of a chunk message ended (``deliver_chunk``'s answer)."""
+
+    #: Every recipient of the chunk has a recorded outcome.
+    done = "done"
+    #: The chunk was not queued (already taken, done or cancelled): nothing happened.
+    stale = "stale"
+    #: An error retrying cannot fix: the chunk was given back and counts a failure.
+    released = "released"
+    paused = StopReason.paused.value
+    cancelled = StopReason.cancelled.value
+    outage = StopReason.outage.value
+    fenced = StopReason.fenced.value
+    interrupted = StopReason.interrupted.value
+
+
+def deliver_chunk(rt: Runtime, chunk_id: int) -> ChunkOutcome:
+    """Deliver chunk ``chunk_id`` if it is still queued, recording each send batch as it goes.
 
     Any message for a queued chunk may take it (one wins: the claim is one conditional
-    UPDATE), so a late message is never wasted and a duplicate never runs twice.
-
-    Returns:
-        ``done``; ``paused`` or ``cancelled`` if the execution stopped; ``stale`` if the chunk
-        was not queued (already taken, done, or cancelled): nothing happened.
+    UPDATE), so a late message is never wasted and a duplicate never runs twice. Every exit
+    records what was sent, ``BaseException`` included (dramatiq's time limit, a shutdown).
     """
     try:
         with session_scope(rt.engine) as session:
             job = _claim(session, chunk_id, rt.settings)
     except Exception as exc:  # the claim rolled back: the chunk is still queued
-        log.exception("chunk.error", chunk_id=chunk_id)
-        release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
-        return "released"
-    if isinstance(job, str):
+        return _give_back_unclaimed(rt, chunk_id, exc)
+    if not isinstance(job, ChunkJob):
         return job
     rt.heartbeats.add(chunk_id, job.attempt)
+    run = _ChunkRun(rt, job)
     try:
-        outcomes, stopped = _send_all(rt, job)
-        with session_scope(rt.engine) as session:
-            record_outcomes(
-                session, job.chunk, job.attempt, outcomes + job.skipped, stopped, job.next_step
-            )
-            block_contacts(
-                session, job.campaign.channel, [(o.contact_id, o.error_code) for o in outcomes]
-            )
-    except Exception as exc:
-        log.exception(
-            "chunk.error",
-            execution_id=job.execution.id,
-            campaign_id=job.campaign.id,
-            chunk_id=chunk_id,
-        )
-        release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}", attempt=job.attempt)
-        return "released"
+        stopped = run.send_and_record()
+        run.finish(stopped)
+    except BaseException as exc:
+        return run.give_back(exc)
     finally:
         rt.heartbeats.remove(chunk_id)
     log.info(
@@ -128,17 +130,170 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> str:
         campaign_id=job.campaign.id,
         chunk_id=chunk_id,
         step=job.chunk.step,
-        sent=sum(o.status == DeliveryStatus.sent for o in outcomes),
-        failed=sum(o.status == DeliveryStatus.failed for o in outcomes),
+        sent=run.sent,
+        failed=run.failed,
         skipped=len(job.skipped),
         stopped=stopped,
     )
     if stopped:
-        return stopped
+        return ChunkOutcome(stopped.value)
     if job.next_step is None:
+        _finish_execution(rt, job.execution.id)
+    return ChunkOutcome.done
+
+
+class _ChunkRun:
+    """One worker's attempt at a chunk: send batch by batch, record each before the next."""
+
+    def __init__(self, rt: Runtime, job: ChunkJob) -> None:
+        self.rt = rt
+        self.job = job
+        #: Outcomes sent (or decided) but not yet recorded: held until a save succeeds.
+        self.pending: list[SendOutcome] = list(job.skipped)
+        self.sent = 0
+        self.failed = 0
+
+    def send_and_record(self) -> StopReason | None:
+        """Send the job's messages in batches, recording each; return why it stopped early."""
+        rt, job = self.rt, self.job
+        sender = _sender(rt, job)
+        size = (
+            max(1, min(UNLIMITED_BATCH, int(sender.rate / 5))) if sender.rate else UNLIMITED_BATCH
+        )
+        if self.pending:
+            stopped = self.save()
+            if stopped:
+                return stopped
+        chunk_id = job.chunk.id or 0
+        for start in range(0, len(job.to_send), size):
+            messages = []
+            for contact in job.to_send[start : start + size]:
+                item = _outgoing(job, contact)
+                if isinstance(item, SendOutcome):
+                    self.pending.append(item)
+                elif item.contact_id in job.dry_run:
+                    self.pending.append(_rendered_only(item))
+                else:
+                    messages.append(item)
+            rt.heartbeats.progress(chunk_id)
+            try:
+                self.pending.extend(
+                    sender.send_batch(messages, lambda s: rt.heartbeats.progress(chunk_id, s))
+                )
+            except BatchInterrupted as exc:
+                self.pending.extend(exc.outcomes)
+                raise ServiceOutage(str(exc.cause)) from exc.cause
+            stopped = self.save()
+            if stopped:
+                return stopped
+        return None
+
+    def save(self, wait_s: float | None = None) -> StopReason | None:
+        """Record the pending outcomes, waiting out a database outage; say whether to stop.
+
+        Raises:
+            ServiceOutage: the database stayed unreachable for ``save_wait_s``.
+        """
+        job, outcomes = self.job, self.pending
+
+        def record() -> BatchRecorded:
+            with session_scope(self.rt.engine) as session:
+                recorded = record_batch(session, job.chunk, job.attempt, outcomes)
+                block_contacts(
+                    session, job.campaign.channel, [(o.contact_id, o.error_code) for o in outcomes]
+                )
+                return recorded
+
+        wait = self.rt.settings.save_wait_s if wait_s is None else wait_s
+        recorded = through_outages(record, "chunk.save", wait_s=wait)
+        self.sent += sum(o.status == DeliveryStatus.sent for o in outcomes)
+        self.failed += sum(o.status == DeliveryStatus.failed for o in outcomes)
+        self.pending = []
+        self.rt.heartbeats.progress(job.chunk.id or 0)
+        if not recorded.owned:
+            return StopReason.fenced
+        return stop_reason_of(recorded.execution_status)
+
+    def finish(self, stopped: StopReason | None) -> None:
+        """Close the chunk (done, back to pending, cancelled) and create the next step's."""
+        job = self.job
+
+        def close() -> bool:
+            with session_scope(self.rt.engine) as session:
+                return finish_chunk(session, job.chunk, job.attempt, stopped, job.next_step)
+
+        through_outages(close, "chunk.finish", wait_s=self.rt.settings.save_wait_s)
+
+    def give_back(self, exc: BaseException) -> ChunkOutcome:
+        """After an error: record what was sent, then give the chunk back.
+
+        An outage (or an interrupted worker) is nobody's fault: the chunk goes back to pending
+        (after ``outage_backoff_s``) without counting. Anything else counts toward
+        ``CHUNK_MAX_ATTEMPTS``. A ``BaseException`` is re-raised once the chunk is safe.
+        """
+        job, settings = self.job, self.rt.settings
+        ids = {"execution_id": job.execution.id, "chunk_id": job.chunk.id}
+        interrupted = not isinstance(exc, Exception)
+        if self.pending:
+            try:
+                self.save(wait_s=0 if interrupted else settings.save_wait_s)
+            except Exception:
+                log.exception("chunk.save_failed", **ids, unsaved=len(self.pending))
+        if interrupted or is_outage(exc):
+            reason = StopReason.interrupted if interrupted else StopReason.outage
+            log.warning(f"chunk.{reason}", **ids, error=f"{type(exc).__name__}: {exc}"[:300])
+            try:
+                with session_scope(self.rt.engine) as session:
+                    finish_chunk(
+                        session,
+                        job.chunk,
+                        job.attempt,
+                        reason,
+                        None,
+                        retry_after_s=0 if interrupted else settings.outage_backoff_s,
+                    )
+            except Exception:  # the scheduler recovers it when its heartbeat goes stale
+                log.exception("chunk.give_back_failed", **ids)
+            if interrupted:
+                raise exc
+            return ChunkOutcome(reason.value)
+        log.error("chunk.error", **ids, campaign_id=job.campaign.id, exc_info=exc)
+        release_chunk(self.rt, job.chunk.id or 0, f"{type(exc).__name__}: {exc}", job.attempt)
+        return ChunkOutcome.released
+
+
+def _give_back_unclaimed(rt: Runtime, chunk_id: int, exc: Exception) -> ChunkOutcome:
+    """The claim failed and rolled back (the chunk is still queued): hand it back."""
+    if is_outage(exc):
+        log.warning("chunk.outage", chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}"[:300])
+        owned = sa.and_(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
+        try:
+            with session_scope(rt.engine) as session:
+                give_back_chunks(
+                    session,
+                    owned,
+                    f"outage: {type(exc).__name__}",
+                    count_failure=False,
+                    max_failures=rt.settings.chunk_max_attempts,
+                    retry_after_s=rt.settings.outage_backoff_s,
+                )
+        except Exception:  # still down: the scheduler re-dispatches it as a lost message
+            log.warning("chunk.give_back_failed", chunk_id=chunk_id)
+        return ChunkOutcome.outage
+    log.exception("chunk.error", chunk_id=chunk_id)
+    release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
+    return ChunkOutcome.released
+
+
+def _finish_execution(rt: Runtime, execution_id: str) -> None:
+    """Complete the execution if this was its last chunk (the scheduler's sweep also does)."""
+    try:
         with session_scope(rt.engine) as session:
-            finish_execution_if_done(session, job.execution.id)
-    return "done"
+            finish_execution_if_done(session, execution_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("execution.finish_deferred", execution_id=execution_id)
 
 
 def release_chunk(rt: Runtime, chunk_id: int, reason: str, attempt: int | None = None) -> None:
@@ -162,14 +317,7 @@ def release_chunk(rt: Runtime, chunk_id: int, reason: str, attempt: int | None =
         )
 
 
-def _stop_reason(status: str) -> str | None:
-    """Why a chunk of an execution in ``status`` must stop, or ``None`` to go on."""
-    if status == ExecutionStatus.running:
-        return None
-    return "paused" if status == ExecutionStatus.paused else "cancelled"
-
-
-def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | str:
+def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | ChunkOutcome:
     claimed = session.execute(
         sa.update(Chunk)
         .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
@@ -177,13 +325,13 @@ def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | st
         .returning(col(Chunk.attempts))
     ).first()
     if claimed is None:
-        return "stale"
+        return ChunkOutcome.stale
     chunk = session.get_one(Chunk, chunk_id)
     execution = session.get_one(Execution, chunk.execution_id)
-    stopped = _stop_reason(execution.status)
+    stopped = stop_reason_of(execution.status)
     if stopped:
         chunk.status = chunk_status_after(stopped)
-        return stopped
+        return ChunkOutcome(stopped.value)
     campaign = session.get_one(Campaign, execution.campaign_id)
     steps = message_steps(list_touchpoints(session, campaign.id))
     index = next(i for i, (tp, _) in enumerate(steps) if tp.id == chunk.touchpoint_id)
@@ -197,6 +345,7 @@ def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | st
         next_step=(following[0].id, following[1]) if following else None,
         config=channel_config(session, settings.secret_key, campaign),
         links=_links(settings, campaign.channel, steps[index][0].message),
+        rate=send_rate(session, campaign, settings.rate_limits),
     )
     previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
@@ -217,7 +366,10 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
     chunk, execution = job.chunk, job.execution
     rows = session.execute(
         sa.select(
-            col(Contact.id),
+            col(ExecutionRecipient.contact_id).label("id"),
+            # NULL when the contact was deleted after planning: skipped, so processed
+            # still reaches total.
+            col(Contact.id).label("contact_row"),
             col(Contact.email),
             col(Contact.phone),
             col(Contact.name),
@@ -226,14 +378,15 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
             # Suppressed since planning: two index probes per row, in the same query.
             sa.not_(not_suppressed(execution.organization_id)).label("suppressed"),
         )
-        .join(ExecutionRecipient, col(ExecutionRecipient.contact_id) == col(Contact.id))
+        .select_from(ExecutionRecipient)
+        .outerjoin(Contact, col(ExecutionRecipient.contact_id) == col(Contact.id))
         .where(
             col(ExecutionRecipient.execution_id) == execution.id,
             col(ExecutionRecipient.contact_id).between(
                 chunk.first_contact_id, chunk.last_contact_id
             ),
         )
-        .order_by(col(Contact.id))
+        .order_by(col(ExecutionRecipient.contact_id))
     ).all()
     done = _delivery_statuses(session, execution.id, chunk.touchpoint_id, chunk)
     previous = (
@@ -247,7 +400,9 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
     for row in rows:
         reason = _skip_reason(row, previous)
         if reason is None:
-            job.to_send.append(row._asdict())
+            contact = row._asdict()
+            del contact["contact_row"]
+            job.to_send.append(contact)
         else:
             job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, *reason))
     if execution.test_mode:
@@ -257,6 +412,8 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
 
 def _skip_reason(row: Any, previous: dict[int, str] | None) -> tuple[str, str] | None:
     """Why a recipient is not sent this step (unsubscribed or suppressed since planning …)."""
+    if row.contact_row is None:
+        return "CONTACT_DELETED", "the contact was deleted after the execution was planned"
     if row.unsubscribed_at is not None:
         return "UNSUBSCRIBED", "contact unsubscribed"
     if row.suppressed:
@@ -320,42 +477,16 @@ def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendO
     )
 
 
-def _sender(rt: Runtime, campaign: Campaign, config: dict[str, Any]) -> Sender:
-    channel = rt.channels.get(campaign.channel)
-    rate = config.get("rate_per_s", rt.settings.rate_limits.get(campaign.channel))
+def _sender(rt: Runtime, job: ChunkJob) -> Sender:
+    channel = rt.channels.get(job.campaign.channel)
     return Sender(
         channel,
         rt.limiter,
         rt.settings,
         rt.loop,
-        rate=float(rate) if rate else None,
-        rate_key=channel.rate_key(config),
+        rate=job.rate,
+        rate_key=channel.rate_key(job.config),
     )
-
-
-def _send_all(rt: Runtime, job: ChunkJob) -> tuple[list[SendOutcome], str | None]:
-    """Send the job's messages in batches; stop early (returning why) if the execution stops."""
-    sender = _sender(rt, job.campaign, job.config)
-    batch = max(1, min(UNLIMITED_BATCH, int(sender.rate / 5))) if sender.rate else UNLIMITED_BATCH
-    outcomes: list[SendOutcome] = []
-    last_check = time.monotonic()
-    for start in range(0, len(job.to_send), batch):
-        if time.monotonic() - last_check >= STATUS_CHECK_EVERY_S:
-            last_check = time.monotonic()
-            stopped = _execution_stopped(rt, job.execution.id)
-            if stopped:
-                return outcomes, stopped
-        messages = []
-        for contact in job.to_send[start : start + batch]:
-            item = _outgoing(job, contact)
-            if isinstance(item, SendOutcome):
-                outcomes.append(item)
-            elif item.contact_id in job.dry_run:
-                outcomes.append(_rendered_only(item))
-            else:
-                messages.append(item)
-        outcomes.extend(sender.send_batch(messages))
-    return outcomes, None
 
 
 def _rendered_only(message: OutgoingMessage) -> SendOutcome:
@@ -368,12 +499,3 @@ def _rendered_only(message: OutgoingMessage) -> SendOutcome:
         "test mode: rendered, not sent (the organization has no test contacts)",
         variation=message.variation,
     )
-
-
-def _execution_stopped(rt: Runtime, execution_id: str) -> str | None:
-    """Return ``paused``/``cancelled`` if the execution no longer runs."""
-    with session_scope(rt.engine) as session:
-        status = session.scalar(
-            sa.select(col(Execution.status)).where(col(Execution.id) == execution_id)
-        )
-    return _stop_reason(str(status))

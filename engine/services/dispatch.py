@@ -131,12 +131,14 @@ def give_back_chunks(
     *,
     count_failure: bool,
     max_failures: int,
+    retry_after_s: float = 0.0,
 ) -> int:
     """Send chunks matching ``where`` back to ``pending`` for the scheduler to dispatch again.
 
     With ``count_failure`` (the worker died or hit an error) the chunk's ``failures`` grows, and
     a chunk that reaches ``max_failures`` is marked ``failed`` with ``reason`` instead. A lost
-    or late broker message is not the chunk's failure and does not count.
+    or late broker message, or an outage, is not the chunk's failure and does not count.
+    ``retry_after_s`` delays the next dispatch (an outage's backoff).
 
     Returns:
         How many chunks changed.
@@ -153,16 +155,15 @@ def give_back_chunks(
             )
         )
         changed += _rowcount(failed)
-    back = session.execute(
-        sa.update(Chunk)
-        .where(where)
-        .values(
-            status=ChunkStatus.pending,
-            failures=col(Chunk.failures) + (1 if count_failure else 0),
-            heartbeat_at=None,
-            error=reason[:2000],
-        )
-    )
+    values: dict[str, Any] = {
+        "status": ChunkStatus.pending,
+        "failures": col(Chunk.failures) + (1 if count_failure else 0),
+        "heartbeat_at": None,
+        "error": reason[:2000],
+    }
+    if retry_after_s:
+        values["not_before"] = utcnow() + timedelta(seconds=retry_after_s)
+    back = session.execute(sa.update(Chunk).where(where).values(**values))
     return changed + _rowcount(back)
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
 from engine.channels import ensure_available
 from engine.db import table_of
-from engine.errors import InvalidTransition, NotFound, ValidationFailed
+from engine.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
 from engine.models import (
-    FINAL_EXECUTION_STATUSES,
     PRIORITY_RANK,
     Campaign,
     CampaignStatus,
@@ -26,6 +27,11 @@ from engine.models import (
     TouchpointType,
 )
 from engine.models.base import from_iso, utcnow
+from engine.models.lifecycle import (
+    ACTIVE_EXECUTION_STATUSES,
+    CAMPAIGN_STATUS_OF,
+    check_execution_transition,
+)
 from engine.services.audience import (
     audience_problems,
     campaign_audience,
@@ -34,7 +40,7 @@ from engine.services.audience import (
     iter_recipient_ids,
 )
 from engine.services.campaigns import get_campaign, list_touchpoints
-from engine.services.channel_accounts import check_credentials
+from engine.services.channel_accounts import check_credentials, send_rate
 from engine.services.webhooks import emit_campaign
 
 log = get_logger()
@@ -85,17 +91,27 @@ def start_execution(
     target_percentage: int = 100,
     scheduled_at: datetime | None = None,
     test_mode: bool = False,
+    idempotency_key: str | None = None,
 ) -> Execution:
     """Validate a campaign and write a ``scheduled`` execution for the scheduler to pick up.
 
     ``secret_key`` decrypts the organization's channel credentials to check they are complete.
+    With ``idempotency_key``, a retried request (same key, same campaign) returns the execution
+    the first one started instead of starting another.
 
     Raises:
         NotFound: no such campaign.
         ValidationFailed: no message touchpoint, no audience, bad priority or percentage,
             missing channel credentials.
+        Conflict: the campaign already has an active execution (``EXECUTION_ACTIVE``), or the
+            key was used for another campaign (``IDEMPOTENCY_KEY_REUSED``).
     """
     campaign = get_campaign(session, campaign_id, organization_id)
+    if idempotency_key is not None:
+        earlier = _keyed_execution(session, campaign, idempotency_key)
+        if earlier is not None:
+            return earlier
+    _check_no_active_execution(session, campaign.id)
     if priority not in PRIORITY_RANK:
         raise ValidationFailed(
             f"priority must be one of high, normal, low (got {priority!r})", code="INVALID_PRIORITY"
@@ -121,13 +137,108 @@ def start_execution(
         target_percentage=target_percentage,
         test_mode=test_mode,
         scheduled_at=scheduled_at or utcnow(),
+        idempotency_key=idempotency_key,
     )
-    session.add(execution)
-    campaign.status = CampaignStatus.scheduled
+    try:
+        # A savepoint: a concurrent execute that won the race leaves this transaction usable.
+        with session.begin_nested():
+            session.add(execution)
+            session.flush()
+    except sa_exc.IntegrityError:
+        if idempotency_key is not None:
+            earlier = _keyed_execution(session, campaign, idempotency_key)
+            if earlier is not None:
+                return earlier
+        _check_no_active_execution(session, campaign.id)
+        raise
+    campaign.status = CAMPAIGN_STATUS_OF[ExecutionStatus.scheduled]
     campaign.updated_at = utcnow()
     session.flush()
     log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
     return execution
+
+
+def active_execution(session: Session, campaign_id: str) -> Execution | None:
+    """Return the campaign's execution that has not finished, if any (there is at most one)."""
+    return session.exec(
+        select(Execution).where(
+            col(Execution.campaign_id) == campaign_id,
+            col(Execution.status).in_(sorted(ACTIVE_EXECUTION_STATUSES)),
+        )
+    ).first()
+
+
+def check_editable(session: Session, campaign: Campaign, what: str) -> None:
+    """Refuse to change what an active execution of the campaign is using.
+
+    Raises:
+        InvalidTransition: the campaign has an execution in progress (``CAMPAIGN_RUNNING``).
+    """
+    active = active_execution(session, campaign.id)
+    if active is not None:
+        raise InvalidTransition(
+            f"campaign {campaign.id!r} has execution {active.id!r} in progress ({active.status}); "
+            f"its {what} can't change until it finishes or is cancelled",
+            code="CAMPAIGN_RUNNING",
+        )
+
+
+def cancel_campaign(session: Session, campaign_id: str, organization_id: str) -> Campaign:
+    """Cancel the campaign: its active execution if it has one, else retire the campaign.
+
+    A campaign with no execution in progress (draft, completed, failed) becomes ``cancelled``,
+    which is also what makes a finished campaign deletable.
+
+    Raises:
+        NotFound: no such campaign in the organization.
+        InvalidTransition: the campaign is already cancelled (``CANNOT_CANCEL``).
+    """
+    campaign = get_campaign(session, campaign_id, organization_id)
+    active = active_execution(session, campaign.id)
+    if active is not None:
+        cancel_execution(session, active.id)
+        return campaign
+    if campaign.status == CampaignStatus.cancelled:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} is already cancelled", code="CANNOT_CANCEL"
+        )
+    campaign.status = CampaignStatus.cancelled
+    campaign.updated_at = utcnow()
+    session.flush()
+    emit_campaign(session, "campaign.cancelled", campaign)
+    log.info("campaign.cancelled", campaign_id=campaign.id)
+    return campaign
+
+
+def _check_no_active_execution(session: Session, campaign_id: str) -> None:
+    """Raise ``EXECUTION_ACTIVE`` if the campaign has an execution that has not finished."""
+    active = active_execution(session, campaign_id)
+    if active is not None:
+        raise Conflict(
+            f"campaign {campaign_id!r} already has execution {active.id!r} ({active.status}); "
+            "pause, resume or cancel it, or wait until it finishes",
+            code="EXECUTION_ACTIVE",
+        )
+
+
+def _keyed_execution(session: Session, campaign: Campaign, key: str) -> Execution | None:
+    """The execution an earlier request with ``key`` started, if any.
+
+    Raises:
+        Conflict: the key started an execution of another campaign.
+    """
+    earlier = session.exec(
+        select(Execution).where(
+            col(Execution.organization_id) == campaign.organization_id,
+            col(Execution.idempotency_key) == key,
+        )
+    ).first()
+    if earlier is not None and earlier.campaign_id != campaign.id:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used to execute another campaign",
+            code="IDEMPOTENCY_KEY_REUSED",
+        )
+    return earlier
 
 
 def parse_scheduled_at(value: str) -> datetime:
@@ -161,15 +272,35 @@ def get_execution(
     return execution
 
 
-def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool:
+#: Seconds of sending a chunk should hold at its campaign's rate: well inside the workers'
+#: one-hour time limit, and a pause or crash costs at most that much of one worker's time.
+CHUNK_SECONDS = 600.0
+
+
+def chunk_size_for(chunk_size: int, rate: float | None) -> int:
+    """Contacts per chunk: ``chunk_size``, fewer when the rate would make a chunk last long."""
+    if rate is None:
+        return chunk_size
+    return max(1, min(chunk_size, int(rate * CHUNK_SECONDS)))
+
+
+def plan_execution(
+    session: Session,
+    execution_id: str,
+    chunk_size: int,
+    default_rates: Mapping[str, float] | None = None,
+) -> bool:
     """Resolve the audience once and write the first step's chunks; mark the execution running.
 
-    Idempotent: an execution that is not ``queued`` is left alone (returns False).
+    ``default_rates`` (``RATE_LIMITS``) bound the chunk size of slow channels
+    (:func:`chunk_size_for`). Idempotent: an execution that is not ``queued`` is left alone
+    (returns False).
     """
     execution = get_execution(session, execution_id, lock=True)
     if execution.status != ExecutionStatus.queued:
         return False
     campaign = session.get_one(Campaign, execution.campaign_id)
+    chunk_size = chunk_size_for(chunk_size, send_rate(session, campaign, default_rates or {}))
     steps = message_steps(list_touchpoints(session, campaign.id))
     now = utcnow()
     first_tp, first_delay = steps[0]
@@ -204,13 +335,11 @@ def plan_execution(session: Session, execution_id: str, chunk_size: int) -> bool
     execution.started_at = now
     execution.updated_at = now
     if contacts == 0:
-        execution.status = ExecutionStatus.failed
+        _set_status(session, execution, ExecutionStatus.failed)
         execution.error = "no contact matched the audience"
         execution.finished_at = now
-        campaign.status = CampaignStatus.failed
     else:
-        execution.status = ExecutionStatus.running
-        campaign.status = CampaignStatus.active
+        _set_status(session, execution, ExecutionStatus.running)
     session.flush()
     emit_campaign(
         session,
@@ -239,17 +368,7 @@ def pause_execution(
         InvalidTransition: the execution is already paused or finished.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    if execution.status not in (
-        ExecutionStatus.running,
-        ExecutionStatus.scheduled,
-        ExecutionStatus.queued,
-    ):
-        raise InvalidTransition(
-            f"execution {execution_id!r} is {execution.status}; only a running or scheduled "
-            "execution can be paused",
-            code="CANNOT_PAUSE",
-        )
-    _set_status(session, execution, ExecutionStatus.paused, CampaignStatus.paused)
+    _set_status(session, execution, ExecutionStatus.paused, code="CANNOT_PAUSE")
     execution.paused_at = execution.updated_at
     emit_campaign(
         session, "campaign.paused", session.get_one(Campaign, execution.campaign_id), execution
@@ -269,14 +388,13 @@ def resume_execution(
         InvalidTransition: the execution is not paused.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    if execution.status != ExecutionStatus.paused:
-        raise InvalidTransition(
-            f"execution {execution_id!r} is {execution.status}; only a paused execution can resume",
-            code="CANNOT_RESUME",
+    if execution.status != ExecutionStatus.paused:  # running → running is no resume
+        check_execution_transition(
+            execution.id, execution.status, ExecutionStatus.paused, "CANNOT_RESUME"
         )
     planned = execution.started_at is not None
     status = ExecutionStatus.running if planned else ExecutionStatus.scheduled
-    _set_status(session, execution, status, CampaignStatus.active)
+    _set_status(session, execution, status, code="CANNOT_RESUME")
     execution.paused_at = None
     emit_campaign(
         session, "campaign.resumed", session.get_one(Campaign, execution.campaign_id), execution
@@ -288,34 +406,42 @@ def resume_execution(
 def cancel_execution(
     session: Session, execution_id: str, organization_id: str | None = None
 ) -> Execution:
-    """Cancel an execution: pending chunks are dropped, running ones stop at the next batch.
+    """Cancel an execution: chunks not started are dropped, running ones stop after their batch.
 
     Raises:
         InvalidTransition: the execution already finished.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    if execution.status in FINAL_EXECUTION_STATUSES:
-        raise InvalidTransition(
-            f"execution {execution_id!r} is already {execution.status}", code="CANNOT_CANCEL"
-        )
-    _set_status(session, execution, ExecutionStatus.cancelled, CampaignStatus.cancelled)
+    _set_status(session, execution, ExecutionStatus.cancelled, code="CANNOT_CANCEL")
     execution.finished_at = execution.updated_at
     session.execute(
         sa.update(Chunk)
-        .where(col(Chunk.execution_id) == execution.id, col(Chunk.status) == ChunkStatus.pending)
+        .where(
+            col(Chunk.execution_id) == execution.id,
+            # Queued too: a worker that takes one finds it no longer queued and does nothing.
+            col(Chunk.status).in_((ChunkStatus.pending, ChunkStatus.queued)),
+        )
         .values(status=ChunkStatus.cancelled)
+    )
+    emit_campaign(
+        session, "campaign.cancelled", session.get_one(Campaign, execution.campaign_id), execution
     )
     log.info("execution.cancelled", execution_id=execution.id, campaign_id=execution.campaign_id)
     return execution
 
 
 def _set_status(
-    session: Session, execution: Execution, status: ExecutionStatus, campaign_status: CampaignStatus
+    session: Session,
+    execution: Execution,
+    status: ExecutionStatus,
+    code: str = "INVALID_TRANSITION",
 ) -> None:
+    """Move the execution to ``status`` (if the lifecycle allows it) and its campaign along."""
+    check_execution_transition(execution.id, execution.status, status, code)
     now = utcnow()
     execution.status = status
     execution.updated_at = now
     campaign = session.get_one(Campaign, execution.campaign_id)
-    campaign.status = campaign_status
+    campaign.status = CAMPAIGN_STATUS_OF[status]
     campaign.updated_at = now
     session.flush()

@@ -1,9 +1,15 @@
-"""Writing a chunk's outcomes: one transaction for deliveries, counters, errors and timeline."""
+"""Recording a chunk as it goes: each send batch's outcomes committed before the next is sent.
+
+One transaction per batch writes deliveries, counters, error counts and the rate timeline, and
+reads back whether to go on (paused, cancelled, still owned); :func:`finish_chunk` closes the
+chunk. A crash re-sends at most the batch that was in flight.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
@@ -21,25 +27,32 @@ from engine.models import (
     ExecutionRate,
 )
 from engine.models.base import utcnow
+from engine.models.lifecycle import StopReason, chunk_status_after
 from engine.services.sending import SendOutcome
 
 
-def record_outcomes(
-    session: Session,
-    chunk: Chunk,
-    attempt: int,
-    outcomes: list[SendOutcome],
-    stopped: str | None,
-    next_step: tuple[str, float] | None,
-) -> int:
-    """Record a chunk's outcomes and advance it, all in the caller's transaction.
+@dataclass(frozen=True, slots=True)
+class BatchRecorded:
+    """What recording a batch learnt: how many rows were new, and whether to go on."""
+
+    #: Deliveries newly recorded (a re-run's duplicates are not counted twice).
+    inserted: int
+    #: The execution's status, read in the same transaction (pause and cancel show here).
+    execution_status: str
+    #: Whether this worker's attempt still owns the chunk (not given back as stalled).
+    owned: bool
+
+
+def record_batch(
+    session: Session, chunk: Chunk, attempt: int, outcomes: list[SendOutcome]
+) -> BatchRecorded:
+    """Record one send batch's outcomes, in the caller's transaction, and read what's next.
 
     Deliveries are insert-or-skip on (execution, touchpoint, contact): only rows actually
-    inserted are counted, so a chunk delivered twice (a worker presumed dead) counts once.
-    Counters are ``UPDATE … SET n = n + :k``, written last to hold the hot row briefly.
-
-    Returns:
-        How many new deliveries were recorded.
+    inserted are counted, so a batch recorded twice (a worker presumed dead) counts once.
+    Outcomes are recorded whoever owns the chunk now: those contacts were reached. The chunk's
+    heartbeat moves with the batch (it shows progress, not mere life). Counters are
+    ``UPDATE … SET n = n + :k``, written last to hold the hot row briefly.
     """
     dialect = session.get_bind().dialect.name
     now = utcnow()
@@ -47,7 +60,7 @@ def record_outcomes(
     by_status = Counter(status for status, _ in inserted)
     errors = Counter(code for status, code in inserted if status == DeliveryStatus.failed and code)
     if errors:
-        messages = {o.error_code: o.error_message or "" for o in outcomes if o.error_code}
+        messages = {o.error_code[:64]: o.error_message or "" for o in outcomes if o.error_code}
         rows = [
             {
                 "execution_id": chunk.execution_id,
@@ -71,27 +84,68 @@ def record_outcomes(
                 table_of(ExecutionRate), dialect, ["execution_id", "second"], "count", rate_row
             )
         )
-    _advance_chunk(session, dialect, chunk, attempt, stopped, next_step)
+    owned = _rowcount(
+        session.execute(sa.update(Chunk).where(*_owned_by(chunk, attempt)).values(heartbeat_at=now))
+    )
+    counters = sa.update(Execution).where(col(Execution.id) == chunk.execution_id)
     if inserted:
-        session.execute(
-            sa.update(Execution)
-            .where(col(Execution.id) == chunk.execution_id)
-            .values(
-                processed=col(Execution.processed) + len(inserted),
-                successful=col(Execution.successful) + by_status[DeliveryStatus.sent],
-                failed=col(Execution.failed) + by_status[DeliveryStatus.failed],
-                skipped=col(Execution.skipped) + by_status[DeliveryStatus.skipped],
-                updated_at=now,
-            )
+        counters = counters.values(
+            processed=col(Execution.processed) + len(inserted),
+            successful=col(Execution.successful) + by_status[DeliveryStatus.sent],
+            failed=col(Execution.failed) + by_status[DeliveryStatus.failed],
+            skipped=col(Execution.skipped) + by_status[DeliveryStatus.skipped],
+            updated_at=now,
         )
-    return len(inserted)
+        status = session.execute(counters.returning(col(Execution.status))).scalar_one()
+    else:
+        status = session.scalar(
+            sa.select(col(Execution.status)).where(col(Execution.id) == chunk.execution_id)
+        )
+    return BatchRecorded(len(inserted), str(status), owned > 0)
 
 
-def chunk_status_after(stopped: str | None) -> ChunkStatus:
-    """The status a chunk takes when its worker finishes (``None``) or stops (why)."""
-    if stopped is None:
-        return ChunkStatus.done
-    return ChunkStatus.pending if stopped == "paused" else ChunkStatus.cancelled
+def finish_chunk(
+    session: Session,
+    chunk: Chunk,
+    attempt: int,
+    stopped: StopReason | None,
+    next_step: tuple[str, float] | None,
+    *,
+    retry_after_s: float = 0.0,
+) -> bool:
+    """Mark the chunk done (or give it back, or cancel it) and create the next step's chunk.
+
+    Fenced by ``attempt``: a worker that no longer owns the chunk changes nothing.
+    ``retry_after_s`` delays a chunk given back (an outage's backoff).
+
+    Returns:
+        Whether this worker still owned the chunk.
+    """
+    dialect = session.get_bind().dialect.name
+    status = chunk_status_after(stopped)
+    values: dict[str, Any] = {"status": status, "heartbeat_at": None, "error": None}
+    if status == ChunkStatus.pending and retry_after_s:
+        values["not_before"] = utcnow() + timedelta(seconds=retry_after_s)
+        values["error"] = f"given back: {stopped}"
+    updated = _rowcount(
+        session.execute(sa.update(Chunk).where(*_owned_by(chunk, attempt)).values(**values))
+    )
+    if updated and status == ChunkStatus.done and next_step is not None:
+        _create_next_chunk(session, dialect, chunk, next_step)
+    return updated > 0
+
+
+def _owned_by(chunk: Chunk, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The chunk, if the worker of ``attempt`` still runs it."""
+    return (
+        col(Chunk.id) == chunk.id,
+        col(Chunk.attempts) == attempt,
+        col(Chunk.status) == ChunkStatus.running,
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(sa.CursorResult[Any], result).rowcount or 0)
 
 
 def _insert_deliveries(
@@ -106,9 +160,11 @@ def _insert_deliveries(
             "touchpoint_id": chunk.touchpoint_id,
             "contact_id": o.contact_id,
             "status": o.status,
-            "error_code": o.error_code,
+            # Fitted to the columns: a provider's over-long id must not make the save fail
+            # (and a save that fails the same way every time must not re-send anyone).
+            "error_code": o.error_code[:64] if o.error_code else None,
             "attempts": o.attempts,
-            "provider_message_id": o.provider_message_id,
+            "provider_message_id": (o.provider_message_id[:200] if o.provider_message_id else None),
             "variation": o.variation[:64] if o.variation else None,
             "created_at": now,
         }
@@ -119,30 +175,10 @@ def _insert_deliveries(
     return [(status, code) for status, code in session.execute(stmt, rows)]
 
 
-def _advance_chunk(
-    session: Session,
-    dialect: str,
-    chunk: Chunk,
-    attempt: int,
-    stopped: str | None,
-    next_step: tuple[str, float] | None,
+def _create_next_chunk(
+    session: Session, dialect: str, chunk: Chunk, next_step: tuple[str, float]
 ) -> None:
-    """Mark the chunk done (or back to pending when paused) and create the next step's chunk."""
-    status = chunk_status_after(stopped)
-    updated = cast(
-        sa.CursorResult[Any],
-        session.execute(
-            sa.update(Chunk)
-            .where(
-                col(Chunk.id) == chunk.id,
-                col(Chunk.attempts) == attempt,
-                col(Chunk.status) == ChunkStatus.running,
-            )
-            .values(status=status, heartbeat_at=None, error=None)
-        ),
-    ).rowcount
-    if not updated or status != ChunkStatus.done or next_step is None:
-        return
+    """The same contacts' chunk of the next step, due after that step's delay."""
     touchpoint_id, delay_s = next_step
     session.execute(
         insert_ignore(table_of(Chunk), dialect),

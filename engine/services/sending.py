@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -28,6 +29,7 @@ from engine.config import Settings
 from engine.errors import DeliveryError, TransientDeliveryError
 from engine.logging import get_logger
 from engine.models import DeliveryStatus
+from engine.outages import ServiceOutage, is_outage, through_outages
 from engine.ratelimit import Limiter
 
 log = get_logger()
@@ -47,6 +49,18 @@ class SendOutcome:
     error_message: str | None = None
     provider_message_id: str | None = None
     variation: str | None = None
+
+
+class BatchInterrupted(Exception):
+    """A batch stopped part-way by an outage: ``outcomes`` of the messages that were sent.
+
+    They must be recorded like any other: those contacts were reached.
+    """
+
+    def __init__(self, outcomes: list[SendOutcome], cause: BaseException) -> None:
+        super().__init__(f"batch interrupted after {len(outcomes)} sends: {cause}")
+        self.outcomes = outcomes
+        self.cause = cause
 
 
 def _ids(message: OutgoingMessage) -> dict[str, object]:
@@ -103,6 +117,7 @@ class Sender:
         self.rate = rate
         self.rate_key = rate_key
         self._concurrency = settings.send_concurrency
+        self._limiter_wait_s = settings.limiter_wait_s
         self._stop = stop_after_attempt(settings.send_max_attempts)
         self._retry = retry_if_exception_type(TransientDeliveryError)
         self._backoff = wait_exponential_jitter(
@@ -112,8 +127,22 @@ class Sender:
         )
 
     def reserve(self, n: int) -> float:
-        """Reserve ``n`` sends under the key's rate; return the seconds to wait before them."""
-        return self.limiter.acquire(self.rate_key, n, self.rate) if self.rate else 0.0
+        """Reserve ``n`` sends under the key's rate; return the seconds to wait before them.
+
+        An unreachable limiter is waited for (``limiter_wait_s``): sending never goes on
+        without it, since that would exceed the provider's limit.
+
+        Raises:
+            ServiceOutage: the limiter stayed unreachable.
+        """
+        if not self.rate:
+            return 0.0
+        rate = self.rate
+        return through_outages(
+            lambda: self.limiter.acquire(self.rate_key, n, rate),
+            "limiter",
+            wait_s=self._limiter_wait_s,
+        )
 
     def _wait(self, state: RetryCallState) -> float:
         """Backoff before the next attempt: never shorter than the provider's retry-after."""
@@ -123,9 +152,18 @@ class Sender:
         return max(backoff, min(float(retry_after), MAX_RETRY_AFTER_S)) if retry_after else backoff
 
     def _penalize(self, exc: TransientDeliveryError) -> None:
-        """Push the key's next free time for every worker by the provider's retry-after."""
-        if exc.retry_after:
+        """Push the key's next free time for every worker by the provider's retry-after.
+
+        Best effort: with the limiter unreachable this message still backs off by itself.
+        """
+        if not exc.retry_after:
+            return
+        try:
             self.limiter.penalize(self.rate_key, min(exc.retry_after, MAX_RETRY_AFTER_S))
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            log.warning("limiter.penalize_failed", error=str(error)[:200])
 
     def send_one(self, message: OutgoingMessage) -> SendOutcome:
         """Send one message on a local channel, retrying transient errors; never raises."""
@@ -144,6 +182,8 @@ class Sender:
                     except TransientDeliveryError as exc:
                         self._penalize(exc)
                         raise
+        except ServiceOutage:
+            raise  # the limiter, not the message: the chunk waits, the contact isn't failed
         except Exception as exc:
             return _failure(message, exc, attempts)
         return _success(message, provider_id, attempts)
@@ -165,6 +205,8 @@ class Sender:
                     except TransientDeliveryError as exc:
                         await asyncio.to_thread(self._penalize, exc)
                         raise
+        except ServiceOutage:
+            raise  # the limiter, not the message: the chunk waits, the contact isn't failed
         except Exception as exc:
             return _failure(message, exc, attempts)
         return _success(message, provider_id, attempts)
@@ -176,16 +218,36 @@ class Sender:
             async with gate:
                 return await self.send_one_async(message)
 
-        return list(await asyncio.gather(*(one(m) for m in messages)))
+        results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+        outcomes = [r for r in results if isinstance(r, SendOutcome)]
+        errors = [r for r in results if not isinstance(r, SendOutcome)]
+        if errors:
+            raise BatchInterrupted(outcomes, errors[0])
+        return outcomes
 
-    def send_batch(self, messages: list[OutgoingMessage]) -> list[SendOutcome]:
+    def send_batch(
+        self, messages: list[OutgoingMessage], on_wait: Callable[[float], None] | None = None
+    ) -> list[SendOutcome]:
         """Take tokens for the whole batch at once, wait for them, then send it.
 
         Network channels send the batch concurrently on the event loop; local ones in order.
+        ``on_wait(seconds)`` hears how long the rate limit makes the batch wait (heartbeats).
+
+        Raises:
+            ServiceOutage: the limiter is unreachable; nothing of the batch was sent.
+            BatchInterrupted: it became unreachable during a retry; what was sent is attached.
         """
         wait = self.reserve(len(messages))
+        if on_wait is not None:
+            on_wait(wait)
         if wait > 0:
             time.sleep(wait)
         if self._async:
             return self.loop.run(self._send_all_async(messages))
-        return [self.send_one(m) for m in messages]
+        outcomes: list[SendOutcome] = []
+        for message in messages:
+            try:
+                outcomes.append(self.send_one(message))
+            except ServiceOutage as exc:
+                raise BatchInterrupted(outcomes, exc) from exc
+        return outcomes

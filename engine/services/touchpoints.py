@@ -9,7 +9,7 @@ from jinja2 import TemplateError
 from sqlmodel import Session, col, select
 
 from engine.channels import ensure_available
-from engine.errors import EngineError, InvalidTransition, NotFound
+from engine.errors import EngineError, NotFound
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
 from engine.services.audience import campaign_audience, compile_audience
@@ -19,8 +19,8 @@ from engine.services.campaigns import (
     get_campaign,
     list_touchpoints,
 )
-from engine.services.catalog import active_execution
 from engine.services.channel_accounts import check_credentials
+from engine.services.executions import check_editable
 from engine.templating import contact_context, render
 
 
@@ -43,11 +43,7 @@ def get_touchpoint(
 
 
 def _editable(session: Session, campaign: Campaign) -> None:
-    if active_execution(session, campaign.id) is not None:
-        raise InvalidTransition(
-            f"campaign {campaign.id!r} has an execution in progress; its touchpoints can't change",
-            code="CAMPAIGN_RUNNING",
-        )
+    check_editable(session, campaign, "touchpoints")
 
 
 def add_touchpoint(

@@ -59,8 +59,11 @@ def test_two_schedulers_share_the_work_without_doing_anything_twice(
     )
     setup = Runtime.from_settings(settings)
     steps = [TouchpointSpec(name="one", message="m1"), TouchpointSpec(name="two", message="m2")]
-    _, campaign_id = make_campaign(setup, contacts=400, channel="null", steps=steps)
-    executions = [execute(setup, campaign_id) for _ in range(12)]
+    campaigns = [
+        make_campaign(setup, contacts=400, channel="null", steps=steps, org=f"org {i}")[1]
+        for i in range(12)
+    ]
+    executions = [execute(setup, campaign_id) for campaign_id in campaigns]
 
     log: list[tuple[str, object]] = []
     lock = threading.Lock()

@@ -159,3 +159,12 @@ def test_executing_a_campaign_without_audience_writes_nothing(tmp_path: Path) ->
     engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
     with engine.connect() as conn:
         assert conn.scalar(sa.text("select count(*) from executions")) == 0
+
+
+def test_workers_on_amqp_refuse_to_start_without_a_shared_limiter(tmp_path: Path) -> None:
+    amqp = {"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "REDIS_URL": ""}
+
+    result = campaign(tmp_path, "worker", "--processes", "1", **amqp)
+
+    assert result.returncode == 2
+    assert "LIMITER_NOT_SHARED" in result.stderr and "REDIS_URL" in result.stderr

@@ -116,9 +116,10 @@ def test_high_priority_chunks_are_dispatched_before_low(rt: Runtime) -> None:
     from engine.services.dispatch import claim_chunks, claim_due_executions
     from engine.services.executions import plan_execution
 
-    _, campaign_id = make_campaign(rt, contacts=300)
-    low = execute(rt, campaign_id, priority="low")
-    high = execute(rt, campaign_id, priority="high")
+    _, slow_campaign = make_campaign(rt, contacts=300, org="slow")
+    _, fast_campaign = make_campaign(rt, contacts=300, org="fast")
+    low = execute(rt, slow_campaign, priority="low")
+    high = execute(rt, fast_campaign, priority="high")
     with session_scope(rt.engine) as session:
         for execution_id in claim_due_executions(session):
             plan_execution(session, execution_id, chunk_size=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
@@ -29,7 +29,10 @@ from engine.services.campaigns import (
     get_campaign,
     list_touchpoints,
 )
+from engine.services.channel_accounts import send_rate
 from engine.services.executions import (
+    active_execution,
+    cancel_campaign,
     message_steps,
     pause_execution,
     resume_execution,
@@ -168,7 +171,7 @@ def _estimate(
     session: Session, settings: Settings, campaign: Campaign, execution: Execution
 ) -> str | None:
     """When the run should end at the channel's configured rate; ``None`` when unlimited."""
-    rate = campaign.channel_config.get("rate_per_s") or settings.rate_limits.get(campaign.channel)
+    rate = send_rate(session, campaign, settings.rate_limits)
     if not rate:
         return None
     steps = message_steps(list_touchpoints(session, campaign.id))
@@ -186,8 +189,23 @@ def execute(
     settings: SettingsDep,
     principal: CurrentPrincipal,
     body: ExecuteIn | None = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any unique text: a retried request with the same key (a double "
+            "click, a client retry) answers the first one's execution instead of starting "
+            "another.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Start (or schedule) an execution; the scheduler picks it up."""
+    """Start (or schedule) an execution; the scheduler picks it up.
+
+    A campaign has at most one execution in progress: a second execute is refused with 409
+    ``EXECUTION_ACTIVE`` (unless it repeats the first one's ``Idempotency-Key``).
+    """
     body = body or ExecuteIn()
     at = body.scheduled_at
     if at is not None and at.tzinfo is None:
@@ -201,9 +219,11 @@ def execute(
         target_percentage=body.target_percentage,
         scheduled_at=at,
         test_mode=body.test_mode,
+        idempotency_key=idempotency_key,
     )
     campaign = session.get_one(Campaign, campaign_id)
-    later = at is not None and at > datetime.now(UTC)
+    start = execution.scheduled_at
+    later = (start if start.tzinfo else start.replace(tzinfo=UTC)) > datetime.now(UTC)
     return ok(
         {
             "executionId": execution.id,
@@ -219,7 +239,7 @@ def _current_execution(
     session: Session, campaign_id: str, organization_id: str, action: str
 ) -> Execution:
     get_campaign(session, campaign_id, organization_id)
-    execution = catalog.active_execution(session, campaign_id)
+    execution = active_execution(session, campaign_id)
     if execution is None:
         raise InvalidTransition(
             f"campaign {campaign_id!r} has no execution in progress to {action}",
@@ -252,6 +272,23 @@ def resume(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -
             "status": "active",
             "message": "Campaign resumed successfully",
             "resumedAt": iso(execution.updated_at),
+        }
+    )
+
+
+@router.post("/{campaign_id}/cancel")
+def cancel(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Cancel the campaign: its execution in progress stops within one send batch.
+
+    Nobody not yet reached is sent to afterwards. A campaign with nothing in progress (draft,
+    completed, failed) is retired as ``cancelled`` (which also makes it deletable).
+    """
+    campaign = cancel_campaign(session, campaign_id, principal.organization_id)
+    return ok(
+        {
+            "status": "cancelled",
+            "message": "Campaign cancelled successfully",
+            "cancelledAt": iso(campaign.updated_at),
         }
     )
 

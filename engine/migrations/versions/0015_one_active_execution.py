@@ -1,0 +1,70 @@
+"""One active execution per campaign (partial unique index) and idempotent execute requests.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0015"
+down_revision: str | None = "0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_ACTIVE = "status IN ('scheduled', 'queued', 'running', 'paused')"
+_KEYED = "idempotency_key IS NOT NULL"
+
+
+def upgrade() -> None:
+    """Apply this revision.
+
+    A store that already holds two active executions of one campaign keeps the newest; the
+    older ones are cancelled (their pending chunks too), so the index can be built.
+    """
+    op.execute(
+        f"""
+        UPDATE executions SET status = 'cancelled',
+            error = 'cancelled by upgrade: a newer execution of the campaign was active'
+        WHERE {_ACTIVE} AND EXISTS (
+            SELECT 1 FROM executions AS newer
+            WHERE newer.campaign_id = executions.campaign_id
+              AND newer.status IN ('scheduled', 'queued', 'running', 'paused')
+              AND (newer.created_at > executions.created_at
+                   OR (newer.created_at = executions.created_at AND newer.id > executions.id))
+        )
+        """
+    )
+    op.execute(
+        "UPDATE chunks SET status = 'cancelled' WHERE status = 'pending' AND execution_id IN "
+        "(SELECT id FROM executions WHERE status = 'cancelled')"
+    )
+    with op.batch_alter_table("executions") as batch:
+        batch.add_column(sa.Column("idempotency_key", sa.String(length=200), nullable=True))
+    op.create_index(
+        "ux_executions_one_active",
+        "executions",
+        ["campaign_id"],
+        unique=True,
+        postgresql_where=sa.text(_ACTIVE),
+        sqlite_where=sa.text(_ACTIVE),
+    )
+    op.create_index(
+        "ux_executions_idempotency_key",
+        "executions",
+        ["organization_id", "idempotency_key"],
+        unique=True,
+        postgresql_where=sa.text(_KEYED),
+        sqlite_where=sa.text(_KEYED),
+    )
+
+
+def downgrade() -> None:
+    """Revert this revision."""
+    op.drop_index("ux_executions_idempotency_key", table_name="executions")
+    op.drop_index("ux_executions_one_active", table_name="executions")
+    with op.batch_alter_table("executions") as batch:
+        batch.drop_column("idempotency_key")
