@@ -505,7 +505,24 @@ app.command("pause", help="Pause a running execution; workers stop within one ch
 app.command("resume", help="Resume a paused execution; nobody is sent twice.")(
     _state_command("resume", "resume_execution")
 )
-app.command("cancel", help="Cancel an execution.")(_state_command("cancel", "cancel_execution"))
+app.command("cancel", help="Cancel an execution: nobody not yet reached is sent to.")(
+    _state_command("cancel", "cancel_execution")
+)
+
+
+@app.command()
+def retry(execution_id: str) -> None:
+    """Run a finished execution again for the contacts it did not reach."""
+    rt = Runtime.from_settings(_setup())
+    from engine.services.executions import retry_execution
+
+    def start() -> str:
+        with session_scope(rt.engine) as session:
+            return retry_execution(session, execution_id).id
+
+    console.print(
+        f"execution {_run(start)} scheduled: retries {execution_id} for those not reached"
+    )
 
 
 def _watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+import sqlalchemy as sa
+from sqlmodel import col
+
 from engine.db import session_scope
 from engine.logging import get_logger
+from engine.models import Chunk, ChunkStatus
 from engine.runtime import Runtime
 from engine.services.dispatch import (
     claim_chunks,
     claim_due_executions,
     finish_execution_if_done,
+    give_back_chunks,
     in_flight_chunks,
     recover_stale_chunks,
     recover_stale_plans,
@@ -61,8 +66,14 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
     with session_scope(rt.engine) as session:
         room = s.max_in_flight_chunks - in_flight_chunks(session)
         claimed = claim_chunks(session, room)
-    for chunk in claimed:
-        enqueuer.enqueue_chunk(chunk.chunk_id, chunk.attempt, chunk.priority)
+    for sent, chunk in enumerate(claimed):
+        try:
+            enqueuer.enqueue_chunk(chunk.chunk_id, chunk.attempt, chunk.priority)
+        except Exception:
+            # The broker is down: what was not handed over goes back to pending at once
+            # (not counted as the chunks' failure) instead of waiting QUEUED_STALE_S.
+            _give_back_unsent(rt, [c.chunk_id for c in claimed[sent:]])
+            raise
     with session_scope(rt.engine) as session:
         webhooks = claim_due_deliveries(session)
     for delivery_id in webhooks:
@@ -74,6 +85,23 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
         "dispatched": len(claimed),
         "webhooks": len(webhooks),
     }
+
+
+def _give_back_unsent(rt: Runtime, chunk_ids: list[int]) -> None:
+    """Chunks claimed but never enqueued return to pending; best effort (recovery covers it)."""
+    unsent = sa.and_(col(Chunk.id).in_(chunk_ids), col(Chunk.status) == ChunkStatus.queued)
+    try:
+        with session_scope(rt.engine) as session:
+            give_back_chunks(
+                session,
+                unsent,
+                "broker unreachable: not enqueued",
+                count_failure=False,
+                max_failures=rt.settings.chunk_max_attempts,
+                retry_after_s=rt.settings.outage_backoff_s,
+            )
+    except Exception:
+        log.warning("scheduler.give_back_failed", chunks=len(chunk_ids))
 
 
 def run(rt: Runtime, enqueuer: Enqueuer, stop: threading.Event) -> None:

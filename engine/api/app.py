@@ -15,6 +15,7 @@ from engine.api.routes import (
     contact_files,
     contacts,
     events,
+    executions,
     lists,
     marketing,
     segments,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         auth,
         campaigns,
+        executions,
         touchpoints,
         webhooks,
         marketing,

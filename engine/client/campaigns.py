@@ -216,6 +216,18 @@ class Campaigns:
         """
         return dict(self._t.request("POST", f"{_CAMPAIGNS}/{_seg(campaign_id)}/cancel"))
 
+    def retry(self, execution_id: str) -> Record:
+        """Run a finished execution again for the contacts it did not reach.
+
+        Returns:
+            ``{"executionId", "retryOf", "status": "started", "scheduledAt", "message"}``.
+
+        Raises:
+            ConflictError: the execution is in progress (``CANNOT_RETRY``) or the campaign runs
+                another one (``EXECUTION_ACTIVE``).
+        """
+        return dict(self._t.request("POST", f"/api/v1/executions/{_seg(execution_id)}/retry"))
+
     def clone(
         self, campaign_id: str, name: str | None = None, *, reset_statistics: bool | None = None
     ) -> Record:

@@ -122,6 +122,8 @@ class Execution(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=2000)
     #: The ``Idempotency-Key`` of the request that started it: a retry gets the same answer.
     idempotency_key: str | None = Field(default=None, max_length=200)
+    #: The execution this one retries: same recipients, minus whoever was already sent to.
+    retry_of: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ from engine.models import (
     Contact,
     ContactList,
     ContactTag,
+    Execution,
     ExecutionRecipient,
     Segment,
     Suppression,
@@ -481,6 +483,31 @@ def freeze_recipients(
     session.execute(
         sa.insert(table_of(ExecutionRecipient)).from_select(["execution_id", "contact_id"], rows)
     )
+
+
+def copy_recipients(session: Session, source_id: str, execution_id: str) -> None:
+    """Give ``execution_id`` the recipients ``source_id`` was sent to (its sample, if it had one).
+
+    One ``INSERT … SELECT`` when the source targeted everyone; otherwise its sampled contacts
+    are copied in batches (the sample is decided per execution id, in Python).
+    """
+    source = session.get_one(Execution, source_id)
+    table = table_of(ExecutionRecipient)
+    if source.target_percentage >= 100:
+        rows = (
+            sa.select(sa.literal(execution_id), col(ExecutionRecipient.contact_id))
+            .where(col(ExecutionRecipient.execution_id) == source_id)
+            .order_by(col(ExecutionRecipient.contact_id))
+        )
+        session.execute(sa.insert(table).from_select(["execution_id", "contact_id"], rows))
+        return
+    # Read before writing: a streaming read and inserts into the same table don't interleave
+    # on every driver.
+    sampled = iter(list(iter_recipient_ids(session, source_id, source.target_percentage)))
+    while block := list(islice(sampled, 10_000)):
+        session.execute(
+            sa.insert(table), [{"execution_id": execution_id, "contact_id": c} for c in block]
+        )
 
 
 def test_contacts(session: Session, organization_id: str, contact_ids: Sequence[int]) -> set[int]:

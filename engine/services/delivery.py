@@ -42,7 +42,7 @@ from engine.services.audience import in_sample, not_suppressed, test_contacts
 from engine.services.campaigns import list_touchpoints
 from engine.services.channel_accounts import channel_config, send_rate
 from engine.services.dispatch import finish_execution_if_done, give_back_chunks
-from engine.services.executions import message_steps
+from engine.services.executions import message_steps, retry_chain
 from engine.services.links import LinkSigner
 from engine.services.recording import BatchRecorded, finish_chunk, record_batch
 from engine.services.sending import BatchInterrupted, Sender, SendOutcome
@@ -83,6 +83,8 @@ class ChunkJob:
     links: LinkSigner | None = None
     #: Messages per second (``None``: unlimited), shared by every worker on the rate key.
     rate: float | None = None
+    #: For a retry: the executions it repeats (whoever they reached is skipped).
+    chain: list[str] = field(default_factory=list)
 
 
 class ChunkOutcome(StrEnum):
@@ -108,9 +110,14 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> ChunkOutcome:
     UPDATE), so a late message is never wasted and a duplicate never runs twice. Every exit
     records what was sent, ``BaseException`` included (dramatiq's time limit, a shutdown).
     """
-    try:
+
+    def claim() -> ChunkJob | ChunkOutcome:
         with session_scope(rt.engine) as session:
-            job = _claim(session, chunk_id, rt.settings)
+            return _claim(session, chunk_id, rt.settings)
+
+    try:
+        # A database outage is waited out here: the message in hand is the chunk's dispatch.
+        job = through_outages(claim, "chunk.claim", wait_s=rt.settings.save_wait_s)
     except Exception as exc:  # the claim rolled back: the chunk is still queued
         return _give_back_unclaimed(rt, chunk_id, exc)
     if not isinstance(job, ChunkJob):
@@ -346,6 +353,7 @@ def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | Ch
         config=channel_config(session, settings.secret_key, campaign),
         links=_links(settings, campaign.channel, steps[index][0].message),
         rate=send_rate(session, campaign, settings.rate_limits),
+        chain=retry_chain(session, execution),
     )
     previous_tp = steps[index - 1][0].id if index > 0 else None
     _select_contacts(session, job, previous_tp)
@@ -388,17 +396,21 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
         )
         .order_by(col(ExecutionRecipient.contact_id))
     ).all()
-    done = _delivery_statuses(session, execution.id, chunk.touchpoint_id, chunk)
-    previous = (
-        _delivery_statuses(session, execution.id, previous_tp, chunk) if previous_tp else None
-    )
+    done = _delivery_statuses(session, [execution.id], chunk.touchpoint_id, chunk)
+    # A retry: whoever an earlier run of the chain reached is not sent again.
+    reached = _sent(_delivery_statuses(session, job.chain, chunk.touchpoint_id, chunk))
+    previous_ok: set[int] | None = None
+    if previous_tp:
+        previous_ok = _sent(
+            _delivery_statuses(session, [execution.id, *job.chain], previous_tp, chunk)
+        )
     rows = [
         row
         for row in rows
         if row.id not in done and in_sample(execution.id, row.id, execution.target_percentage)
     ]
     for row in rows:
-        reason = _skip_reason(row, previous)
+        reason = _skip_reason(row, reached, previous_ok)
         if reason is None:
             contact = row._asdict()
             del contact["contact_row"]
@@ -410,30 +422,49 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
         job.dry_run = set(ids) - test_contacts(session, execution.organization_id, ids)
 
 
-def _skip_reason(row: Any, previous: dict[int, str] | None) -> tuple[str, str] | None:
-    """Why a recipient is not sent this step (unsubscribed or suppressed since planning …)."""
+def _skip_reason(
+    row: Any, reached: set[int], previous_ok: set[int] | None
+) -> tuple[str, str] | None:
+    """Why a recipient is not sent this step (unsubscribed or suppressed since planning …).
+
+    ``reached``: sent this touchpoint by the execution a retry repeats; ``previous_ok``: sent
+    the previous touchpoint (``None`` on the first step).
+    """
     if row.contact_row is None:
         return "CONTACT_DELETED", "the contact was deleted after the execution was planned"
+    if row.id in reached:
+        return "ALREADY_SENT", "reached by the execution this one retries"
     if row.unsubscribed_at is not None:
         return "UNSUBSCRIBED", "contact unsubscribed"
     if row.suppressed:
         return "SUPPRESSED", "the contact's address is on the suppression list"
-    if previous is not None and previous.get(row.id) != DeliveryStatus.sent:
+    if previous_ok is not None and row.id not in previous_ok:
         return "PREVIOUS_STEP_FAILED", "previous touchpoint was not delivered"
     return None
 
 
+def _sent(statuses: dict[int, str]) -> set[int]:
+    return {contact_id for contact_id, status in statuses.items() if status == DeliveryStatus.sent}
+
+
 def _delivery_statuses(
-    session: Session, execution_id: str, touchpoint_id: str, chunk: Chunk
+    session: Session, execution_ids: list[str], touchpoint_id: str, chunk: Chunk
 ) -> dict[int, str]:
+    """Each contact's delivery status of the touchpoint in these executions (``sent`` wins)."""
+    if not execution_ids:
+        return {}
     rows = session.execute(
         sa.select(col(Delivery.contact_id), col(Delivery.status)).where(
-            col(Delivery.execution_id) == execution_id,
+            col(Delivery.execution_id).in_(execution_ids),
             col(Delivery.touchpoint_id) == touchpoint_id,
             col(Delivery.contact_id).between(chunk.first_contact_id, chunk.last_contact_id),
         )
     )
-    return {contact_id: status for contact_id, status in rows}
+    statuses: dict[int, str] = {}
+    for contact_id, status in rows:
+        if statuses.get(contact_id) != DeliveryStatus.sent:
+            statuses[contact_id] = status
+    return statuses
 
 
 def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:

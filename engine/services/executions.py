@@ -35,6 +35,7 @@ from engine.models.lifecycle import (
 from engine.services.audience import (
     audience_problems,
     campaign_audience,
+    copy_recipients,
     count_audience,
     freeze_recipients,
     iter_recipient_ids,
@@ -151,11 +152,16 @@ def start_execution(
                 return earlier
         _check_no_active_execution(session, campaign.id)
         raise
-    campaign.status = CAMPAIGN_STATUS_OF[ExecutionStatus.scheduled]
-    campaign.updated_at = utcnow()
-    session.flush()
+    _set_status_of_campaign(session, campaign, ExecutionStatus.scheduled)
     log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
     return execution
+
+
+def _set_status_of_campaign(session: Session, campaign: Campaign, status: ExecutionStatus) -> None:
+    """Give the campaign the status of its execution's ``status``."""
+    campaign.status = CAMPAIGN_STATUS_OF[status]
+    campaign.updated_at = utcnow()
+    session.flush()
 
 
 def active_execution(session: Session, campaign_id: str) -> Execution | None:
@@ -241,6 +247,60 @@ def _keyed_execution(session: Session, campaign: Campaign, key: str) -> Executio
     return earlier
 
 
+def retry_execution(
+    session: Session, execution_id: str, organization_id: str | None = None
+) -> Execution:
+    """Start a new execution of a finished one's campaign for the people it did not reach.
+
+    The retry has the same recipients (the audience frozen by the first run, its sample
+    included); a worker skips, per touchpoint, every contact with a ``sent`` delivery of it in
+    the first run or an earlier retry (``ALREADY_SENT``), so only those not reached get it.
+
+    Raises:
+        NotFound: no such execution in the organization.
+        InvalidTransition: the execution has not finished (``CANNOT_RETRY``).
+        Conflict: the campaign has an execution in progress (``EXECUTION_ACTIVE``).
+    """
+    original = get_execution(session, execution_id, organization_id)
+    if original.status in ACTIVE_EXECUTION_STATUSES:
+        raise InvalidTransition(
+            f"execution {execution_id!r} is {original.status}; only a finished execution can be "
+            "retried (resume a paused one)",
+            code="CANNOT_RETRY",
+        )
+    campaign = get_campaign(session, original.campaign_id)
+    _check_no_active_execution(session, campaign.id)
+    retry = Execution(
+        organization_id=original.organization_id,
+        campaign_id=original.campaign_id,
+        priority=original.priority,
+        test_mode=original.test_mode,
+        retry_of=original.id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(retry)
+            session.flush()
+    except sa_exc.IntegrityError:
+        _check_no_active_execution(session, campaign.id)
+        raise
+    _set_status_of_campaign(session, campaign, ExecutionStatus.scheduled)
+    log.info("execution.retry_scheduled", execution_id=retry.id, retry_of=original.id)
+    return retry
+
+
+def retry_chain(session: Session, execution: Execution) -> list[str]:
+    """Ids of the executions a retry repeats: the one it retries, that one's, and so on."""
+    chain: list[str] = []
+    current = execution.retry_of
+    while current and current not in chain:
+        chain.append(current)
+        current = session.scalar(
+            sa.select(col(Execution.retry_of)).where(col(Execution.id) == current)
+        )
+    return chain
+
+
 def parse_scheduled_at(value: str) -> datetime:
     """Parse an ISO 8601 start time; one without a timezone is taken as UTC.
 
@@ -304,7 +364,10 @@ def plan_execution(
     steps = message_steps(list_touchpoints(session, campaign.id))
     now = utcnow()
     first_tp, first_delay = steps[0]
-    freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
+    if execution.retry_of:
+        copy_recipients(session, execution.retry_of, execution.id)
+    else:
+        freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
     ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
     contacts = 0
     chunk_no = 0

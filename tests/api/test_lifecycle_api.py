@@ -12,7 +12,9 @@ from sqlalchemy import exc as sa_exc
 from engine.db import session_scope
 from engine.models import Execution
 from engine.runtime import Runtime
+from engine.testing import WebhookSink, wait_until_finished
 from tests.api.conftest import Tenant
+from workers.embedded import EmbeddedStack
 
 LATER = "2999-01-01T00:00:00Z"
 
@@ -152,3 +154,54 @@ def test_an_answer_is_given_only_after_the_write_is_committed(
     assert response.status_code == 503, response.text  # never a 200 for a lost write
     assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert client.get(f"/api/v1/campaigns/{campaign_id}").json()["data"]["name"] == "Summer Sale"
+
+
+def test_a_finished_execution_is_retried_for_those_not_reached_only(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    down = {"receiver": True}
+
+    def answer(body: dict[str, Any], n: int) -> tuple[int, dict[str, str]]:
+        # The receiver refuses every fifth contact until it is fixed.
+        return (400, {}) if down["receiver"] and body["contact_id"] % 5 == 0 else (200, {})
+
+    with WebhookSink(answer) as sink:
+        body = {
+            "name": "Flaky receiver",
+            "channel": "webhook",
+            "channel_config": {"url": sink.url},
+            "touchpoints": [{"message": "one"}, {"message": "two"}],
+        }
+        campaign_id = client.post("/api/v1/campaigns", json=body).json()["data"]["id"]
+        first = client.post(f"/api/v1/campaigns/{campaign_id}/execute").json()["data"]
+        with EmbeddedStack(rt, threads=2):
+            wait_until_finished(rt, first["executionId"])
+            down["receiver"] = False
+            retried = client.post(f"/api/v1/executions/{first['executionId']}/retry")
+            assert retried.status_code == 200, retried.text
+            retry_id = retried.json()["data"]["executionId"]
+            assert retried.json()["data"]["retryOf"] == first["executionId"]
+            wait_until_finished(rt, retry_id)
+        accepted = [
+            tuple(r["body"]["idempotency_key"].split(":")[1:])
+            for r in sink.requests
+            if not (
+                r["body"]["contact_id"] % 5 == 0
+                and r["body"]["execution_id"] == first["executionId"]
+            )
+        ]
+
+    # 30 contacts, 6 refused at step one (so not sent step two) in the first run: the retry
+    # sends those 6 both steps and nobody else anything.
+    assert len(accepted) == len(set(accepted)) == 60
+    progress = client.get(f"/api/v1/executions/{retry_id}").json()["data"]
+    assert progress["status"] == "completed"
+    assert progress["progress"]["successful"] == 12 and progress["progress"]["skipped"] == 48
+    again = client.post(f"/api/v1/executions/{retry_id}/retry")  # a retry can be retried
+    assert again.status_code == 200
+    _error(client.post(f"/api/v1/executions/{first['executionId']}/retry"), 409, "EXECUTION_ACTIVE")
+    _error(
+        client.post(f"/api/v1/executions/{again.json()['data']['executionId']}/retry"),
+        409,
+        "CANNOT_RETRY",
+    )

@@ -1,4 +1,5 @@
-"""One active execution per campaign (partial unique index) and idempotent execute requests.
+"""One active execution per campaign (partial unique index), idempotent execute requests,
+and executions that retry another for those it did not reach.
 
 Revision ID: 0015
 Revises: 0014
@@ -44,6 +45,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("executions") as batch:
         batch.add_column(sa.Column("idempotency_key", sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column("retry_of", sa.String(length=32), nullable=True))
     op.create_index(
         "ux_executions_one_active",
         "executions",
@@ -67,4 +69,5 @@ def downgrade() -> None:
     op.drop_index("ux_executions_idempotency_key", table_name="executions")
     op.drop_index("ux_executions_one_active", table_name="executions")
     with op.batch_alter_table("executions") as batch:
+        batch.drop_column("retry_of")
         batch.drop_column("idempotency_key")

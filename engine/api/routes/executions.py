@@ -1,0 +1,49 @@
+"""``/api/v1/executions``: one run of a campaign, its progress, and retrying it for those missed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.presenters import ok
+from engine.models.base import iso
+from engine.services.executions import retry_execution
+from engine.services.progress import get_progress
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+ExecutionId = Annotated[
+    str, Path(min_length=1, max_length=32, description="the execution's id (executionId)")
+]
+
+
+@router.get("/{execution_id}")
+def get(
+    execution_id: ExecutionId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """The execution's live progress: percentage, counts, rate, ETA, errors by code."""
+    return ok(get_progress(session, execution_id, principal.organization_id))
+
+
+@router.post("/{execution_id}/retry")
+def retry(
+    execution_id: ExecutionId, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Run a finished execution again for the people it did not reach.
+
+    Same recipients; per touchpoint, whoever has a ``sent`` delivery from the first run (or an
+    earlier retry) is skipped (``ALREADY_SENT``). 409 ``CANNOT_RETRY`` while it is in progress,
+    409 ``EXECUTION_ACTIVE`` while the campaign runs another.
+    """
+    execution = retry_execution(session, execution_id, principal.organization_id)
+    return ok(
+        {
+            "executionId": execution.id,
+            "retryOf": execution.retry_of,
+            "status": "started",
+            "scheduledAt": iso(execution.scheduled_at),
+            "message": "Retry started for the contacts not reached",
+        }
+    )
