@@ -52,8 +52,12 @@ from engine.templating import contact_context, render
 
 log = get_logger()
 
-#: Largest batch sent between two pause checks when the channel has no rate limit.
-UNLIMITED_BATCH = 100
+#: Largest send batch (recorded before the next is sent) of a network channel: what a crash
+#: may send twice to people.
+NETWORK_BATCH = 100
+#: Largest send batch of a local channel (null, log): nobody is messaged, so a bigger batch
+#: buys speed (fewer commits) at no cost to anyone.
+LOCAL_BATCH = 500
 
 
 #: Custom fields that address a contact on a channel, passed to channels with the recipient.
@@ -164,9 +168,7 @@ class _ChunkRun:
         """Send the job's messages in batches, recording each; return why it stopped early."""
         rt, job = self.rt, self.job
         sender = _sender(rt, job)
-        size = (
-            max(1, min(UNLIMITED_BATCH, int(sender.rate / 5))) if sender.rate else UNLIMITED_BATCH
-        )
+        size = _batch_size(sender)
         if self.pending:
             stopped = self.save()
             if stopped:
@@ -267,6 +269,12 @@ class _ChunkRun:
         log.error("chunk.error", **ids, campaign_id=job.campaign.id, exc_info=exc)
         release_chunk(self.rt, job.chunk.id or 0, f"{type(exc).__name__}: {exc}", job.attempt)
         return ChunkOutcome.released
+
+
+def _batch_size(sender: Sender) -> int:
+    """Messages per send batch: about 0.2 s of sending at the rate limit, capped by channel kind."""
+    cap = NETWORK_BATCH if sender.is_network else LOCAL_BATCH
+    return max(1, min(cap, int(sender.rate / 5))) if sender.rate else cap
 
 
 def _give_back_unclaimed(rt: Runtime, chunk_id: int, exc: Exception) -> ChunkOutcome:

@@ -126,6 +126,11 @@ class Sender:
             max=settings.send_backoff_max_s,
         )
 
+    @property
+    def is_network(self) -> bool:
+        """Whether the channel sends over the network (its messages reach people)."""
+        return self._async
+
     def reserve(self, n: int) -> float:
         """Reserve ``n`` sends under the key's rate; return the seconds to wait before them.
 
