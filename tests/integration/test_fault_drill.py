@@ -75,3 +75,57 @@ def test_with_rabbitmq_as_broker_a_redis_outage_abandons_nobody(amqp_url: str) -
     assert report["ok"], report
     assert report["distinct_keys"] == report["total"] == 5000
     assert "redis.down" in [e["event"] for e in report["events"]]
+
+
+def test_progress_watch_waits_through_a_database_restart(tmp_path: Path) -> None:
+    """`campaign progress --watch` waits ("reconnecting…") instead of exiting with a traceback."""
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    import sqlalchemy as sa
+
+    from engine.db import make_engine, migrate, session_scope
+    from engine.models import Execution
+    from tests.factories import execute, make_campaign
+
+    drill = _drill_module()
+    home = Path(tempfile.mkdtemp(prefix="watch-"))
+    home.chmod(0o755)  # the postgres user must reach its data folder inside
+    postgres = drill.PrivatePostgres(home / "pg")
+    postgres.start()
+    try:
+        migrate(postgres.url)
+        from engine.runtime import Runtime
+        from tests.conftest import make_settings
+
+        rt = Runtime.from_settings(make_settings(postgres.url, tmp_path))
+        _, campaign_id = make_campaign(rt, contacts=5)
+        execution_id = execute(rt, campaign_id)
+        rt.close()
+        env = {**os.environ, "DATABASE_URL": postgres.url, "COLUMNS": "200"}
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "engine", "progress", execution_id, "--watch"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)
+        postgres.stop()
+        time.sleep(3.0)
+        assert watch.poll() is None, watch.communicate()  # still watching, not crashed
+        postgres.start()
+        engine = make_engine(postgres.url, poolclass=sa.pool.NullPool)
+        with session_scope(engine) as session:
+            session.execute(sa.update(Execution).values(status="cancelled"))
+        engine.dispose()
+        out, err = watch.communicate(timeout=60)
+    finally:
+        postgres.stop("fast")
+        shutil.rmtree(home, ignore_errors=True)
+
+    assert watch.returncode == 0, err
+    assert "cancelled" in out  # it saw the end through the restart
+    assert "Traceback" not in err

@@ -227,3 +227,15 @@ def test_cancel_stops_sending_within_one_batch(rt: Runtime) -> None:
             sa.select(sa.func.count()).where(Chunk.status.in_(["pending", "queued", "running"]))
         )
     assert open_chunks == 0  # nothing left that could send later
+
+
+def test_a_slow_channel_gets_chunks_it_can_send_well_inside_the_time_limit(rt: Runtime) -> None:
+    from engine.services.executions import CHUNK_SECONDS
+
+    # 0.1 message/s: a chunk of 1,000 would take 2.8 hours, past the workers' 1 h time limit.
+    _plan(rt, contacts=100, chunk_size=1000, rate_per_s=0.1)
+    with session_scope(rt.engine) as session:
+        sizes = session.scalars(sa.select(Chunk.size).order_by(Chunk.chunk_no)).all()
+
+    assert sizes == [60, 40]  # 0.1/s for 600 s
+    assert max(sizes) / 0.1 <= CHUNK_SECONDS
