@@ -26,7 +26,7 @@ from engine.db import migrate, session_scope
 from engine.errors import EngineError, NotFound, ValidationFailed
 from engine.logging import configure_logging
 from engine.models import FINAL_EXECUTION_STATUSES
-from engine.outages import is_outage
+from engine.outages import is_outage, through_outages
 from engine.ratelimit import unshared_limiter_problem
 from engine.runtime import Runtime
 
@@ -474,7 +474,8 @@ def progress(
         with session_scope(rt.engine) as session:
             return dict(get_progress(session, execution_id))
 
-    data = _run(read)
+    # A database restarting as the command starts is waited for, as the live view does.
+    data = _run(lambda: through_outages(read, "progress", wait_s=60))
     if watch and data["status"] not in FINAL_EXECUTION_STATUSES:
         _watch(rt, execution_id, quiet=as_json)
         data = read()
@@ -518,7 +519,7 @@ def retry(execution_id: str) -> None:
 
     def start() -> str:
         with session_scope(rt.engine) as session:
-            return retry_execution(session, execution_id).id
+            return retry_execution(session, execution_id, secret_key=rt.settings.secret_key).id
 
     console.print(
         f"execution {_run(start)} scheduled: retries {execution_id} for those not reached"

@@ -30,11 +30,17 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
-    sa_exc.OperationalError,
     sa_exc.InterfaceError,
     ConnectionError,
     TimeoutError,
 )
+#: PostgreSQL SQLSTATEs of a server going away or refusing connections for now: connection
+#: exceptions (class 08), shutdowns and restarts (57P01-57P03), too many connections (53300),
+#: and transaction conflicts that a retry resolves (40001, 40P01). A statement timeout, a full
+#: disk or bad SQL are not outages: waiting would never end.
+_OUTAGE_SQLSTATES = ("57P01", "57P02", "57P03", "53300", "40001", "40P01")
+#: SQLite's words for "another writer holds the database" (the only SQLite outage).
+_SQLITE_BUSY = ("database is locked", "database is busy")
 
 
 class ServiceOutage(EngineError):
@@ -47,7 +53,20 @@ def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says a service is down or unreachable (worth waiting for)."""
     if isinstance(exc, (ServiceOutage, *_OUTAGE_TYPES)):
         return True
-    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate.startswith("08") or sqlstate in _OUTAGE_SQLSTATES
+    message = str(exc.orig).lower()
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return any(words in message for words in _SQLITE_BUSY)
+    # psycopg's own connection failures (refused, reset, server closed) carry no SQLSTATE.
+    return True
 
 
 def through_outages(
@@ -56,10 +75,12 @@ def through_outages(
     *,
     wait_s: float,
     backoff_max_s: float = 5.0,
+    while_waiting: Callable[[], None] | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, waiting out outages for at most ``wait_s`` seconds.
 
-    Other errors pass through at once.
+    Other errors pass through at once. ``while_waiting`` is called before each wait (a chunk
+    waiting for its database is not stalled: its heartbeat deadline moves).
 
     Raises:
         ServiceOutage: the service was still unreachable after ``wait_s`` seconds.
@@ -69,6 +90,8 @@ def through_outages(
         outcome = getattr(state, "outcome", None)
         exc = outcome.exception() if outcome is not None else None
         log.warning(f"{what}.waiting_for_service", error=f"{type(exc).__name__}: {exc}"[:300])
+        if while_waiting is not None:
+            while_waiting()
 
     retrying = Retrying(
         retry=retry_if_exception(is_outage),

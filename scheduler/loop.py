@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from engine.services.dispatch import (
     recover_stale_chunks,
     recover_stale_plans,
     running_execution_ids,
+    unclaim_executions,
 )
 from engine.services.webhooks import claim_due_deliveries
 
@@ -40,11 +42,12 @@ class Enqueuer(Protocol):
         """Enqueue the sending of one lifecycle webhook delivery."""
 
 
-def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
+def tick(rt: Runtime, enqueuer: Enqueuer, *, dead_workers: bool = True) -> dict[str, int]:
     """Run one scheduler pass: claim due executions, recover, finish, dispatch chunks.
 
     Each step commits before it enqueues, so a message never points at uncommitted state;
     a crash between commit and enqueue is repaired by the stale-work recovery.
+    ``dead_workers=False`` leaves stale heartbeats alone (just after a database outage).
 
     Returns:
         Counts of what this pass did (``planned``, ``recovered``, ``finished``, ``dispatched``).
@@ -53,11 +56,19 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
     with session_scope(rt.engine) as session:
         due = claim_due_executions(session)
         due += recover_stale_plans(session, s.queued_stale_s, s.chunk_max_attempts)
-    for execution_id in due:
-        enqueuer.enqueue_plan(execution_id)
+    for sent, execution_id in enumerate(due):
+        try:
+            enqueuer.enqueue_plan(execution_id)
+        except Exception:
+            _unclaim_unsent(rt, due[sent:])
+            raise
     with session_scope(rt.engine) as session:
         recovered = recover_stale_chunks(
-            session, s.heartbeat_stale_s, s.queued_stale_s, s.chunk_max_attempts
+            session,
+            s.heartbeat_stale_s,
+            s.queued_stale_s,
+            s.chunk_max_attempts,
+            dead_workers=dead_workers,
         )
     finished = 0
     with session_scope(rt.engine) as session:
@@ -87,6 +98,15 @@ def tick(rt: Runtime, enqueuer: Enqueuer) -> dict[str, int]:
     }
 
 
+def _unclaim_unsent(rt: Runtime, execution_ids: list[str]) -> None:
+    """Executions claimed but never enqueued for planning go back to scheduled; best effort."""
+    try:
+        with session_scope(rt.engine) as session:
+            unclaim_executions(session, execution_ids)
+    except Exception:
+        log.warning("scheduler.unclaim_failed", executions=len(execution_ids))
+
+
 def _give_back_unsent(rt: Runtime, chunk_ids: list[int]) -> None:
     """Chunks claimed but never enqueued return to pending; best effort (recovery covers it)."""
     unsent = sa.and_(col(Chunk.id).in_(chunk_ids), col(Chunk.status) == ChunkStatus.queued)
@@ -107,11 +127,15 @@ def _give_back_unsent(rt: Runtime, chunk_ids: list[int]) -> None:
 def run(rt: Runtime, enqueuer: Enqueuer, stop: threading.Event) -> None:
     """Tick every ``scheduler_interval_s`` until ``stop`` is set; errors are logged, not fatal."""
     log.info("scheduler.started", interval_s=rt.settings.scheduler_interval_s)
+    # After a failed tick (the database or broker away), heartbeats could not be written
+    # either: give workers one heartbeat period to beat again before taking them for dead.
+    trust_heartbeats_at = 0.0
     while not stop.is_set():
         try:
-            done = tick(rt, enqueuer)
+            done = tick(rt, enqueuer, dead_workers=time.monotonic() >= trust_heartbeats_at)
         except Exception:
             log.exception("scheduler.tick_failed")
+            trust_heartbeats_at = time.monotonic() + rt.settings.heartbeat_stale_s
             done = {}
         # Dispatching a full batch means more is probably due: go again without waiting.
         if done.get("dispatched", 0) < rt.settings.max_in_flight_chunks // 2:

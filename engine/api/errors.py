@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import Conflict, EngineError, InvalidTransition, NotFound, ValidationFailed
 from engine.logging import get_logger
-from engine.outages import ServiceOutage
+from engine.outages import ServiceOutage, is_outage
 from engine.services.auth import AuthenticationFailed
 
 log = get_logger()
@@ -147,12 +147,18 @@ def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, status, code, message)
 
 
-def _outage(request: Request, exc: Exception) -> JSONResponse:
-    # The database is restarting or unreachable: nothing was committed, so the client may
-    # retry as it is; never a 200 for a write that was lost.
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_outage(exc):
+        return _unexpected(request, exc)
+    # The database is restarting or unreachable: never a 200 for a write that may be lost.
+    # A connection lost during COMMIT may still have applied it, hence "may not".
     log.warning("api.service_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
     response = _answer(
-        request, 503, "SERVICE_UNAVAILABLE", "the store is unreachable; nothing was changed, retry"
+        request,
+        503,
+        "SERVICE_UNAVAILABLE",
+        "the store is unreachable and the request may not have been applied; retry it "
+        "(with an Idempotency-Key, execute is safe to retry)",
     )
     response.headers["Retry-After"] = "5"
     return response
@@ -170,6 +176,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa_exc.DataError, _data_error)
     app.add_exception_handler(sa_exc.IntegrityError, _integrity_error)
-    for outage in (sa_exc.OperationalError, sa_exc.InterfaceError, ServiceOutage):
-        app.add_exception_handler(outage, _outage)
+    for error in (sa_exc.OperationalError, sa_exc.InterfaceError, ServiceOutage):
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

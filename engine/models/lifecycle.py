@@ -6,6 +6,7 @@ follows its current execution's through :data:`CAMPAIGN_STATUS_OF`. Nothing else
 whether a status may change::
 
     scheduled ─claim→ queued ─plan→ running ─last chunk→ completed | failed
+        ▲ broker down │
         │  ▲             │             │ ▲
         │  └──resume──┐  │             ▼ │resume
         └──pause──→ paused ←──pause────┘
@@ -31,7 +32,8 @@ E = ExecutionStatus
 #: For each execution status, the statuses it may move to.
 EXECUTION_TRANSITIONS: dict[ExecutionStatus, frozenset[ExecutionStatus]] = {
     E.scheduled: frozenset({E.queued, E.paused, E.cancelled}),
-    E.queued: frozenset({E.running, E.failed, E.paused, E.cancelled}),
+    # queued → scheduled: the broker was unreachable, the planning was never handed over.
+    E.queued: frozenset({E.running, E.failed, E.paused, E.cancelled, E.scheduled}),
     E.running: frozenset({E.completed, E.failed, E.paused, E.cancelled}),
     E.paused: frozenset({E.running, E.scheduled, E.cancelled}),
     E.completed: frozenset(),

@@ -485,8 +485,9 @@ def freeze_recipients(
     )
 
 
-def copy_recipients(session: Session, source_id: str, execution_id: str) -> None:
-    """Give ``execution_id`` the recipients ``source_id`` was sent to (its sample, if it had one).
+def copy_recipients(session: Session, source_id: str, execution_id: str, channel: str) -> None:
+    """Give ``execution_id`` the recipients ``source_id`` was sent to (its sample, if it had one),
+    except contacts ``channel`` has blocked since.
 
     One ``INSERT … SELECT`` when the source targeted everyone; otherwise its sampled contacts
     are copied in batches (the sample is decided per execution id, in Python).
@@ -500,6 +501,7 @@ def copy_recipients(session: Session, source_id: str, execution_id: str) -> None
             .order_by(col(ExecutionRecipient.contact_id))
         )
         session.execute(sa.insert(table).from_select(["execution_id", "contact_id"], rows))
+        _drop_blocked(session, execution_id, channel)
         return
     # Read before writing: a streaming read and inserts into the same table don't interleave
     # on every driver.
@@ -508,6 +510,18 @@ def copy_recipients(session: Session, source_id: str, execution_id: str) -> None
         session.execute(
             sa.insert(table), [{"execution_id": execution_id, "contact_id": c} for c in block]
         )
+    _drop_blocked(session, execution_id, channel)
+
+
+def _drop_blocked(session: Session, execution_id: str, channel: str) -> None:
+    """Remove the recipients ``channel`` can no longer reach (blocked since they were frozen)."""
+    blocked = sa.select(col(ChannelBlock.contact_id)).where(col(ChannelBlock.channel) == channel)
+    session.execute(
+        sa.delete(ExecutionRecipient).where(
+            col(ExecutionRecipient.execution_id) == execution_id,
+            col(ExecutionRecipient.contact_id).in_(blocked),
+        )
+    )
 
 
 def test_contacts(session: Session, organization_id: str, contact_ids: Sequence[int]) -> set[int]:

@@ -200,14 +200,17 @@ def check_touchpoint(spec: TouchpointSpec) -> None:
 
 
 def get_campaign(
-    session: Session, campaign_id: str, organization_id: str | None = None
+    session: Session, campaign_id: str, organization_id: str | None = None, *, lock: bool = False
 ) -> Campaign:
     """Return the campaign, scoped to ``organization_id`` when given.
+
+    ``lock`` takes its row lock (PostgreSQL) until the transaction ends: execute, cancel and
+    retry take it, so that a cancel and an execute of one campaign never interleave.
 
     Raises:
         NotFound: no such campaign (or it belongs to another organization).
     """
-    campaign = session.get(Campaign, campaign_id)
+    campaign = session.get(Campaign, campaign_id, with_for_update=lock or None)
     if campaign is None or (organization_id and campaign.organization_id != organization_id):
         raise NotFound(f"campaign {campaign_id!r} not found", code="CAMPAIGN_NOT_FOUND")
     return campaign

@@ -141,7 +141,13 @@ def update_campaign(
     if "status" in changes and changes["status"] != campaign.status:
         _refuse_status_change(campaign, changes["status"])
     details = changes.get("details") or {}
-    if "channel" in changes or "channel_config" in changes or "targetAudience" in details:
+    # Only real changes count: a client that PUTs the whole object back must not get a 409.
+    if (
+        changes.get("channel", campaign.channel) != campaign.channel
+        or changes.get("channel_config", campaign.channel_config) != campaign.channel_config
+        or details.get("targetAudience", campaign.details.get("targetAudience"))
+        != campaign.details.get("targetAudience")
+    ):
         check_editable(session, campaign, "channel, channel configuration and audience")
     if "name" in changes:
         check_length("name", changes["name"], 200, required=True)

@@ -45,7 +45,7 @@ from engine.services.dispatch import finish_execution_if_done, give_back_chunks
 from engine.services.executions import message_steps, retry_chain
 from engine.services.links import LinkSigner
 from engine.services.recording import BatchRecorded, finish_chunk, record_batch
-from engine.services.sending import BatchInterrupted, Sender, SendOutcome
+from engine.services.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
 from engine.services.subscriptions import block_contacts
 from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
@@ -163,6 +163,12 @@ class _ChunkRun:
         self.pending: list[SendOutcome] = list(job.skipped)
         self.sent = 0
         self.failed = 0
+        s = rt.settings
+        #: How long one batch may take without counting as stalled: every attempt of a send
+        #: timing out, with the longest backoff or provider retry-after between attempts.
+        self.allowance = s.send_max_attempts * (
+            s.http_timeout_s + max(s.send_backoff_max_s, MAX_RETRY_AFTER_S)
+        )
 
     def send_and_record(self) -> StopReason | None:
         """Send the job's messages in batches, recording each; return why it stopped early."""
@@ -184,7 +190,7 @@ class _ChunkRun:
                     self.pending.append(_rendered_only(item))
                 else:
                     messages.append(item)
-            rt.heartbeats.progress(chunk_id)
+            rt.heartbeats.progress(chunk_id, self.allowance)
             try:
                 self.pending.extend(
                     sender.send_batch(messages, lambda s: rt.heartbeats.progress(chunk_id, s))
@@ -214,7 +220,13 @@ class _ChunkRun:
                 return recorded
 
         wait = self.rt.settings.save_wait_s if wait_s is None else wait_s
-        recorded = through_outages(record, "chunk.save", wait_s=wait)
+        chunk_id = job.chunk.id or 0
+        recorded = through_outages(
+            record,
+            "chunk.save",
+            wait_s=wait,
+            while_waiting=lambda: self.rt.heartbeats.progress(chunk_id),
+        )
         self.sent += sum(o.status == DeliveryStatus.sent for o in outcomes)
         self.failed += sum(o.status == DeliveryStatus.failed for o in outcomes)
         self.pending = []
@@ -243,11 +255,25 @@ class _ChunkRun:
         job, settings = self.job, self.rt.settings
         ids = {"execution_id": job.execution.id, "chunk_id": job.chunk.id}
         interrupted = not isinstance(exc, Exception)
+        unsaved: Exception | None = None
         if self.pending:
             try:
                 self.save(wait_s=0 if interrupted else settings.save_wait_s)
-            except Exception:
+            except Exception as error:
                 log.exception("chunk.save_failed", **ids, unsaved=len(self.pending))
+                unsaved = error
+        if unsaved is not None and not interrupted and not is_outage(unsaved):
+            # What was sent cannot be recorded, and giving the chunk back would send it again:
+            # fail the chunk now (its contacts count as not reached; a retry reaches them).
+            with session_scope(self.rt.engine) as session:
+                give_back_chunks(
+                    session,
+                    sa.and_(*_owned(job)),
+                    f"outcomes could not be recorded: {type(unsaved).__name__}: {unsaved}",
+                    count_failure=True,
+                    max_failures=1,
+                )
+            return ChunkOutcome.released
         if interrupted or is_outage(exc):
             reason = StopReason.interrupted if interrupted else StopReason.outage
             log.warning(f"chunk.{reason}", **ids, error=f"{type(exc).__name__}: {exc}"[:300])
@@ -269,6 +295,15 @@ class _ChunkRun:
         log.error("chunk.error", **ids, campaign_id=job.campaign.id, exc_info=exc)
         release_chunk(self.rt, job.chunk.id or 0, f"{type(exc).__name__}: {exc}", job.attempt)
         return ChunkOutcome.released
+
+
+def _owned(job: ChunkJob) -> tuple[sa.ColumnElement[bool], ...]:
+    """The job's chunk, while this worker's attempt runs it."""
+    return (
+        col(Chunk.id) == job.chunk.id,
+        col(Chunk.attempts) == job.attempt,
+        col(Chunk.status) == ChunkStatus.running,
+    )
 
 
 def _batch_size(sender: Sender) -> int:

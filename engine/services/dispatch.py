@@ -18,13 +18,13 @@ from engine.models import (
     OPEN_CHUNK_STATUSES,
     PRIORITY_RANK,
     Campaign,
-    CampaignStatus,
     Chunk,
     ChunkStatus,
     Execution,
     ExecutionStatus,
 )
 from engine.models.base import utcnow
+from engine.models.lifecycle import CAMPAIGN_STATUS_OF, execution_sources
 from engine.services.webhooks import emit_campaign
 
 log = get_logger()
@@ -75,11 +75,29 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
         .where(
             col(Execution.id).in_(_locked_once(candidates)),
             col(Execution.status) == ExecutionStatus.scheduled,
+            col(Execution.status).in_(execution_sources(ExecutionStatus.queued)),
         )
         .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now, plan_attempts=1)
         .returning(col(Execution.id))
     )
     return [row[0] for row in result]
+
+
+def unclaim_executions(session: Session, execution_ids: list[str]) -> int:
+    """Put claimed executions whose planning could not be enqueued back to ``scheduled``.
+
+    The broker was down: nothing was handed to a worker, so it is not a planning attempt.
+    """
+    result = session.execute(
+        sa.update(Execution)
+        .where(
+            col(Execution.id).in_(execution_ids),
+            col(Execution.status).in_(execution_sources(ExecutionStatus.scheduled)),
+            col(Execution.status) == ExecutionStatus.queued,
+        )
+        .values(status=ExecutionStatus.scheduled, claimed_at=None, updated_at=utcnow())
+    )
+    return _rowcount(result)
 
 
 def in_flight_chunks(session: Session) -> int:
@@ -172,9 +190,17 @@ def _rowcount(result: Any) -> int:
 
 
 def recover_stale_chunks(
-    session: Session, heartbeat_stale_s: float, queued_stale_s: float, max_failures: int
+    session: Session,
+    heartbeat_stale_s: float,
+    queued_stale_s: float,
+    max_failures: int,
+    *,
+    dead_workers: bool = True,
 ) -> int:
     """Give back chunks whose worker died (stale heartbeat) or whose message was lost.
+
+    ``dead_workers=False`` skips the stale-heartbeat sweep: right after the database came back,
+    every heartbeat looks stale because nobody could write one, and the workers are alive.
 
     Returns:
         How many chunks were recovered (or failed, past ``max_failures`` worker deaths).
@@ -188,13 +214,15 @@ def recover_stale_chunks(
         col(Chunk.status) == ChunkStatus.queued,
         col(Chunk.queued_at) < now - timedelta(seconds=queued_stale_s),
     )
-    died = give_back_chunks(
-        session,
-        dead_worker,
-        "worker stopped heartbeating",
-        count_failure=True,
-        max_failures=max_failures,
-    )
+    died = 0
+    if dead_workers:
+        died = give_back_chunks(
+            session,
+            dead_worker,
+            "worker stopped heartbeating",
+            count_failure=True,
+            max_failures=max_failures,
+        )
     lost = give_back_chunks(
         session,
         lost_message,
@@ -222,7 +250,11 @@ def recover_stale_plans(session: Session, queued_stale_s: float, max_attempts: i
     )
     given_up = session.execute(
         sa.update(Execution)
-        .where(stale, col(Execution.plan_attempts) >= max_attempts)
+        .where(
+            stale,
+            col(Execution.plan_attempts) >= max_attempts,
+            col(Execution.status).in_(execution_sources(ExecutionStatus.failed)),
+        )
         .values(
             status=ExecutionStatus.failed,
             finished_at=now,
@@ -258,6 +290,7 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
         .where(
             col(Execution.id) == execution_id,
             col(Execution.status) == ExecutionStatus.running,
+            col(Execution.status).in_(execution_sources(ExecutionStatus.completed)),
             ~open_chunks,
         )
         .values(
@@ -283,7 +316,7 @@ def _close_campaign(session: Session, execution_id: str) -> None:
     execution = session.get_one(Execution, execution_id, populate_existing=True)
     campaign = session.get_one(Campaign, execution.campaign_id, populate_existing=True)
     failed = execution.status == ExecutionStatus.failed
-    campaign.status = CampaignStatus.failed if failed else CampaignStatus.completed
+    campaign.status = CAMPAIGN_STATUS_OF[ExecutionStatus(execution.status)]
     campaign.updated_at = utcnow()
     session.flush()
     event = "campaign.failed" if failed else "campaign.completed"

@@ -107,7 +107,7 @@ def start_execution(
         Conflict: the campaign already has an active execution (``EXECUTION_ACTIVE``), or the
             key was used for another campaign (``IDEMPOTENCY_KEY_REUSED``).
     """
-    campaign = get_campaign(session, campaign_id, organization_id)
+    campaign = get_campaign(session, campaign_id, organization_id, lock=True)
     if idempotency_key is not None:
         earlier = _keyed_execution(session, campaign, idempotency_key)
         if earlier is not None:
@@ -119,17 +119,7 @@ def start_execution(
         )
     if not 1 <= target_percentage <= 100:
         raise ValidationFailed("targetPercentage must be between 1 and 100", code="INVALID_TARGET")
-    if not campaign.channel:
-        raise ValidationFailed(
-            f"campaign {campaign.id!r} has no channel; set one before executing",
-            code="NO_CHANNEL",
-        )
-    ensure_available(campaign.channel)
-    check_credentials(session, secret_key, campaign)
-    if not message_steps(list_touchpoints(session, campaign.id)):
-        raise ValidationFailed(
-            f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"
-        )
+    _check_sendable(session, secret_key, campaign)
     check_audience(session, campaign)
     execution = Execution(
         organization_id=campaign.organization_id,
@@ -201,7 +191,13 @@ def cancel_campaign(session: Session, campaign_id: str, organization_id: str) ->
     """
     campaign = get_campaign(session, campaign_id, organization_id)
     active = active_execution(session, campaign.id)
+    if active is None:
+        # Nothing in progress: lock the campaign (as execute does) and look again, so an
+        # execute racing this cancel is either seen here or refused after it.
+        campaign = get_campaign(session, campaign_id, organization_id, lock=True)
+        active = active_execution(session, campaign.id)
     if active is not None:
+        # The execution's lock first, as pause, resume and planning take them.
         cancel_execution(session, active.id)
         return campaign
     if campaign.status == CampaignStatus.cancelled:
@@ -248,17 +244,24 @@ def _keyed_execution(session: Session, campaign: Campaign, key: str) -> Executio
 
 
 def retry_execution(
-    session: Session, execution_id: str, organization_id: str | None = None
+    session: Session,
+    execution_id: str,
+    organization_id: str | None = None,
+    *,
+    secret_key: str,
 ) -> Execution:
     """Start a new execution of a finished one's campaign for the people it did not reach.
 
     The retry has the same recipients (the audience frozen by the first run, its sample
-    included); a worker skips, per touchpoint, every contact with a ``sent`` delivery of it in
-    the first run or an earlier retry (``ALREADY_SENT``), so only those not reached get it.
+    included, minus contacts the channel has since blocked); a worker skips, per touchpoint,
+    every contact with a ``sent`` delivery of it in the first run or any retry of it
+    (``ALREADY_SENT``), so only those not reached get it.
 
     Raises:
         NotFound: no such execution in the organization.
-        InvalidTransition: the execution has not finished (``CANNOT_RETRY``).
+        InvalidTransition: the execution has not finished (``CANNOT_RETRY``), or the campaign's
+            touchpoints were replaced since (``TOUCHPOINTS_CHANGED``).
+        ValidationFailed: the campaign can't send (no channel, credentials, touchpoints).
         Conflict: the campaign has an execution in progress (``EXECUTION_ACTIVE``).
     """
     original = get_execution(session, execution_id, organization_id)
@@ -268,14 +271,19 @@ def retry_execution(
             "retried (resume a paused one)",
             code="CANNOT_RETRY",
         )
-    campaign = get_campaign(session, original.campaign_id)
+    campaign = get_campaign(session, original.campaign_id, lock=True)
     _check_no_active_execution(session, campaign.id)
+    _check_sendable(session, secret_key, campaign)
+    root = original.retry_of or original.id
+    _check_same_touchpoints(session, campaign, root)
     retry = Execution(
         organization_id=original.organization_id,
         campaign_id=original.campaign_id,
         priority=original.priority,
         test_mode=original.test_mode,
-        retry_of=original.id,
+        # Every retry points at the first run: siblings and retries of retries share one
+        # history, and whoever any of them reached is skipped.
+        retry_of=root,
     )
     try:
         with session.begin_nested():
@@ -290,15 +298,57 @@ def retry_execution(
 
 
 def retry_chain(session: Session, execution: Execution) -> list[str]:
-    """Ids of the executions a retry repeats: the one it retries, that one's, and so on."""
-    chain: list[str] = []
-    current = execution.retry_of
-    while current and current not in chain:
-        chain.append(current)
-        current = session.scalar(
-            sa.select(col(Execution.retry_of)).where(col(Execution.id) == current)
+    """Ids of the executions a retry repeats: the first run and every other retry of it."""
+    if not execution.retry_of:
+        return []
+    others = session.scalars(
+        sa.select(col(Execution.id)).where(
+            col(Execution.retry_of) == execution.retry_of, col(Execution.id) != execution.id
         )
-    return chain
+    )
+    return [execution.retry_of, *others]
+
+
+def _check_sendable(session: Session, secret_key: str, campaign: Campaign) -> None:
+    """Refuse what can't send: no channel, one this version lacks, missing credentials, or
+    no message touchpoint.
+
+    Raises:
+        ValidationFailed: ``NO_CHANNEL``, ``UNKNOWN_CHANNEL``, a credentials code, or
+            ``NO_TOUCHPOINTS``.
+    """
+    if not campaign.channel:
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no channel; set one before executing",
+            code="NO_CHANNEL",
+        )
+    ensure_available(campaign.channel)
+    check_credentials(session, secret_key, campaign)
+    if not message_steps(list_touchpoints(session, campaign.id)):
+        raise ValidationFailed(
+            f"campaign {campaign.id!r} has no message touchpoints", code="NO_TOUCHPOINTS"
+        )
+
+
+def _check_same_touchpoints(session: Session, campaign: Campaign, root_id: str) -> None:
+    """A retry skips by touchpoint: refuse it if the touchpoints the first run sent are gone
+    (replaced touchpoints would send everyone again).
+
+    Raises:
+        InvalidTransition: ``TOUCHPOINTS_CHANGED``.
+    """
+    sent = set(
+        session.scalars(
+            sa.select(col(Chunk.touchpoint_id)).where(col(Chunk.execution_id) == root_id).distinct()
+        )
+    )
+    current = {tp.id for tp, _ in message_steps(list_touchpoints(session, campaign.id))}
+    if not sent <= current:
+        raise InvalidTransition(
+            f"campaign {campaign.id!r} changed its touchpoints since execution {root_id!r}: a "
+            "retry could not tell who was reached; execute the campaign instead",
+            code="TOUCHPOINTS_CHANGED",
+        )
 
 
 def parse_scheduled_at(value: str) -> datetime:
@@ -365,7 +415,7 @@ def plan_execution(
     now = utcnow()
     first_tp, first_delay = steps[0]
     if execution.retry_of:
-        copy_recipients(session, execution.retry_of, execution.id)
+        copy_recipients(session, execution.retry_of, execution.id, campaign.channel)
     else:
         freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
     ids = iter_recipient_ids(session, execution.id, execution.target_percentage)

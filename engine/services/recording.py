@@ -25,6 +25,7 @@ from engine.models import (
     Execution,
     ExecutionErrorCount,
     ExecutionRate,
+    ExecutionStatus,
 )
 from engine.models.base import utcnow
 from engine.models.lifecycle import StopReason, chunk_status_after
@@ -60,13 +61,13 @@ def record_batch(
     by_status = Counter(status for status, _ in inserted)
     errors = Counter(code for status, code in inserted if status == DeliveryStatus.failed and code)
     if errors:
-        messages = {o.error_code[:64]: o.error_message or "" for o in outcomes if o.error_code}
+        messages = {fit(o.error_code, 64): o.error_message for o in outcomes if o.error_code}
         rows = [
             {
                 "execution_id": chunk.execution_id,
                 "code": code,
                 "count": n,
-                "message": messages.get(code, "")[:500],
+                "message": fit(messages.get(code), 500) or "",
             }
             for code, n in sorted(errors.items())
         ]
@@ -104,6 +105,14 @@ def record_batch(
     return BatchRecorded(len(inserted), str(status), owned > 0)
 
 
+def fit(value: str | None, limit: int) -> str | None:
+    """Text a provider gave us, storable as is: no NUL characters (PostgreSQL refuses them), at
+    most ``limit`` characters."""
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit] or None
+
+
 def finish_chunk(
     session: Session,
     chunk: Chunk,
@@ -122,6 +131,15 @@ def finish_chunk(
         Whether this worker still owned the chunk.
     """
     dialect = session.get_bind().dialect.name
+    # Read under a share lock: a cancel (which locks the row to write it) either lands before
+    # and is seen here, or waits and then cancels the next step's chunk created here.
+    current = session.scalar(
+        sa.select(col(Execution.status))
+        .where(col(Execution.id) == chunk.execution_id)
+        .with_for_update(read=True)
+    )
+    if current == ExecutionStatus.cancelled:
+        stopped = StopReason.cancelled
     status = chunk_status_after(stopped)
     values: dict[str, Any] = {"status": status, "heartbeat_at": None, "error": None}
     if status == ChunkStatus.pending and retry_after_s:
@@ -162,10 +180,10 @@ def _insert_deliveries(
             "status": o.status,
             # Fitted to the columns: a provider's over-long id must not make the save fail
             # (and a save that fails the same way every time must not re-send anyone).
-            "error_code": o.error_code[:64] if o.error_code else None,
+            "error_code": fit(o.error_code, 64),
             "attempts": o.attempts,
-            "provider_message_id": (o.provider_message_id[:200] if o.provider_message_id else None),
-            "variation": o.variation[:64] if o.variation else None,
+            "provider_message_id": fit(o.provider_message_id, 200),
+            "variation": fit(o.variation, 64),
             "created_at": now,
         }
         # Contact order: two attempts of one chunk lock index entries in the same order.

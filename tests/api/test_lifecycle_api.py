@@ -182,6 +182,9 @@ def test_a_finished_execution_is_retried_for_those_not_reached_only(
             retry_id = retried.json()["data"]["executionId"]
             assert retried.json()["data"]["retryOf"] == first["executionId"]
             wait_until_finished(rt, retry_id)
+            # Retrying the first run again (a sibling of the retry) reaches nobody twice.
+            sibling = client.post(f"/api/v1/executions/{first['executionId']}/retry")
+            wait_until_finished(rt, sibling.json()["data"]["executionId"])
         accepted = [
             tuple(r["body"]["idempotency_key"].split(":")[1:])
             for r in sink.requests
@@ -197,11 +200,14 @@ def test_a_finished_execution_is_retried_for_those_not_reached_only(
     progress = client.get(f"/api/v1/executions/{retry_id}").json()["data"]
     assert progress["status"] == "completed"
     assert progress["progress"]["successful"] == 12 and progress["progress"]["skipped"] == 48
-    again = client.post(f"/api/v1/executions/{retry_id}/retry")  # a retry can be retried
-    assert again.status_code == 200
+    quiet = client.get(f"/api/v1/executions/{sibling.json()['data']['executionId']}").json()
+    assert quiet["data"]["progress"]["successful"] == 0
+    assert quiet["data"]["progress"]["skipped"] == 60
+    pending = client.post(f"/api/v1/executions/{retry_id}/retry")  # no workers now: it waits
+    assert pending.status_code == 200
     _error(client.post(f"/api/v1/executions/{first['executionId']}/retry"), 409, "EXECUTION_ACTIVE")
     _error(
-        client.post(f"/api/v1/executions/{again.json()['data']['executionId']}/retry"),
+        client.post(f"/api/v1/executions/{pending.json()['data']['executionId']}/retry"),
         409,
         "CANNOT_RETRY",
     )

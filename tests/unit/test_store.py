@@ -65,3 +65,46 @@ def test_error_counts_add_up_across_chunks(rt: Runtime) -> None:
             session.execute(upsert_add(table, dialect, ["execution_id", "code"], "count", rows))
     with session_scope(rt.engine) as session:
         assert session.scalar(sa.select(table.c.count)) == 7
+
+
+def test_upgrading_a_store_with_duplicate_runs_keeps_the_one_furthest_along(rt: Runtime) -> None:
+    """Migration 0015 builds the one-active-execution index on a store that already broke it."""
+    from alembic import command
+
+    from engine.db import alembic_config
+    from engine.models import Execution
+
+    _, campaign_id = make_campaign(rt, contacts=3)
+    with rt.engine.begin() as conn:
+        cfg = alembic_config(rt.settings.database_url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0014")
+    with rt.engine.begin() as conn:  # a double click under the previous release
+        for id_, status, created in [
+            ("exe_running", "running", "2026-01-01 10:00:00"),
+            ("exe_double", "scheduled", "2026-01-01 10:00:01"),
+            ("exe_old_done", "completed", "2025-12-01 10:00:00"),
+        ]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO executions (id, organization_id, campaign_id, status, priority,"
+                    " test_mode, target_percentage, scheduled_at, plan_attempts, total,"
+                    " processed, successful, failed, skipped, created_at, updated_at) SELECT"
+                    " :id, organization_id, id, :status, 'normal', false, 100, :created, 0, 0,"
+                    " 0, 0, 0, 0, :created, :created FROM campaigns WHERE id = :campaign"
+                ),
+                {"id": id_, "status": status, "created": created, "campaign": campaign_id},
+            )
+    with rt.engine.begin() as conn:
+        cfg = alembic_config(rt.settings.database_url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+    with session_scope(rt.engine) as session:
+        rows = session.execute(sa.select(Execution.id, Execution.status, Execution.finished_at))
+        kept = {id_: (status, finished is not None) for id_, status, finished in rows}
+    assert kept == {
+        "exe_running": ("running", False),  # it has reached people: kept
+        "exe_double": ("cancelled", True),
+        "exe_old_done": ("completed", False),
+    }

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
 from engine.models.base import iso
 from engine.services.executions import retry_execution
@@ -29,15 +29,21 @@ def get(
 
 @router.post("/{execution_id}/retry")
 def retry(
-    execution_id: ExecutionId, session: SessionDep, principal: CurrentPrincipal
+    execution_id: ExecutionId,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> dict[str, Any]:
     """Run a finished execution again for the people it did not reach.
 
     Same recipients; per touchpoint, whoever has a ``sent`` delivery from the first run (or an
     earlier retry) is skipped (``ALREADY_SENT``). 409 ``CANNOT_RETRY`` while it is in progress,
-    409 ``EXECUTION_ACTIVE`` while the campaign runs another.
+    409 ``EXECUTION_ACTIVE`` while the campaign runs another, 409 ``TOUCHPOINTS_CHANGED`` when
+    the touchpoints the first run sent were replaced.
     """
-    execution = retry_execution(session, execution_id, principal.organization_id)
+    execution = retry_execution(
+        session, execution_id, principal.organization_id, secret_key=settings.secret_key
+    )
     return ok(
         {
             "executionId": execution.id,

@@ -18,24 +18,34 @@ depends_on: str | Sequence[str] | None = None
 
 _ACTIVE = "status IN ('scheduled', 'queued', 'running', 'paused')"
 _KEYED = "idempotency_key IS NOT NULL"
+#: Which of two active executions of a campaign to keep: the furthest along (it has reached
+#: people; the other is most likely a double click's duplicate), then the oldest.
+_RANK = (
+    "(CASE {t}.status WHEN 'running' THEN 0 WHEN 'paused' THEN 1 WHEN 'queued' THEN 2 ELSE 3 END)"
+)
 
 
 def upgrade() -> None:
     """Apply this revision.
 
-    A store that already holds two active executions of one campaign keeps the newest; the
-    older ones are cancelled (their pending chunks too), so the index can be built.
+    A store that already holds two active executions of one campaign keeps the one furthest
+    along (running, then paused, queued, scheduled; then the oldest); the others are cancelled
+    (their pending chunks too), so the index can be built.
     """
     op.execute(
         f"""
-        UPDATE executions SET status = 'cancelled',
-            error = 'cancelled by upgrade: a newer execution of the campaign was active'
+        UPDATE executions SET status = 'cancelled', finished_at = CURRENT_TIMESTAMP,
+            updated_at = CURRENT_TIMESTAMP,
+            error = 'cancelled by upgrade: another execution of the campaign was active'
         WHERE {_ACTIVE} AND EXISTS (
-            SELECT 1 FROM executions AS newer
-            WHERE newer.campaign_id = executions.campaign_id
-              AND newer.status IN ('scheduled', 'queued', 'running', 'paused')
-              AND (newer.created_at > executions.created_at
-                   OR (newer.created_at = executions.created_at AND newer.id > executions.id))
+            SELECT 1 FROM executions AS kept
+            WHERE kept.campaign_id = executions.campaign_id
+              AND kept.status IN ('scheduled', 'queued', 'running', 'paused')
+              AND ({_RANK.format(t="kept")} < {_RANK.format(t="executions")}
+                   OR ({_RANK.format(t="kept")} = {_RANK.format(t="executions")}
+                       AND (kept.created_at < executions.created_at
+                            OR (kept.created_at = executions.created_at
+                                AND kept.id < executions.id))))
         )
         """
     )
