@@ -130,21 +130,34 @@ def start_execution(
         scheduled_at=scheduled_at or utcnow(),
         idempotency_key=idempotency_key,
     )
+    earlier = _schedule(session, campaign, execution)
+    if earlier is not None:
+        return earlier
+    log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
+    return execution
+
+
+def _schedule(session: Session, campaign: Campaign, execution: Execution) -> Execution | None:
+    """Insert the new execution and set the campaign ``scheduled``.
+
+    The store's unique indexes settle races: a concurrent request that won with the same
+    ``Idempotency-Key`` gives its execution back (returned); one that started another
+    execution makes this one ``EXECUTION_ACTIVE``.
+    """
     try:
-        # A savepoint: a concurrent execute that won the race leaves this transaction usable.
+        # A savepoint: losing the race leaves the caller's transaction usable.
         with session.begin_nested():
             session.add(execution)
             session.flush()
     except sa_exc.IntegrityError:
-        if idempotency_key is not None:
-            earlier = _keyed_execution(session, campaign, idempotency_key)
+        if execution.idempotency_key is not None:
+            earlier = _keyed_execution(session, campaign, execution.idempotency_key)
             if earlier is not None:
                 return earlier
         _check_no_active_execution(session, campaign.id)
         raise
     _set_status_of_campaign(session, campaign, ExecutionStatus.scheduled)
-    log.info("execution.scheduled", execution_id=execution.id, campaign_id=campaign.id)
-    return execution
+    return None
 
 
 def _set_status_of_campaign(session: Session, campaign: Campaign, status: ExecutionStatus) -> None:
@@ -285,14 +298,7 @@ def retry_execution(
         # history, and whoever any of them reached is skipped.
         retry_of=root,
     )
-    try:
-        with session.begin_nested():
-            session.add(retry)
-            session.flush()
-    except sa_exc.IntegrityError:
-        _check_no_active_execution(session, campaign.id)
-        raise
-    _set_status_of_campaign(session, campaign, ExecutionStatus.scheduled)
+    _schedule(session, campaign, retry)
     log.info("execution.retry_scheduled", execution_id=retry.id, retry_of=original.id)
     return retry
 
