@@ -28,11 +28,11 @@ import psutil
 
 from engine.config import Settings
 from engine.db import migrate, session_scope
+from engine.execution.runs import start_execution
 from engine.logging import configure_logging
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.services.contacts import add_contacts, demo_contacts
-from engine.services.executions import start_execution
 from engine.testing import stop_process_groups, wait_until_finished
 
 HERE = Path(__file__).resolve().parent

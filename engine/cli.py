@@ -102,8 +102,8 @@ def demo(
         raise typer.Exit(EXIT_BAD_INPUT)
     migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
+    from engine.execution.runs import start_execution
     from engine.services.demo import seed_demo
-    from engine.services.executions import start_execution
 
     def create() -> str:
         with session_scope(rt.engine) as session:
@@ -161,7 +161,7 @@ def execute(
 ) -> None:
     """Schedule an execution of a campaign; running schedulers and workers carry it out."""
     rt = _migrated_runtime()
-    from engine.services.executions import parse_scheduled_at, start_execution
+    from engine.execution.runs import parse_scheduled_at, start_execution
 
     def schedule() -> str:
         with session_scope(rt.engine) as session:
@@ -468,7 +468,7 @@ def progress(
 ) -> None:
     """Print an execution's progress: percentage, counts, rate, ETA, errors by code."""
     rt = Runtime.from_settings(_setup())
-    from engine.services.progress import get_progress
+    from engine.execution.progress import get_progress
 
     def read() -> dict[str, Any]:
         with session_scope(rt.engine) as session:
@@ -488,11 +488,11 @@ def progress(
 def _state_command(name: str, service: str) -> Callable[[str], None]:
     def command(execution_id: str) -> None:
         rt = Runtime.from_settings(_setup())
-        from engine.services import executions
+        from engine.execution import runs
 
         def change() -> str:
             with session_scope(rt.engine) as session:
-                return str(getattr(executions, service)(session, execution_id).status)
+                return str(getattr(runs, service)(session, execution_id).status)
 
         console.print(f"execution {execution_id}: {_run(change)}")
 
@@ -515,7 +515,7 @@ app.command("cancel", help="Cancel an execution: nobody not yet reached is sent 
 def retry(execution_id: str) -> None:
     """Run a finished execution again for the contacts it did not reach."""
     rt = Runtime.from_settings(_setup())
-    from engine.services.executions import retry_execution
+    from engine.execution.runs import retry_execution
 
     def start() -> str:
         with session_scope(rt.engine) as session:
@@ -528,7 +528,7 @@ def retry(execution_id: str) -> None:
 
 def _watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
     """Show a live progress bar until the execution reaches a final status; return it."""
-    from engine.services.progress import get_progress
+    from engine.execution.progress import get_progress
 
     columns = [
         TextColumn("[bold]{task.fields[status]}"),
@@ -590,7 +590,7 @@ def _print_progress(data: dict[str, Any]) -> None:
 
 
 def _print_report(rt: Runtime, execution_id: str) -> None:
-    from engine.services.progress import get_progress, get_statistics
+    from engine.execution.progress import get_progress, get_statistics
 
     with session_scope(rt.engine) as session:
         data = get_progress(session, execution_id)

@@ -10,10 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from engine.db import session_scope
-from engine.logging import get_logger
-from engine.models import Chunk, ChunkStatus
-from engine.runtime import Runtime
-from engine.services.dispatch import (
+from engine.execution.dispatch import (
     claim_chunks,
     claim_due_executions,
     finish_execution_if_done,
@@ -24,6 +21,9 @@ from engine.services.dispatch import (
     running_execution_ids,
     unclaim_executions,
 )
+from engine.logging import get_logger
+from engine.models import Chunk, ChunkStatus
+from engine.runtime import Runtime
 from engine.services.webhooks import claim_due_deliveries
 
 log = get_logger()

@@ -14,11 +14,11 @@ import structlog
 
 from engine.config import get_settings
 from engine.db import session_scope
+from engine.execution.delivery import deliver_chunk
+from engine.execution.runs import plan_execution
 from engine.logging import get_logger
 from engine.runtime import Runtime
 from engine.services import webhooks
-from engine.services.delivery import deliver_chunk
-from engine.services.executions import plan_execution
 from workers.broker import CHUNK_QUEUES, PLAN_QUEUE, WEBHOOK_QUEUE
 
 log = get_logger()

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from engine.channels import ensure_available
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.execution.runs import cancel_execution, start_execution
 from engine.models import (
     ActionStatus,
     Bot,
@@ -45,7 +46,6 @@ from engine.services.campaigns import (
     get_organization_by_name,
 )
 from engine.services.contact_data import register_fields
-from engine.services.executions import cancel_execution, start_execution
 from engine.templating import check_template
 
 #: Seed 002's status of an action for each execution status.

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
+from engine.execution.runs import active_execution, check_editable
 from engine.models import (
     Campaign,
     CampaignAction,
@@ -26,7 +27,6 @@ from engine.models.base import utcnow
 from engine.services.audience import checked_details
 from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
 from engine.services.channel_accounts import check_campaign_channel
-from engine.services.executions import active_execution, check_editable
 from engine.services.webhooks import emit_campaign
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from engine.channels import ensure_available
 from engine.errors import EngineError, NotFound
+from engine.execution.runs import check_editable
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
 from engine.services.audience import campaign_audience, compile_audience
@@ -20,7 +21,6 @@ from engine.services.campaigns import (
     list_touchpoints,
 )
 from engine.services.channel_accounts import check_credentials
-from engine.services.executions import check_editable
 from engine.templating import contact_context, render
 
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from engine.db import session_scope
 from engine.errors import ValidationFailed
+from engine.execution.runs import plan_execution, start_execution
 from engine.models import Campaign, ContactList, Delivery, Execution, ExecutionStatus
 from engine.models.base import utcnow
 from engine.runtime import Runtime
@@ -26,7 +27,6 @@ from engine.services.audience import (
 from engine.services.campaigns import create_campaign, get_or_create_organization
 from engine.services.contact_csv import import_contacts
 from engine.services.contacts import create_contact
-from engine.services.executions import plan_execution, start_execution
 from engine.services.lists import create_list
 from engine.services.segments import create_segment
 from engine.services.statistics import campaign_statistics

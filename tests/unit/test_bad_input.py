@@ -7,11 +7,11 @@ import sqlalchemy as sa
 
 from engine.db import session_scope
 from engine.errors import NotFound, ValidationFailed
+from engine.execution.runs import start_execution
 from engine.models import Campaign, Execution
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.services.contacts import add_contacts, demo_contacts
-from engine.services.executions import start_execution
 from tests.factories import make_campaign
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.db import session_scope
+from engine.execution.progress import get_progress
 from engine.models import ChannelBlock, Delivery
 from engine.runtime import Runtime
 from engine.services.audience import campaign_audience_count
@@ -23,7 +24,6 @@ from engine.services.campaigns import (
 )
 from engine.services.channel_accounts import create_account
 from engine.services.contacts import add_contacts
-from engine.services.progress import get_progress
 from engine.testing import wait_until_finished
 from tests.factories import execute
 from tests.providers import FakeTelegram, FakeWhatsApp

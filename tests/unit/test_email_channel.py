@@ -13,8 +13,8 @@ from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage, idempotency_key
 from engine.channels.email import EmailChannel, html_to_text
 from engine.errors import PermanentDeliveryError, ValidationFailed
+from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
-from engine.services.sending import Sender, SendOutcome
 from tests.conftest import make_settings
 from tests.smtp_server import HOST, SmtpSink, free_port, make_certificate, server_tls_context
 

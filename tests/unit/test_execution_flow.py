@@ -14,10 +14,10 @@ import sqlalchemy as sa
 
 from engine.config import Settings
 from engine.db import session_scope
+from engine.execution.progress import get_progress, get_statistics
 from engine.models import Delivery
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec
-from engine.services.progress import get_progress, get_statistics
 from engine.testing import wait_until_finished
 from tests.conftest import make_settings
 from tests.factories import execute, make_campaign
@@ -113,8 +113,8 @@ def test_target_percentage_samples_the_audience_deterministically(rt: Runtime) -
 
 
 def test_high_priority_chunks_are_dispatched_before_low(rt: Runtime) -> None:
-    from engine.services.dispatch import claim_chunks, claim_due_executions
-    from engine.services.executions import plan_execution
+    from engine.execution.dispatch import claim_chunks, claim_due_executions
+    from engine.execution.runs import plan_execution
 
     _, slow_campaign = make_campaign(rt, contacts=300, org="slow")
     _, fast_campaign = make_campaign(rt, contacts=300, org="fast")

@@ -17,20 +17,20 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from engine.db import session_scope
 from engine.errors import InvalidTransition
-from engine.models import Chunk, Delivery, ExecutionStatus
-from engine.models.base import utcnow
-from engine.models.execution import ACTIVE_EXECUTION_SQL
-from engine.models.lifecycle import (
+from engine.execution.delivery import deliver_chunk
+from engine.execution.dispatch import claim_chunks, claim_due_executions
+from engine.execution.lifecycle import (
     ACTIVE_EXECUTION_STATUSES,
     EXECUTION_TRANSITIONS,
     check_execution_transition,
 )
+from engine.execution.runs import plan_execution
+from engine.models import Chunk, Delivery, ExecutionStatus
+from engine.models.base import utcnow
+from engine.models.execution import ACTIVE_EXECUTION_SQL
 from engine.runtime import Runtime
 from engine.services.campaigns import TouchpointSpec
 from engine.services.contacts import delete_contact
-from engine.services.delivery import deliver_chunk
-from engine.services.dispatch import claim_chunks, claim_due_executions
-from engine.services.executions import plan_execution
 from engine.testing import WebhookSink, execution_state, wait_for, wait_until_finished
 from tests.conftest import make_settings
 from tests.factories import execute, make_campaign
@@ -215,7 +215,7 @@ def test_a_chunk_that_makes_no_progress_stops_heartbeating(rt: Runtime) -> None:
 
 
 def test_cancel_stops_sending_within_one_batch(rt: Runtime) -> None:
-    from engine.services.executions import cancel_execution
+    from engine.execution.runs import cancel_execution
 
     execution_id = _plan(rt, contacts=400, chunk_size=100, rate_per_s=100)  # batches of 20
     with EmbeddedStack(rt, threads=4):
@@ -237,7 +237,7 @@ def test_cancel_stops_sending_within_one_batch(rt: Runtime) -> None:
 
 
 def test_a_slow_channel_gets_chunks_it_can_send_well_inside_the_time_limit(rt: Runtime) -> None:
-    from engine.services.executions import CHUNK_SECONDS
+    from engine.execution.runs import CHUNK_SECONDS
 
     # 0.1 message/s: a chunk of 1,000 would take 2.8 hours, past the workers' 1 h time limit.
     _plan(rt, contacts=100, chunk_size=1000, rate_per_s=0.1)

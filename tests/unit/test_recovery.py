@@ -8,19 +8,19 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from engine.db import session_scope
-from engine.models import Chunk, Delivery
-from engine.models.base import utcnow
-from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
-from engine.services.delivery import deliver_chunk
-from engine.services.dispatch import (
+from engine.execution.delivery import deliver_chunk
+from engine.execution.dispatch import (
     ClaimedChunk,
     claim_chunks,
     claim_due_executions,
     finish_execution_if_done,
     recover_stale_chunks,
 )
-from engine.services.executions import plan_execution
+from engine.execution.runs import plan_execution
+from engine.models import Chunk, Delivery
+from engine.models.base import utcnow
+from engine.runtime import Runtime
+from engine.services.campaigns import TouchpointSpec
 from engine.testing import execution_state
 from tests.factories import execute, make_campaign
 
@@ -142,8 +142,8 @@ def test_heartbeats_are_kept_only_for_the_owning_attempt(rt: Runtime) -> None:
 
 
 def test_a_lost_plan_is_retried_then_failed_with_its_reason(rt: Runtime) -> None:
+    from engine.execution.dispatch import recover_stale_plans
     from engine.models import Execution
-    from engine.services.dispatch import recover_stale_plans
 
     _, campaign_id = make_campaign(rt, contacts=10, steps=ONE_STEP)
     execution_id = execute(rt, campaign_id)

@@ -1,7 +1,7 @@
 """The telegram channel against a fake Bot API on loopback: requests, answers, retries, secrecy.
 
 Directly on an event loop (what ``send_async`` returns and raises) and through the
-:class:`~engine.services.sending.Sender` (retries, classification, the shared rate limiter).
+:class:`~engine.execution.sending.Sender` (retries, classification, the shared rate limiter).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from engine.errors import (
     TransientDeliveryError,
     ValidationFailed,
 )
+from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
-from engine.services.sending import Sender, SendOutcome
 from engine.testing import wait_for
 from tests.conftest import make_settings
 from tests.providers import (

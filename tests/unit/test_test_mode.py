@@ -8,12 +8,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from engine.db import session_scope
+from engine.execution.progress import get_progress
 from engine.models import Delivery
 from engine.runtime import Runtime
 from engine.services.audience import TEST_TAG
 from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.services.contacts import create_contact
-from engine.services.progress import get_progress
 from engine.services.statistics import campaign_statistics
 from engine.testing import wait_until_finished
 from tests.factories import execute

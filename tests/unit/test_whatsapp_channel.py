@@ -1,7 +1,7 @@
 """The whatsapp channel against a fake Cloud API on loopback: requests, error codes, retries.
 
 Directly on an event loop (what ``send_async`` returns and raises) and through the
-:class:`~engine.services.sending.Sender` (retries, classification, the shared rate limiter).
+:class:`~engine.execution.sending.Sender` (retries, classification, the shared rate limiter).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from engine.errors import (
     TransientDeliveryError,
     ValidationFailed,
 )
+from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
-from engine.services.sending import Sender, SendOutcome
 from engine.testing import wait_for
 from tests.conftest import make_settings
 from tests.providers import Answer, FakeWhatsApp, bad_gateway, cloud_error, slow

@@ -19,6 +19,15 @@ from engine.api.presenters import (
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
 from engine.config import Settings
 from engine.errors import InvalidTransition
+from engine.execution.progress import get_progress
+from engine.execution.runs import (
+    active_execution,
+    cancel_campaign,
+    message_steps,
+    pause_execution,
+    resume_execution,
+    start_execution,
+)
 from engine.models import Campaign, Execution
 from engine.models.base import iso
 from engine.services import catalog
@@ -30,15 +39,6 @@ from engine.services.campaigns import (
     list_touchpoints,
 )
 from engine.services.channel_accounts import send_rate
-from engine.services.executions import (
-    active_execution,
-    cancel_campaign,
-    message_steps,
-    pause_execution,
-    resume_execution,
-    start_execution,
-)
-from engine.services.progress import get_progress
 from engine.services.statistics import campaign_statistics
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
+from engine.execution.progress import get_progress
+from engine.execution.runs import retry_execution
 from engine.models.base import iso
-from engine.services.executions import retry_execution
-from engine.services.progress import get_progress
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 

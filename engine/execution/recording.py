@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.db import insert_ignore, table_of, upsert_add
+from engine.execution.lifecycle import StopReason, chunk_status_after
+from engine.execution.sending import SendOutcome
 from engine.models import (
     Chunk,
     ChunkStatus,
@@ -28,8 +30,6 @@ from engine.models import (
     ExecutionStatus,
 )
 from engine.models.base import utcnow
-from engine.models.lifecycle import StopReason, chunk_status_after
-from engine.services.sending import SendOutcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.execution.lifecycle import CAMPAIGN_STATUS_OF, execution_sources
 from engine.logging import get_logger
 from engine.models import (
     OPEN_CHUNK_STATUSES,
@@ -24,7 +25,6 @@ from engine.models import (
     ExecutionStatus,
 )
 from engine.models.base import utcnow
-from engine.models.lifecycle import CAMPAIGN_STATUS_OF, execution_sources
 from engine.services.webhooks import emit_campaign
 
 log = get_logger()

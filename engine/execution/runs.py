@@ -13,6 +13,11 @@ from sqlmodel import Session, col, select
 from engine.channels import ensure_available
 from engine.db import table_of
 from engine.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from engine.execution.lifecycle import (
+    ACTIVE_EXECUTION_STATUSES,
+    CAMPAIGN_STATUS_OF,
+    check_execution_transition,
+)
 from engine.logging import get_logger
 from engine.models import (
     PRIORITY_RANK,
@@ -27,11 +32,6 @@ from engine.models import (
     TouchpointType,
 )
 from engine.models.base import from_iso, utcnow
-from engine.models.lifecycle import (
-    ACTIVE_EXECUTION_STATUSES,
-    CAMPAIGN_STATUS_OF,
-    check_execution_transition,
-)
 from engine.services.audience import (
     audience_problems,
     campaign_audience,

@@ -23,6 +23,11 @@ from sqlmodel import Session, col
 from engine.channels import OutgoingMessage, idempotency_key
 from engine.config import Settings
 from engine.db import session_scope
+from engine.execution.dispatch import finish_execution_if_done, give_back_chunks
+from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of
+from engine.execution.recording import BatchRecorded, finish_chunk, record_batch
+from engine.execution.runs import message_steps, retry_chain
+from engine.execution.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
 from engine.logging import get_logger
 from engine.models import (
     Campaign,
@@ -35,17 +40,12 @@ from engine.models import (
     ExecutionRecipient,
 )
 from engine.models.base import utcnow
-from engine.models.lifecycle import StopReason, chunk_status_after, stop_reason_of
 from engine.outages import ServiceOutage, is_outage, through_outages
 from engine.runtime import Runtime
 from engine.services.audience import in_sample, not_suppressed, test_contacts
 from engine.services.campaigns import list_touchpoints
 from engine.services.channel_accounts import channel_config, send_rate
-from engine.services.dispatch import finish_execution_if_done, give_back_chunks
-from engine.services.executions import message_steps, retry_chain
 from engine.services.links import LinkSigner
-from engine.services.recording import BatchRecorded, finish_chunk, record_batch
-from engine.services.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
 from engine.services.subscriptions import block_contacts
 from engine.services.variations import pick_variation
 from engine.templating import contact_context, render

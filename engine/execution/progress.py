@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.execution.runs import get_execution
 from engine.models import (
     FINAL_EXECUTION_STATUSES,
     Delivery,
@@ -20,7 +21,6 @@ from engine.models import (
     Touchpoint,
 )
 from engine.models.base import iso, utcnow
-from engine.services.executions import get_execution
 
 #: Seconds of the rate timeline that ``currentRate`` averages over.
 RATE_WINDOW_S = 10
