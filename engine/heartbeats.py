@@ -58,7 +58,10 @@ class HeartbeatKeeper:
         """The chunk moved: keep it alive for ``chunk_stall_s`` plus a wait announced ahead."""
         with self._lock:
             if chunk_id in self._beating:
-                self._deadline[chunk_id] = time.monotonic() + expected_wait_s + self._stall_s
+                # The later deadline wins: a wait announced inside a batch doesn't cut short
+                # the allowance the batch was given.
+                deadline = time.monotonic() + expected_wait_s + self._stall_s
+                self._deadline[chunk_id] = max(self._deadline.get(chunk_id, 0.0), deadline)
 
     def remove(self, chunk_id: int) -> None:
         """Stop keeping the chunk's heartbeat."""

@@ -30,7 +30,6 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
-    sa_exc.InterfaceError,
     ConnectionError,
     TimeoutError,
 )
@@ -38,7 +37,10 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
 #: exceptions (class 08), shutdowns and restarts (57P01-57P03), too many connections (53300),
 #: and transaction conflicts that a retry resolves (40001, 40P01). A statement timeout, a full
 #: disk or bad SQL are not outages: waiting would never end.
-_OUTAGE_SQLSTATES = ("57P01", "57P02", "57P03", "53300", "40001", "40P01")
+_OUTAGE_SQLSTATES = (
+    "57P01", "57P02", "57P03", "57P05", "53300", "40001", "40P01",
+    "25006",  # read-only transaction: a failover made this server a standby
+)  # fmt: skip
 #: SQLite's words for "another writer holds the database" (the only SQLite outage).
 _SQLITE_BUSY = ("database is locked", "database is busy")
 

@@ -127,15 +127,21 @@ def _give_back_unsent(rt: Runtime, chunk_ids: list[int]) -> None:
 def run(rt: Runtime, enqueuer: Enqueuer, stop: threading.Event) -> None:
     """Tick every ``scheduler_interval_s`` until ``stop`` is set; errors are logged, not fatal."""
     log.info("scheduler.started", interval_s=rt.settings.scheduler_interval_s)
-    # After a failed tick (the database or broker away), heartbeats could not be written
-    # either: give workers one heartbeat period to beat again before taking them for dead.
-    trust_heartbeats_at = 0.0
+    # Heartbeats are trusted only after this scheduler has seen the database answer for one
+    # heartbeat period: at start (it may be coming back from an outage with everyone), and
+    # after a tick that failed or hung (the database was away: nobody could write one).
+    stale_s = rt.settings.heartbeat_stale_s
+    trust_heartbeats_at = time.monotonic() + stale_s
+    last_ok = time.monotonic()
     while not stop.is_set():
+        started = time.monotonic()
+        if started - last_ok > stale_s / 6:
+            trust_heartbeats_at = max(trust_heartbeats_at, started + stale_s)
         try:
-            done = tick(rt, enqueuer, dead_workers=time.monotonic() >= trust_heartbeats_at)
+            done = tick(rt, enqueuer, dead_workers=started >= trust_heartbeats_at)
+            last_ok = time.monotonic()
         except Exception:
             log.exception("scheduler.tick_failed")
-            trust_heartbeats_at = time.monotonic() + rt.settings.heartbeat_stale_s
             done = {}
         # Dispatching a full batch means more is probably due: go again without waiting.
         if done.get("dispatched", 0) < rt.settings.max_in_flight_chunks // 2:

@@ -190,7 +190,8 @@ class _ChunkRun:
                     self.pending.append(_rendered_only(item))
                 else:
                     messages.append(item)
-            rt.heartbeats.progress(chunk_id, self.allowance)
+            rounds = -(-len(messages) // sender.concurrency) if sender.is_network else 1
+            rt.heartbeats.progress(chunk_id, self.allowance * max(1, rounds))
             try:
                 self.pending.extend(
                     sender.send_batch(messages, lambda s: rt.heartbeats.progress(chunk_id, s))
@@ -245,6 +246,17 @@ class _ChunkRun:
 
         through_outages(close, "chunk.finish", wait_s=self.rt.settings.save_wait_s)
 
+    def _save_bare(self) -> Exception | None:
+        """Record the pending outcomes without any provider text (ids, codes, messages): that
+        someone was sent matters more than the details. Returns the error if even that fails."""
+        self.pending = [SendOutcome(o.contact_id, o.status, o.attempts) for o in self.pending]
+        try:
+            self.save(wait_s=0)
+        except Exception as error:
+            log.exception("chunk.save_failed", chunk_id=self.job.chunk.id, bare=True)
+            return error
+        return None
+
     def give_back(self, exc: BaseException) -> ChunkOutcome:
         """After an error: record what was sent, then give the chunk back.
 
@@ -263,8 +275,10 @@ class _ChunkRun:
                 log.exception("chunk.save_failed", **ids, unsaved=len(self.pending))
                 unsaved = error
         if unsaved is not None and not interrupted and not is_outage(unsaved):
-            # What was sent cannot be recorded, and giving the chunk back would send it again:
-            # fail the chunk now (its contacts count as not reached; a retry reaches them).
+            unsaved = self._save_bare()
+        if unsaved is not None and not interrupted and not is_outage(unsaved):
+            # What was sent cannot be recorded even bare, and giving the chunk back would send
+            # it again: fail the chunk now.
             with session_scope(self.rt.engine) as session:
                 give_back_chunks(
                     session,

@@ -25,6 +25,7 @@ from engine.models import (
     CampaignStatus,
     Chunk,
     ChunkStatus,
+    Delivery,
     Execution,
     ExecutionStatus,
     Priority,
@@ -180,9 +181,13 @@ def active_execution(session: Session, campaign_id: str) -> Execution | None:
 def check_editable(session: Session, campaign: Campaign, what: str) -> None:
     """Refuse to change what an active execution of the campaign is using.
 
+    Takes the campaign's row lock first (as execute does), so an edit and an execute of the
+    campaign never interleave.
+
     Raises:
         InvalidTransition: the campaign has an execution in progress (``CAMPAIGN_RUNNING``).
     """
+    get_campaign(session, campaign.id, lock=True)
     active = active_execution(session, campaign.id)
     if active is not None:
         raise InvalidTransition(
@@ -204,15 +209,19 @@ def cancel_campaign(session: Session, campaign_id: str, organization_id: str) ->
     """
     campaign = get_campaign(session, campaign_id, organization_id)
     active = active_execution(session, campaign.id)
-    if active is None:
-        # Nothing in progress: lock the campaign (as execute does) and look again, so an
-        # execute racing this cancel is either seen here or refused after it.
-        campaign = get_campaign(session, campaign_id, organization_id, lock=True)
-        active = active_execution(session, campaign.id)
     if active is not None:
         # The execution's lock first, as pause, resume and planning take them.
         cancel_execution(session, active.id)
         return campaign
+    # Nothing in progress: lock the campaign (as execute does) and look again, so an execute
+    # racing this cancel is either refused after it or seen here.
+    campaign = get_campaign(session, campaign_id, organization_id, lock=True)
+    if active_execution(session, campaign.id) is not None:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} started an execution while it was being cancelled; "
+            "cancel again to stop it",
+            code="CANCEL_RACED",
+        )
     if campaign.status == CampaignStatus.cancelled:
         raise InvalidTransition(
             f"campaign {campaign_id!r} is already cancelled", code="CANNOT_CANCEL"
@@ -287,8 +296,8 @@ def retry_execution(
     campaign = get_campaign(session, original.campaign_id, lock=True)
     _check_no_active_execution(session, campaign.id)
     _check_sendable(session, secret_key, campaign)
-    root = original.retry_of or original.id
-    _check_same_touchpoints(session, campaign, root)
+    root = _first_run(session, original)
+    _check_same_touchpoints(session, campaign, [root, *retry_chain_of(session, root)])
     retry = Execution(
         organization_id=original.organization_id,
         campaign_id=original.campaign_id,
@@ -307,12 +316,25 @@ def retry_chain(session: Session, execution: Execution) -> list[str]:
     """Ids of the executions a retry repeats: the first run and every other retry of it."""
     if not execution.retry_of:
         return []
-    others = session.scalars(
-        sa.select(col(Execution.id)).where(
-            col(Execution.retry_of) == execution.retry_of, col(Execution.id) != execution.id
-        )
+    others = retry_chain_of(session, execution.retry_of)
+    return [execution.retry_of, *(other for other in others if other != execution.id)]
+
+
+def retry_chain_of(session: Session, first_run: str) -> list[str]:
+    """Ids of every retry of ``first_run``."""
+    return list(
+        session.scalars(sa.select(col(Execution.id)).where(col(Execution.retry_of) == first_run))
     )
-    return [execution.retry_of, *others]
+
+
+def _first_run(session: Session, execution: Execution) -> str:
+    """The execution a chain of retries started from (retries point at it)."""
+    seen = {execution.id}
+    current = execution
+    while current.retry_of and current.retry_of not in seen:
+        seen.add(current.retry_of)
+        current = session.get_one(Execution, current.retry_of)
+    return current.id
 
 
 def _check_sendable(session: Session, secret_key: str, campaign: Campaign) -> None:
@@ -336,16 +358,20 @@ def _check_sendable(session: Session, secret_key: str, campaign: Campaign) -> No
         )
 
 
-def _check_same_touchpoints(session: Session, campaign: Campaign, root_id: str) -> None:
-    """A retry skips by touchpoint: refuse it if the touchpoints the first run sent are gone
-    (replaced touchpoints would send everyone again).
+def _check_same_touchpoints(session: Session, campaign: Campaign, run_ids: list[str]) -> None:
+    """A retry skips by touchpoint: refuse it if a touchpoint the earlier runs delivered is gone
+    (a replaced touchpoint would send everyone again). Read from deliveries, which outlive the
+    chunks a deleted touchpoint takes with it.
 
     Raises:
         InvalidTransition: ``TOUCHPOINTS_CHANGED``.
     """
+    root_id = run_ids[0]
     sent = set(
         session.scalars(
-            sa.select(col(Chunk.touchpoint_id)).where(col(Chunk.execution_id) == root_id).distinct()
+            sa.select(col(Delivery.touchpoint_id))
+            .where(col(Delivery.execution_id).in_(run_ids))
+            .distinct()
         )
     )
     current = {tp.id for tp, _ in message_steps(list_touchpoints(session, campaign.id))}

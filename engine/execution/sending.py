@@ -127,6 +127,11 @@ class Sender:
         )
 
     @property
+    def concurrency(self) -> int:
+        """Messages of one batch in flight at once on a network channel."""
+        return self._concurrency
+
+    @property
     def is_network(self) -> bool:
         """Whether the channel sends over the network (its messages reach people)."""
         return self._async

@@ -210,7 +210,10 @@ def get_campaign(
     Raises:
         NotFound: no such campaign (or it belongs to another organization).
     """
-    campaign = session.get(Campaign, campaign_id, with_for_update=lock or None)
+    # populate_existing: a locked read must see the row as it is now, not as first loaded.
+    campaign = session.get(
+        Campaign, campaign_id, with_for_update=lock or None, populate_existing=lock
+    )
     if campaign is None or (organization_id and campaign.organization_id != organization_id):
         raise NotFound(f"campaign {campaign_id!r} not found", code="CAMPAIGN_NOT_FOUND")
     return campaign

@@ -211,3 +211,22 @@ def test_a_finished_execution_is_retried_for_those_not_reached_only(
         409,
         "CANNOT_RETRY",
     )
+
+
+def test_a_retry_is_refused_once_the_touchpoints_it_would_repeat_were_replaced(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    campaign_id = _campaign(client)
+    first = client.post(f"/api/v1/campaigns/{campaign_id}/execute").json()["data"]
+    with EmbeddedStack(rt, threads=2):
+        wait_until_finished(rt, first["executionId"])
+    old = client.get(f"/api/v1/campaigns/{campaign_id}/touchpoints").json()["data"][0]["id"]
+    assert client.delete(f"/api/v1/touchpoints/{old}").status_code == 200
+    client.post(f"/api/v1/campaigns/{campaign_id}/touchpoints", json={"message": "Hello again"})
+
+    # Who got the old message can't tell who should get the new one: execute, not retry.
+    _error(
+        client.post(f"/api/v1/executions/{first['executionId']}/retry"),
+        409,
+        "TOUCHPOINTS_CHANGED",
+    )

@@ -209,9 +209,43 @@ def test_a_chunk_that_makes_no_progress_stops_heartbeating(rt: Runtime) -> None:
     time.sleep(0.3)  # a send blocked: no batch finished, no wait announced
     assert keeper.beat() == 0
     keeper.progress(chunk_id, expected_wait_s=5.0)  # a rate-limit wait ahead is progress
+    keeper.progress(chunk_id, expected_wait_s=0.0)  # a shorter one doesn't cut it short
     time.sleep(0.3)
     assert keeper.beat() == 1
     keeper.close()
+
+
+def test_a_scheduler_trusts_no_stale_heartbeat_until_it_has_seen_the_database_a_while(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Started as the database comes back, every heartbeat looks stale: nobody could write one."""
+    from scheduler.loop import run
+
+    settings = make_settings(db_url, tmp_path, heartbeat_stale_s=1.5, scheduler_interval_s=0.05)
+    rt = Runtime.from_settings(settings)
+    _plan(rt, contacts=10)
+    _claim_one(rt)
+    with session_scope(rt.engine) as session:  # a worker's chunk, last heard of an hour ago
+        session.execute(
+            sa.update(Chunk).values(status="running", heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+
+    class Nowhere:
+        def enqueue_plan(self, execution_id: str) -> None: ...
+        def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None: ...
+        def enqueue_webhook(self, delivery_id: int) -> None: ...
+
+    stop = threading.Event()
+    loop = threading.Thread(target=run, args=(rt, Nowhere(), stop))
+    loop.start()
+    try:
+        time.sleep(0.8)
+        assert _chunk(rt).status == "running"  # within the first heartbeat period: trusted
+        wait_for(lambda: _chunk(rt).failures == 1, timeout=10)  # then taken for dead
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+        rt.close()
 
 
 def test_cancel_stops_sending_within_one_batch(rt: Runtime) -> None:
