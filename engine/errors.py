@@ -44,6 +44,12 @@ class ValidationFailed(EngineError):
     code = "VALIDATION_FAILED"
 
 
+class AuthenticationFailed(EngineError):
+    """Credentials are missing, wrong, expired or revoked."""
+
+    code = "UNAUTHORIZED"
+
+
 class DeliveryError(EngineError):
     """A channel could not deliver one message."""
 

@@ -19,7 +19,14 @@ from engine.execution.runs import plan_execution
 from engine.logging import get_logger
 from engine.runtime import Runtime
 from engine.services import webhooks
-from workers.broker import CHUNK_QUEUES, PLAN_QUEUE, WEBHOOK_QUEUE
+from workers.broker import (
+    CHUNK_ACTOR,
+    CHUNK_QUEUES,
+    PLAN_ACTOR,
+    PLAN_QUEUE,
+    WEBHOOK_ACTOR,
+    WEBHOOK_QUEUE,
+)
 
 log = get_logger()
 _runtime: Runtime | None = None
@@ -80,24 +87,24 @@ def send_webhook_actor(delivery_id: int) -> None:
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the engine's actors on ``broker`` and return them by name."""
     return {
-        "plan_execution": dramatiq.actor(
+        PLAN_ACTOR: dramatiq.actor(
             queue_name=PLAN_QUEUE,
-            actor_name="plan_execution",
+            actor_name=PLAN_ACTOR,
             broker=broker,
             max_retries=5,
             min_backoff=500,
         )(plan_execution_actor),
-        "deliver_chunk": dramatiq.actor(
+        CHUNK_ACTOR: dramatiq.actor(
             queue_name=CHUNK_QUEUES["normal"],
-            actor_name="deliver_chunk",
+            actor_name=CHUNK_ACTOR,
             broker=broker,
             # Retries are the scheduler's job: a failed chunk goes back to pending in SQL.
             max_retries=0,
             time_limit=3_600_000,
         )(deliver_chunk_actor),
-        "send_webhook": dramatiq.actor(
+        WEBHOOK_ACTOR: dramatiq.actor(
             queue_name=WEBHOOK_QUEUE,
-            actor_name="send_webhook",
+            actor_name=WEBHOOK_ACTOR,
             broker=broker,
             # Retries with backoff are recorded per delivery in SQL (the delivery log).
             max_retries=0,

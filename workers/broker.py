@@ -11,6 +11,8 @@ PLAN_QUEUE = "campaign.plan"
 WEBHOOK_QUEUE = "campaign.webhooks"
 #: Queue of ``deliver_chunk`` messages, one per priority.
 CHUNK_QUEUES = {p: f"campaign.chunks.{p}" for p in ("high", "normal", "low")}
+#: Actor names: what a message names, and what ``workers.actors`` declares.
+PLAN_ACTOR, CHUNK_ACTOR, WEBHOOK_ACTOR = "plan_execution", "deliver_chunk", "send_webhook"
 
 
 def build_broker(url: str) -> dramatiq.Broker:
@@ -45,17 +47,17 @@ class DramatiqEnqueuer:
 
     def enqueue_plan(self, execution_id: str) -> None:
         """Enqueue ``plan_execution(execution_id)``."""
-        self._send(PLAN_QUEUE, "plan_execution", (execution_id,))
+        self._send(PLAN_QUEUE, PLAN_ACTOR, (execution_id,))
 
     def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None:
         """Enqueue ``deliver_chunk(chunk_id, attempt)`` on the queue of ``priority``."""
         self._send(
-            CHUNK_QUEUES.get(priority, CHUNK_QUEUES["normal"]), "deliver_chunk", (chunk_id, attempt)
+            CHUNK_QUEUES.get(priority, CHUNK_QUEUES["normal"]), CHUNK_ACTOR, (chunk_id, attempt)
         )
 
     def enqueue_webhook(self, delivery_id: int) -> None:
         """Enqueue ``send_webhook(delivery_id)``."""
-        self._send(WEBHOOK_QUEUE, "send_webhook", (delivery_id,))
+        self._send(WEBHOOK_QUEUE, WEBHOOK_ACTOR, (delivery_id,))
 
     def _send(self, queue: str, actor: str, args: tuple[object, ...]) -> None:
         self.broker.enqueue(

@@ -12,7 +12,8 @@ from sqlmodel import Session
 
 from engine.config import Settings
 from engine.db import session_scope
-from engine.services.auth import AuthenticationFailed, Principal, authenticate_bearer
+from engine.errors import AuthenticationFailed
+from engine.services.auth import Principal, authenticate_bearer
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
 

@@ -10,10 +10,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import Conflict, EngineError, InvalidTransition, NotFound, ValidationFailed
+from engine.errors import (
+    AuthenticationFailed,
+    Conflict,
+    EngineError,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from engine.logging import get_logger
 from engine.outages import ServiceOutage, is_outage
-from engine.services.auth import AuthenticationFailed
 
 log = get_logger()
 

@@ -36,17 +36,7 @@ CHANNEL_NAMES = tuple(CHANNEL_CLASSES)
 
 def _build(name: str, settings: Settings, loop: EventLoopThread) -> Channel:
     ensure_available(name)
-    if name == "log":
-        return LogChannel(settings.log_channel_path)
-    if name == "webhook":
-        return WebhookChannel(loop, settings.http_timeout_s, settings.http_max_connections)
-    if name == "email":
-        return EmailChannel(loop, settings.http_timeout_s)
-    if name == "telegram":
-        return TelegramChannel(loop, settings.http_timeout_s, settings.http_max_connections)
-    if name == "whatsapp":
-        return WhatsAppChannel(loop, settings.http_timeout_s, settings.http_max_connections)
-    return NullChannel()
+    return CHANNEL_CLASSES[name].from_settings(settings, loop)
 
 
 class ChannelRegistry:

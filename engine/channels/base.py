@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.aio import EventLoopThread
+    from engine.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,11 @@ class ChannelBase(Protocol):
         A static method: the registry validates a campaign's config on the channel class,
         without building (and connecting) an instance.
         """
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> Self:
+        """Build the process's instance: how a channel joins the registry (one line in
+        :data:`engine.channels.CHANNEL_CLASSES`)."""
 
     def rate_key(self, config: dict[str, Any]) -> str:
         """Return the rate-limit key: the provider account this config sends through."""

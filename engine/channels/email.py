@@ -42,6 +42,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
+from engine.config import Settings
 from engine.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -475,6 +476,11 @@ class EmailChannel:
     """
 
     name = "email"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> EmailChannel:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls(loop, settings.http_timeout_s)
 
     def __init__(
         self,

@@ -7,7 +7,9 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
+from engine.config import Settings
 from engine.models.base import utcnow
 
 
@@ -20,6 +22,11 @@ class LogChannel:
     """
 
     name = "log"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> LogChannel:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls(settings.log_channel_path)
 
     def __init__(self, path: str) -> None:
         self._path = path

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
+from engine.config import Settings
 
 
 class NullChannel:
     """Delivers nowhere; measures the engine without a provider in the way."""
 
     name = "null"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> NullChannel:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls()
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:

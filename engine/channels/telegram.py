@@ -57,6 +57,7 @@ from engine.channels.http import (
     post,
     retry_after,
 )
+from engine.config import Settings
 from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
 
 DEFAULT_BASE_URL = "https://api.telegram.org"
@@ -152,6 +153,11 @@ class TelegramChannel:
     """
 
     name = "telegram"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> TelegramChannel:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
 
     def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
         self._session = LazySession(loop, timeout_s, max_connections)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +9,9 @@ from urllib.parse import urlsplit
 from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
 from engine.channels.http import LazySession, post, retry_after
+from engine.config import Settings
 from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
+from engine.signing import sign
 
 
 def _body(message: OutgoingMessage) -> bytes:
@@ -56,6 +56,11 @@ class WebhookChannel:
 
     name = "webhook"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> WebhookChannel:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
+
     def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
         self._session = LazySession(loop, timeout_s, max_connections)
 
@@ -79,8 +84,7 @@ class WebhookChannel:
         headers = {"Content-Type": "application/json", "Idempotency-Key": message.idempotency_key}
         secret = message.config.get("secret")
         if secret:
-            digest = hmac.new(str(secret).encode(), body, hashlib.sha256).hexdigest()
-            headers["X-Signature"] = f"sha256={digest}"
+            headers["X-Signature"] = sign(str(secret), body)
         answer = await post(
             self._session.get(),
             message.config["url"],

@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from engine.config import Settings
-from engine.errors import EngineError, ValidationFailed
+from engine.errors import AuthenticationFailed, ValidationFailed
 from engine.models import ApiKey, ApiUser, Organization, User
 from engine.models.base import utcnow
 from engine.services.campaigns import get_or_create_organization
@@ -27,12 +27,6 @@ from engine.services.lists import get_or_create_list
 _hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).
 KEY_PREFIX = "ce_"
-
-
-class AuthenticationFailed(EngineError):
-    """Credentials are missing, wrong, expired or revoked."""
-
-    code = "UNAUTHORIZED"
 
 
 @dataclass(frozen=True, slots=True)

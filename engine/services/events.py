@@ -9,8 +9,6 @@ See docs/engagement.md.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.db import insert_ignore, table_of
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import AuthenticationFailed, NotFound, ValidationFailed
 from engine.logging import get_logger
 from engine.models import (
     Campaign,
@@ -35,10 +33,10 @@ from engine.models import (
 )
 from engine.models.base import from_iso, utcnow
 from engine.secrets import decrypt_json
-from engine.services.auth import AuthenticationFailed
 from engine.services.campaigns import get_campaign
 from engine.services.contacts import get_contact
 from engine.services.subscriptions import unsubscribe
+from engine.signing import verify
 
 log = get_logger()
 
@@ -154,8 +152,7 @@ def check_signature(secret: Any, body: bytes, header: str | None) -> None:
     """
     if not isinstance(secret, str) or not secret or not header:
         raise AuthenticationFailed("missing or unverifiable signature", code="INVALID_SIGNATURE")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(header.strip().lower().encode(), expected.encode()):
+    if not verify(secret, body, header):
         raise AuthenticationFailed("the signature does not match", code="INVALID_SIGNATURE")
 
 

@@ -9,8 +9,6 @@ with exponential backoff and logged per delivery.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import secrets
@@ -33,6 +31,7 @@ from engine.models import (
     WebhookSubscription,
 )
 from engine.models.base import iso, utcnow
+from engine.signing import sign
 
 log = get_logger()
 
@@ -210,11 +209,6 @@ def claim_due_deliveries(session: Session, limit: int = 100) -> list[int]:
     return [row[0] for row in result]
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The ``X-Signature`` header value: ``sha256=`` and the hex HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def deliver(session_factory: Any, http: httpx.Client, delivery_id: int) -> str:
     """POST one delivery and record the answer; return its new status.
 
@@ -232,7 +226,7 @@ def deliver(session_factory: Any, http: httpx.Client, delivery_id: int) -> str:
         url, secret, event_name = subscription.url, subscription.secret, event.event
     headers = {
         "Content-Type": "application/json",
-        "X-Signature": signature(secret, body),
+        "X-Signature": sign(secret, body),
         "X-Event": event_name,
         "X-Delivery-Id": str(delivery_id),
     }

@@ -13,9 +13,10 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.deps import SessionDep
+from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
 from engine.services import members as service
-from engine.services.auth import AuthenticationFailed, authenticate_api_user
+from engine.services.auth import authenticate_api_user
 
 router = APIRouter(prefix="/v1/marketing/lists", tags=["contacts (seed 003)"])
 _basic = HTTPBasic(auto_error=False, description="api_user:api_key")
