@@ -1,4 +1,5 @@
-"""Contact-condition benchmark: ``list_members`` (seed 003's list_members route) on PostgreSQL.
+"""Contact-condition benchmark: ``list_members`` (the contact lists API's list_members route) on
+PostgreSQL.
 
 Creates (if missing) and migrates the database, loads N contacts into one organization and one
 list (skipped when that list already holds exactly N contacts, unless ``--reload``), runs

@@ -252,7 +252,7 @@ def create_api_user(
     list_name: Annotated[str, typer.Option("--list", help="Contact list (created if new)")],
     api_user: Annotated[str, typer.Option(help="The api_user of Basic api_user:api_key")],
 ) -> None:
-    """Create seed 003's ``api_user:api_key`` credential for a contact list."""
+    """Create the contact lists API's ``api_user:api_key`` credential for a contact list."""
     rt = _migrated_runtime()
     from engine.services.auth import create_api_user as make
     from engine.services.campaigns import get_organization_by_name
@@ -275,7 +275,7 @@ def create_bot(
         str | None, typer.Option(help="The organization's channel account it sends with")
     ] = None,
 ) -> None:
-    """Create a bot of an organization for the builder's campaign module (seed 002)."""
+    """Create a bot of an organization for the builder's campaign module (bot campaigns API)."""
     rt = _migrated_runtime()
     from engine.services.bot_campaigns import create_bot_for
 

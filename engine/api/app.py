@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="campaign-engine",
         version=__version__,
-        description="Campaigns, touchpoints, executions, progress and statistics (seed 004).",
+        description="Campaigns, touchpoints, executions, progress and statistics (campaigns API).",
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)

@@ -33,15 +33,16 @@ STATUS_BY_ERROR: list[tuple[type[EngineError], int]] = [
 ]
 
 
-#: Routes of seed 003, which answer errors in its own shape.
-SEED_003_PREFIX = "/v1/marketing/"
-#: Seed 003's numeric codes: 30000 authentication, 30036 not found; 30001 (ours) bad input.
-SEED_003_CODES = {401: (30000, "Authentication failed"), 404: (30036, "resource not found")}
+#: Routes of the contact lists API, which answer errors in its own shape.
+CONTACT_LISTS_PREFIX = "/v1/marketing/"
+#: The contact lists API's numeric codes: 30000 authentication, 30036 not found; 30001 (ours) bad
+#: input.
+CONTACT_LISTS_CODES = {401: (30000, "Authentication failed"), 404: (30036, "resource not found")}
 
 
-def seed_003_error(status: int, code: str, message: str) -> JSONResponse:
-    """``{"code": 30000, "message": "Authentication failed"}`` and friends (seed 003)."""
-    number, text = SEED_003_CODES.get(status, (30001, message))
+def contact_lists_error(status: int, code: str, message: str) -> JSONResponse:
+    """``{"code": 30000, "message": "Authentication failed"}`` and friends (contact lists API)."""
+    number, text = CONTACT_LISTS_CODES.get(status, (30001, message))
     body: dict[str, Any] = {"code": number, "message": text}
     if number == 30001:
         body["reason"] = code
@@ -50,9 +51,10 @@ def seed_003_error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def error_for_path(path: str, status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    """The error in the shape of the API ``path`` belongs to (seed 003's, or the envelope)."""
-    if path.startswith(SEED_003_PREFIX):
-        return seed_003_error(status, code, message)
+    """The error in the shape of the API ``path`` belongs to (the contact lists API's, or the
+    envelope)."""
+    if path.startswith(CONTACT_LISTS_PREFIX):
+        return contact_lists_error(status, code, message)
     return error_response(status, code, message, **extra)
 
 

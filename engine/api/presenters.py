@@ -1,4 +1,4 @@
-"""How the HTTP API shows engine objects (seed 004: ``id``, camelCase, ISO 8601 with ``Z``)."""
+"""How the HTTP API shows engine objects (campaigns API: ``id``, camelCase, ISO 8601 with ``Z``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def ok(data: Any) -> dict[str, Any]:
 
 
 def pagination(page: int, limit: int, total: int) -> dict[str, int]:
-    """Seed 004's ``pagination`` object."""
+    """The campaigns API's ``pagination`` object."""
     return {"page": page, "limit": limit, "total": total, "pages": -(-total // limit)}
 
 
@@ -49,7 +49,8 @@ def campaign_counts(session: Session, campaign_ids: list[str]) -> dict[str, dict
 def campaign_public(
     campaign: Campaign, counts: dict[str, int] | None, audience: int
 ) -> dict[str, Any]:
-    """A campaign as seed 004 shows it; ``statistics`` and the audience count are computed."""
+    """A campaign as the campaigns API shows it; ``statistics`` and the audience count are
+    computed."""
     details = dict(campaign.details or {})
     counts = counts or {"total": 0, "successful": 0, "failed": 0}
     target = dict(details.pop("targetAudience", None) or {})

@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API (seed 004 names); responses are built in ``presenters``."""
+"""Request bodies of the HTTP API (campaigns API names); responses are built in ``presenters``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class ApiModel(BaseModel):
 
 
 class TouchpointIn(ApiModel):
-    """A touchpoint to create (seed 001 ``CreateTouchpointInput``)."""
+    """A touchpoint to create (SDK reference ``CreateTouchpointInput``)."""
 
     name: str = Field(default="", max_length=200)
     type: Literal["message", "wait"] = "message"
@@ -41,11 +41,12 @@ class TouchpointChange(ApiModel):
 
 
 class CampaignFields(ApiModel):
-    """Optional campaign fields shared by create and update: channel and seed 004's details."""
+    """Optional campaign fields shared by create and update: channel and the campaigns API's
+    details."""
 
     channel: str | None = Field(default=None, max_length=32)
     channel_type: str | None = Field(
-        default=None, max_length=32, description="seed 001's name for channel"
+        default=None, max_length=32, description="the SDK reference's name for channel"
     )
     channel_config: dict[str, Any] | None = Field(default=None, alias="channelConfig")
     goals: dict[str, Any] | None = None
@@ -60,7 +61,8 @@ class CampaignFields(ApiModel):
 
 
 class CampaignIn(CampaignFields):
-    """A campaign to create (seed 004 ``POST /campaigns``, seed 001 ``CreateCampaignInput``)."""
+    """A campaign to create (campaigns API ``POST /campaigns``, the SDK reference
+    ``CreateCampaignInput``)."""
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
@@ -94,7 +96,7 @@ class CloneIn(ApiModel):
 
 
 class LoginIn(ApiModel):
-    """``POST /auth/login`` (seed 002 shape)."""
+    """``POST /auth/login`` (bot campaigns API shape)."""
 
     user: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1000)
@@ -107,7 +109,7 @@ class RefreshIn(ApiModel):
 
 
 class ValidateIn(ApiModel):
-    """``POST /touchpoints/validate`` (seed 001 ``validate_touchpoint({touchpoint_id})``)."""
+    """``POST /touchpoints/validate`` (SDK reference ``validate_touchpoint({touchpoint_id})``)."""
 
     touchpoint_id: str = Field(min_length=1, max_length=32)
 

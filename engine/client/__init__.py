@@ -1,4 +1,4 @@
-"""The Python SDK of the campaign-engine HTTP API (seed 001's ``client.campaign``).
+"""The Python SDK of the campaign-engine HTTP API (the SDK reference's ``client.campaign``).
 
 Example:
     >>> from engine.client import Client

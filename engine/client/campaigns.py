@@ -1,4 +1,5 @@
-"""``client.campaign``: campaigns and their touchpoints (seed 001), plus seed 004's verbs."""
+"""``client.campaign``: campaigns and their touchpoints (SDK reference), plus the campaigns API's
+verbs."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ def _seg(value: str) -> str:
 class Campaigns:
     """Campaigns and touchpoints of the caller's organization; reached as ``client.campaign``.
 
-    Campaigns and touchpoints come back in seed 001's names: ``_id``, ``name``, ``status``,
+    Campaigns and touchpoints come back in the SDK reference's names: ``_id``, ``name``, ``status``,
     ``channel_type``, ``created_at``, ``updated_at``; touchpoints ``_id``, ``name``, ``type``,
     ``campaign_id``, ``created_at``, ``message``, ``delay``, ``position``. Execution reports
-    (:meth:`execute`, :meth:`progress`, :meth:`statistics` …) keep seed 004's shape.
+    (:meth:`execute`, :meth:`progress`, :meth:`statistics` …) keep the campaigns API's shape.
 
     Every method raises an :class:`~engine.client.errors.ApiError` subclass when the API refuses.
 
@@ -43,7 +44,8 @@ class Campaigns:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
 
-    # -- campaigns (seed 001) ------------------------------------------------------------------
+    # -- campaigns (SDK reference)
+    # ------------------------------------------------------------------
 
     def list(
         self,
@@ -106,7 +108,8 @@ class Campaigns:
         """Create a draft campaign.
 
         Args:
-            campaign: ``{"name", "channel_type"}`` (seed 001), optionally with seed 004's
+            campaign: ``{"name", "channel_type"}`` (SDK reference), optionally with the campaigns
+            API's
                 ``description``, ``type``, ``goals``, ``target_audience``, ``messages``,
                 ``budget``, ``start_date``, ``end_date``, ``channel_config`` and ``touchpoints``.
 
@@ -142,7 +145,8 @@ class Campaigns:
         """
         self._t.request("DELETE", f"{_CAMPAIGNS}/{_seg(campaign_id)}")
 
-    # -- execution (seed 004) ------------------------------------------------------------------
+    # -- execution (campaigns API)
+    # ------------------------------------------------------------------
 
     def execute(
         self,
@@ -236,7 +240,7 @@ class Campaigns:
         Args:
             campaign_id: the campaign to copy.
             name: the copy's name (default: the original's with `` (Copy)``).
-            reset_statistics: seed 004's ``resetStatistics`` (a copy never has executions).
+            reset_statistics: the campaigns API's ``resetStatistics`` (a copy never has executions).
 
         Returns:
             ``{"_id", "name", "status", "message"}``, like :meth:`create`.
@@ -250,7 +254,7 @@ class Campaigns:
     def statistics(
         self, campaign_id: str, period: str = "all", metrics: str | Iterable[str] | None = None
     ) -> Record:
-        """Delivery statistics (seed 004: ``overview``, ``performance``, ``timeline`` …).
+        """Delivery statistics (campaigns API: ``overview``, ``performance``, ``timeline`` …).
 
         Args:
             campaign_id: the campaign.
@@ -271,7 +275,7 @@ class Campaigns:
         )
 
     def progress(self, campaign_id: str) -> Record:
-        """Live progress of the newest execution (seed 004's shape).
+        """Live progress of the newest execution (the campaigns API's shape).
 
         Returns:
             ``{"status", "progress": {"percentage", "processed", "total", "successful",
@@ -282,7 +286,8 @@ class Campaigns:
         """
         return dict(self._t.request("GET", f"{_CAMPAIGNS}/{_seg(campaign_id)}/progress"))
 
-    # -- touchpoints (seed 001) ----------------------------------------------------------------
+    # -- touchpoints (SDK reference)
+    # ----------------------------------------------------------------
 
     def list_touchpoints(self, campaign_id: str) -> Record:
         """The campaign's touchpoints in order.
@@ -305,7 +310,7 @@ class Campaigns:
         """Append a touchpoint to a campaign.
 
         Args:
-            touchpoint: ``{"name", "type", "campaign_id", "message"}`` (seed 001), optionally
+            touchpoint: ``{"name", "type", "campaign_id", "message"}`` (SDK reference), optionally
                 ``delay`` (seconds after the previous touchpoint).
 
         Returns:
@@ -344,7 +349,7 @@ class Campaigns:
         """Check whether a touchpoint can be sent as configured.
 
         Args:
-            touchpoint: ``{"touchpoint_id": ...}`` (seed 001) or the id itself.
+            touchpoint: ``{"touchpoint_id": ...}`` (SDK reference) or the id itself.
 
         Returns:
             ``{"valid": bool, "errors": [{"code", "message"}, ...]}``.

@@ -1,4 +1,5 @@
-"""The API's records (seed 004: ``id``, camelCase) in the SDK's names (seed 001: ``_id``, snake).
+"""The API's records (campaigns API: ``id``, camelCase) in the SDK's names (SDK reference: ``_id``,
+snake).
 
 Only top-level keys are renamed: nested objects (``statistics``, ``goals``, a message) are
 returned as the API sends them, since their keys are data rather than field names.
@@ -10,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: API names that seed 001 spells differently (beyond camelCase → snake_case).
+#: API names that the SDK reference spells differently (beyond camelCase → snake_case).
 RENAMED = {"id": "_id", "channel": "channel_type"}
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -22,13 +23,13 @@ def snake(name: str) -> str:
 
 
 def touchpoint(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A touchpoint as seed 001 shows it: ``_id``, ``name``, ``type``, ``campaign_id``,
+    """A touchpoint as the SDK reference shows it: ``_id``, ``name``, ``type``, ``campaign_id``,
     ``created_at`` (and ``message``, ``delay``, ``position``)."""
     return {snake(key): value for key, value in data.items()}
 
 
 def campaign(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A campaign as seed 001 shows it: ``_id``, ``name``, ``status``, ``channel_type``,
+    """A campaign as the SDK reference shows it: ``_id``, ``name``, ``status``, ``channel_type``,
     ``created_at``, ``updated_at`` (and the API's other fields, snake_cased)."""
     out: dict[str, Any] = {}
     for key, value in data.items():

@@ -1,4 +1,5 @@
-"""``client.webhooks``: lifecycle event subscriptions (seed 004's webhooks) and their log."""
+"""``client.webhooks``: lifecycle event subscriptions (the campaigns API's webhooks) and their
+log."""
 
 from __future__ import annotations
 

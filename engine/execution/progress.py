@@ -1,6 +1,6 @@
 """Progress and statistics of an execution: a few indexed reads, never a scan of deliveries.
 
-Progress has the shape of seed 004's ``GET /campaigns/:id/progress``.
+Progress has the shape of the campaigns API's ``GET /campaigns/:id/progress``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from engine.models.base import BigIntId, json_column, new_id, utcnow
 
 
 class Segment(SQLModel, table=True):
-    """A named condition over an organization's contacts (seed 003's condition language)."""
+    """A named condition over an organization's contacts (the contact lists API's condition
+    language)."""
 
     __tablename__ = "segments"
     __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)

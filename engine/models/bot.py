@@ -1,4 +1,4 @@
-"""The bot platform's campaign module (seed 002): bots, campaign actions and triggers.
+"""The bot platform's campaign module (bot campaigns API): bots, campaign actions and triggers.
 
 A :class:`Bot` belongs to one organization and sends over one channel (with one of the
 organization's channel accounts). A :class:`CampaignAction` is a campaign scheduled for a bot
@@ -19,7 +19,7 @@ from engine.models.base import BigIntId, json_column, new_id, utcnow
 
 
 class ActionStatus(StrEnum):
-    """Seed 002's status of a campaign action, read through from its execution."""
+    """The bot campaigns API's status of a campaign action, read through from its execution."""
 
     not_started = "not_started"
     in_progress = "in_progress"

@@ -13,7 +13,7 @@ from engine.models.base import json_column, new_id, utcnow
 
 
 class CampaignStatus(StrEnum):
-    """Lifecycle of a campaign (seed 004)."""
+    """Lifecycle of a campaign (campaigns API)."""
 
     draft = "draft"
     scheduled = "scheduled"
@@ -46,7 +46,7 @@ class Campaign(SQLModel, table=True):
     channel: str = Field(max_length=32)
     #: Channel options, e.g. ``{"url": …}`` for webhook or ``{"rate_per_s": 50}``.
     channel_config: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
-    #: What seed 004 describes beyond the core: goals, targetAudience, messages, strategy,
+    #: What the campaigns API describes beyond the core: goals, targetAudience, messages, strategy,
     #: budget, startDate, endDate, workflow, abTests — kept as given, returned as given.
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=json_column(nullable=False, server_default="{}")
@@ -69,6 +69,6 @@ class Touchpoint(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     type: str = Field(default=TouchpointType.message, max_length=16)
     delay_s: float = Field(default=0.0, ge=0)
-    #: A string, or an object such as ``{"text": "Hi {{ name }}"}`` (seed 001).
+    #: A string, or an object such as ``{"text": "Hi {{ name }}"}`` (SDK reference).
     message: Any = Field(default=None, sa_column=json_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow)

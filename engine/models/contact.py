@@ -1,4 +1,5 @@
-"""Contacts, the lists they are members of, their tags and typed custom fields (seed 003)."""
+"""Contacts, the lists they are members of, their tags and typed custom fields (contact lists
+API)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from engine.models.base import BigIntId, json_column, new_id, utcnow
 
 
 class ContactList(SQLModel, table=True):
-    """An address list of an organization; seed 003's members belong to one."""
+    """An address list of an organization; the contact lists API's members belong to one."""
 
     __tablename__ = "contact_lists"
     __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)
@@ -35,9 +36,9 @@ class Contact(SQLModel, table=True):
     """
 
     __tablename__ = "contacts"
-    # Conditions on Email / Phone / Name (seed 003's member listing) are scoped to a list and
-    # its organization: these indexes lead with both so an equality or a range on the field
-    # is one index range, and the count is an index-only scan. Conditions compare the
+    # Conditions on Email / Phone / Name (the contact lists API's member listing) are scoped to a
+    # list and its organization: these indexes lead with both so an equality or a range on
+    # the field is one index range, and the count is an index-only scan. Conditions compare the
     # columns by code point (``COLLATE "C"`` on PostgreSQL, SQLite's default BINARY), so the
     # PostgreSQL indexes are built in that collation (``postgresql_ops``; on SQLite the
     # option is ignored and the default collation is the same order). See docs/contacts.md.
@@ -85,7 +86,7 @@ class Contact(SQLModel, table=True):
 
 
 class Tag(SQLModel, table=True):
-    """A tag name of an organization (``tag_ids`` / ``tag_names`` in seed 003)."""
+    """A tag name of an organization (``tag_ids`` / ``tag_names`` in the contact lists API)."""
 
     __tablename__ = "tags"
     __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)
@@ -134,7 +135,8 @@ class ContactField(SQLModel, table=True):
 
 
 class ApiUser(SQLModel, table=True):
-    """Seed 003's ``api_user:api_key`` credential: Basic auth for one list of an organization."""
+    """The contact lists API's ``api_user:api_key`` credential: Basic auth for one list of an
+    organization."""
 
     __tablename__ = "api_users"
 

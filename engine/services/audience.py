@@ -1,4 +1,4 @@
-"""Who a campaign targets: its ``targetAudience`` (seed 004) resolved to one SQL condition.
+"""Who a campaign targets: its ``targetAudience`` (campaigns API) resolved to one SQL condition.
 
 ``targetAudience`` is ``{"segments": [...], "lists": [...], "tags": [...], "filters": {...},
 "condition": {...}}``; every part is optional and the parts combine with AND:
@@ -10,7 +10,7 @@
   (``"location": ["US", "CA"]``), ``[low, high]`` under a key ending in ``Range`` bounds the
   field without the suffix (``"ageRange": [18, 45]`` → ``18 <= age <= 45``), ``true`` means the
   field is set, ``false`` that it is not, anything else equality.
-* ``condition``: a seed 003 condition (``relation`` and up to 10 ``items``).
+* ``condition``: a contact lists API condition (``relation`` and up to 10 ``items``).
 
 Nothing given means every contact of the organization. Always excluded: unsubscribed contacts,
 contacts whose email or phone is on the suppression list, and contacts added after planning.
@@ -157,7 +157,8 @@ def _text(value: Any) -> str:
 
 
 def _filter_items(name: str, value: Any) -> list[tuple[str, list[dict[str, Any]]]]:
-    """One filter as seed 003 conditions, all of which must hold: ``[(relation, items)]``."""
+    """One filter as the contact lists API conditions, all of which must hold: ``[(relation,
+    items)]``."""
     if not name or len(name) > 100:
         raise _invalid("filter names have 1 to 100 characters")
     if isinstance(value, bool):

@@ -189,7 +189,7 @@ _verified = _VerifiedKeys()
 def create_api_user(
     session: Session, organization_id: str, list_name: str, api_user: str
 ) -> tuple[ApiUser, str]:
-    """Create seed 003's ``api_user:api_key`` credential for a list (created if new).
+    """Create the contact lists API's ``api_user:api_key`` credential for a list (created if new).
 
     Returns:
         The row and the api_key itself (shown once, stored as an argon2id hash).
@@ -218,7 +218,8 @@ def create_api_user(
 
 
 def authenticate_api_user(session: Session, api_user: str, api_key: str) -> ApiUser:
-    """Resolve seed 003's Basic ``api_user:api_key`` to its credential (organization and list).
+    """Resolve the contact lists API's Basic ``api_user:api_key`` to its credential (organization
+    and list).
 
     Raises:
         AuthenticationFailed: unknown user or wrong key.

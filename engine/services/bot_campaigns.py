@@ -1,4 +1,4 @@
-"""The bot platform's campaign module (seed 002): bots, campaign actions, their log files.
+"""The bot platform's campaign module (bot campaigns API): bots, campaign actions, their log files.
 
 An action becomes an ordinary engine campaign: its recipients go into a contact list of their
 own, the campaign sends ``content`` over the bot's channel (and channel account) to that list,
@@ -48,7 +48,7 @@ from engine.services.campaigns import (
 from engine.services.contact_data import register_fields
 from engine.templating import check_template
 
-#: Seed 002's status of an action for each execution status.
+#: The bot campaigns API's status of an action for each execution status.
 STATUS_OF_EXECUTION = {
     ExecutionStatus.scheduled: ActionStatus.not_started,
     ExecutionStatus.queued: ActionStatus.not_started,
@@ -64,7 +64,8 @@ LOG_COLUMNS = ("recipient", "status", "error_code", "time", "detail")
 
 @dataclass(frozen=True)
 class ActionInput:
-    """What a new action is made of (seed 002's request body, less what the engine sets)."""
+    """What a new action is made of (the bot campaigns API's request body, less what the engine
+    sets)."""
 
     content: str
     campaign_name: str = ""
@@ -417,7 +418,8 @@ def counts(session: Session, action: CampaignAction) -> dict[str, int]:
 def action_document(
     session: Session, action: CampaignAction, organization: str, bot: Bot, log_url: str
 ) -> dict[str, Any]:
-    """The action in seed 002's shape (plus ``error``, ``counts`` and the engine's ids)."""
+    """The action in the bot campaigns API's shape (plus ``error``, ``counts`` and the engine's
+    ids)."""
     return {
         "_id": action.id,
         "organization": organization,

@@ -1,4 +1,5 @@
-"""Triggers ("acionamentos", seed 002): an action fired at once with the JSON a system posts.
+"""Triggers ("acionamentos", the bot campaigns API): an action fired at once with the JSON a system
+posts.
 
 The posted ``json`` object:
 
@@ -136,7 +137,8 @@ def get_trigger(session: Session, organization_id: str, trigger_id: int) -> Trig
 
 
 def trigger_report(session: Session, trigger: Trigger) -> dict[str, Any]:
-    """What happened: ``id``, ``status`` (seed 002's), ``error``, ``deliveries`` and ``json``."""
+    """What happened: ``id``, ``status`` (the bot campaigns API's), ``error``, ``deliveries`` and
+    ``json``."""
     action = refresh_status(session, session.get_one(CampaignAction, trigger.action_id))
     bot = session.get_one(Bot, trigger.bot_id)
     return {

@@ -39,7 +39,7 @@ def get_or_create_organization(session: Session, name: str) -> Organization:
     return org
 
 
-#: Campaign types of seed 004.
+#: Campaign types of the campaigns API.
 CAMPAIGN_TYPES = ("message", "invitation", "data_collection", "engagement", "custom")
 
 
@@ -161,7 +161,7 @@ def create_campaign_from_document(session: Session, document: Any) -> Campaign:
 
 
 def check_type(value: str) -> None:
-    """Raise :class:`ValidationFailed` unless ``value`` is a campaign type of seed 004."""
+    """Raise :class:`ValidationFailed` unless ``value`` is a campaign type of the campaigns API."""
     if value not in CAMPAIGN_TYPES:
         raise ValidationFailed(
             f"type must be one of {', '.join(CAMPAIGN_TYPES)} (got {value!r})", code="INVALID_TYPE"

@@ -1,4 +1,5 @@
-"""Managing campaigns as seed 004 does: list, update, delete, clone, and their executions."""
+"""Managing campaigns as the campaigns API does: list, update, delete, clone, and their
+executions."""
 
 from __future__ import annotations
 
@@ -216,7 +217,7 @@ def delete_campaign(session: Session, organization_id: str, campaign_id: str) ->
 
 
 def _check_no_action(session: Session, campaign_id: str) -> None:
-    """Refuse to delete a campaign a bot campaign action runs as (seed 002)."""
+    """Refuse to delete a campaign a bot campaign action runs as (bot campaigns API)."""
     action = session.scalars(
         sa.select(col(CampaignAction.id))
         .where(col(CampaignAction.campaign_id) == campaign_id)

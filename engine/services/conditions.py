@@ -1,4 +1,5 @@
-"""Seed 003's contact conditions, compiled to one SQL boolean over the ``contacts`` table.
+"""The contact lists API's contact conditions, compiled to one SQL boolean over the ``contacts``
+table.
 
 A condition is ``{"relation": "and" | "or", "items": [{"field_name", "op", "value"}, …]}``
 with at most :data:`MAX_CONDITION_ITEMS` items. :func:`compile_condition` validates it and
@@ -67,9 +68,9 @@ from engine.models import Contact, ContactField, ContactTag, FieldType, Tag
 
 #: The error code of every refused condition.
 INVALID_CONDITION = "INVALID_CONDITION"
-#: Seed 003: "supports at most 10 filter conditions".
+#: The contact lists API: "supports at most 10 filter conditions".
 MAX_CONDITION_ITEMS = 10
-#: The operators of seed 003, as they are spelled in a condition.
+#: The operators of the contact lists API, as they are spelled in a condition.
 OPERATORS = ("==", "!=", ">", ">=", "<", "<=", "exist", "contain", "does not contain")
 #: ``field_name`` (lower-cased) of the built-in fields, and their column names.
 BUILTIN_FIELDS = {"email": "email", "phone": "phone", "name": "name"}
@@ -126,7 +127,8 @@ def _invalid(message: str) -> ValidationFailed:
 def compile_condition(
     session: Session, organization_id: str, condition: Mapping[str, Any] | None
 ) -> sa.ColumnElement[bool]:
-    """Validate a seed 003 condition and compile it to a boolean over the ``contacts`` table.
+    """Validate a contact lists API condition and compile it to a boolean over the ``contacts``
+    table.
 
     The expression does not filter on organization or list: the caller adds those. Tag
     and custom-field lookups are scoped to ``organization_id``. See the module docstring for

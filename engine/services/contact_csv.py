@@ -3,10 +3,10 @@
 **Import.** The first line names the columns. ``email``, ``phone``, ``name`` and ``tags`` (tag
 names separated by ``;``) are the contact's own; ``id``, ``created_at``, ``updated_at`` and
 ``unsubscribed_at`` (written by an export) are ignored; every other column is a custom field.
-A row matches a contact of the list on its email (normalised and lower-cased as seed 003's
-members are), or on its phone when it has no email. Lines are read with :mod:`csv` from any
-iterable of text lines, never as a whole, and applied in batches of :data:`BATCH_SIZE` rows: one
-SELECT of the contacts already there, one bulk INSERT, one bulk UPDATE, tags in bulk.
+A row matches a contact of the list on its email (normalised and lower-cased as the contact
+lists API's members are), or on its phone when it has no email. Lines are read with :mod:`csv`
+from any iterable of text lines, never as a whole, and applied in batches of :data:`BATCH_SIZE`
+rows: one SELECT of the contacts already there, one bulk INSERT, one bulk UPDATE, tags in bulk.
 
 **Each batch is committed** (the service owns these transactions): memory stays flat, and the
 store's single write lock (SQLite) or the rows' locks (PostgreSQL) are never held for the

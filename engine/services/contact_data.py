@@ -2,7 +2,7 @@
 
 Emails and phones are stored normalised — emails lower-cased by email-validator, phones without
 separators — so that matching, deduplication and the suppression list compare like with like,
-whichever door (API, seed 003, CSV, sheet) a contact came through.
+whichever door (API, the contact lists API, CSV, sheet) a contact came through.
 """
 
 from __future__ import annotations

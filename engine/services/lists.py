@@ -96,8 +96,8 @@ def delete_list(session: Session, organization_id: str, list_id: int) -> int:
 
 
 def _check_no_action(session: Session, list_id: int) -> None:
-    """Refuse to delete the recipients of a bot campaign action (seed 002): its campaign sends
-    to them and its log file lists them."""
+    """Refuse to delete the recipients of a bot campaign action (bot campaigns API): its campaign
+    sends to them and its log file lists them."""
     action = session.scalars(
         sa.select(col(CampaignAction.id)).where(col(CampaignAction.list_id) == list_id).limit(1)
     ).first()

@@ -1,4 +1,5 @@
-"""List members as seed 003 manages them: batch add/update with tag rules, get, update, delete.
+"""List members as the contact lists API manages them: batch add/update with tag rules, get,
+update, delete.
 
 A member is a :class:`~engine.models.Contact` of one list, matched on email (case-insensitive).
 Where the seed is silent we decided (docs/contacts.md): a member that exists while
@@ -30,12 +31,12 @@ from engine.services.contact_data import (
 MAX_BATCH = 1000
 #: ``tag_flag`` values: replace the tags, add to them, or leave them alone.
 TAG_OVERWRITE, TAG_ADD, TAG_SKIP = 0, 1, 2
-#: Seed 003 shows times in UTC+8.
+#: The contact lists API shows times in UTC+8.
 SEED_TZ = timezone(timedelta(hours=8))
 
 
 def merge_tags(existing: list[str], given: list[str] | None, flag: int) -> list[str]:
-    """The member's tags after an update, by seed 003's ``tag_flag`` table.
+    """The member's tags after an update, by the contact lists API's ``tag_flag`` table.
 
     ``None`` (tags not passed) never changes anything; ``[]`` clears them only with flag 0.
     """
@@ -216,7 +217,7 @@ def _seed_time(value: Any) -> str | None:
 
 
 def present(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
-    """A member in seed 003's shape."""
+    """A member in the contact lists API's shape."""
     return {
         "member_id": str(contact.id),
         "list_id": contact.list_id,

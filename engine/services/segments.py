@@ -1,4 +1,5 @@
-"""Saved segments: a named seed 003 condition that campaign audiences refer to by id."""
+"""Saved segments: a named contact lists API condition that campaign audiences refer to by
+id."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Campaign statistics (seed 004), from stored deliveries and engagement events.
+"""Campaign statistics (campaigns API), from stored deliveries and engagement events.
 
 Sends count messages (deliveries); ``delivered`` and ``read`` count messages with a provider
 receipt; ``clicked`` and ``converted`` count unique contacts. Rates (percent, one decimal):
@@ -166,7 +166,7 @@ def _engagement(session: Session, events: list[Any]) -> dict[str, tuple[int, int
 def _overview(
     session: Session, where: list[Any], events: list[Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Seed 004's ``overview`` and ``performance`` (the rates of the module docstring)."""
+    """The campaigns API's ``overview`` and ``performance`` (the rates of the module docstring)."""
     sent, failed, reached = _sends(session, where)
     delivered, delivered_contacts = _receipts(session, events)
     found = _engagement(session, events)
@@ -200,7 +200,7 @@ def _overview(
 def _segments(
     session: Session, campaign_id: str, where: list[Any], events: list[Any]
 ) -> list[dict[str, Any]]:
-    """Deliveries to the contacts of each segment the campaign targets (seed 004 ``segments``),
+    """Deliveries to the contacts of each segment the campaign targets (campaigns API ``segments``),
     and the share of the segment's contacts sent to who converted.
 
     A contact counts for a segment it matches now; a segment deleted since, or whose condition

@@ -1,4 +1,4 @@
-"""Touchpoints as a resource of their own (seed 001): add, change, remove, validate."""
+"""Touchpoints as a resource of their own (SDK reference): add, change, remove, validate."""
 
 from __future__ import annotations
 

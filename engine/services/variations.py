@@ -1,4 +1,4 @@
-"""A/B variations (seed 004 ``messages[].variations``): which version each contact receives.
+"""A/B variations (campaigns API ``messages[].variations``): which version each contact receives.
 
 A message with ``variations`` is the control plus its variations. Each variation has an ``id``,
 a ``weight`` and its ``content`` (or any message keys it overrides, such as ``subject`` or

@@ -1,4 +1,4 @@
-"""Seed 004's campaigns API as written: envelope, fields, limits, transitions, errors."""
+"""The campaigns API as written: envelope, fields, limits, transitions, errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from engine.testing import wait_until_finished
 from tests.api.conftest import Tenant, make_tenant
 from workers.embedded import EmbeddedStack
 
-BLACK_FRIDAY = {  # seed 004's create example, verbatim
+BLACK_FRIDAY = {  # the campaigns API's create example, verbatim
     "name": "Black Friday Campaign",
     "description": "Massive discounts for Black Friday",
     "type": "message",

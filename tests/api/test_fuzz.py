@@ -32,7 +32,7 @@ def test_no_input_causes_a_server_error(case: Any, tenant: Tenant) -> None:
     case.validate_response(response, checks=[not_a_server_error])
     if response.status_code >= 400:
         body = response.json()
-        if case.path.startswith("/v1/marketing/"):  # seed 003 keeps its own error shape
+        if case.path.startswith("/v1/marketing/"):  # the lists API: its own error shape
             assert isinstance(body["code"], int) and body["message"], body
         else:
             assert body["success"] is False and body["error"]["code"], body

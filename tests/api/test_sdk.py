@@ -52,9 +52,13 @@ def _campaign(client: Client, name: str = "Summer Sale", touchpoints: int = 1) -
     return campaign_id
 
 
-def test_seed_001_snippets_run_unchanged(sdk: Client, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_documented_snippets_run_unchanged(
+    sdk: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = sdk
-    campaign_id = client.campaign.create({"name": "Seed 001", "channel_type": "log"})["_id"]
+    campaign_id = client.campaign.create({"name": "The SDK reference", "channel_type": "log"})[
+        "_id"
+    ]
 
     # list / list
     campaigns = client.campaign.list()["data"]
@@ -106,8 +110,8 @@ def test_seed_001_snippets_run_unchanged(sdk: Client, capsys: pytest.CaptureFixt
 
     printed = capsys.readouterr().out.splitlines()
     assert printed == [
-        f"{campaign_id} Seed 001 draft",
-        f"{campaign_id} Seed 001 draft",
+        f"{campaign_id} The SDK reference draft",
+        f"{campaign_id} The SDK reference draft",
         f"{touchpoint_id} Updated Welcome Message",
     ]
     assert updated["message"] == {"text": "Hi! Great to have you here."}
@@ -118,7 +122,7 @@ def test_seed_001_snippets_run_unchanged(sdk: Client, capsys: pytest.CaptureFixt
         client.campaign.get(campaign_id)
 
 
-def test_seed_001_create_snippet_runs_unchanged(
+def test_the_documented_create_snippet_runs_unchanged(
     sdk: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = sdk
@@ -140,7 +144,7 @@ def test_seed_001_create_snippet_runs_unchanged(
     assert err.value.code == "MISSING_CREDENTIALS"
 
 
-def test_records_have_seed_001_names(sdk: Client) -> None:
+def test_records_have_the_documented_names(sdk: Client) -> None:
     campaign_id = _campaign(sdk, touchpoints=2)
 
     campaign = sdk.campaign.get(campaign_id)

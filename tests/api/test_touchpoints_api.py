@@ -1,4 +1,5 @@
-"""Touchpoints as a sub-resource (seed 001 over HTTP): CRUD, ordering, validation, editing rules."""
+"""Touchpoints as a sub-resource (SDK reference over HTTP): CRUD, ordering, validation, editing
+rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Seed 003 conditions compiled to SQL: each field kind and op, and/or, escaping, errors.
+"""The contact lists API conditions compiled to SQL: each field kind and op, and/or, escaping,
+errors.
 
 Everything runs on SQLite and PostgreSQL (the ``rt`` fixture). The property test compares
 the ids the SQL selects with a pure-Python evaluation of the same condition.
@@ -295,7 +296,7 @@ def test_and_or_and_empty_conditions(rt: Runtime, people: Any) -> None:
         [
             ({"relation": "and", "items": [vip, older]}, {"ann"}),
             ({"relation": "or", "items": [vip, older]}, {"ann", "bob"}),
-            ({"relation": "or", "items": [hotmail, phone188]}, {"ann", "eve"}),  # seed 003
+            ({"relation": "or", "items": [hotmail, phone188]}, {"ann", "eve"}),  # as documented
             ({"relation": "AND", "items": [hotmail, phone188]}, {"ann"}),
             ({"relation": "and", "items": [older]}, {"ann"}),
             (None, EVERYONE),

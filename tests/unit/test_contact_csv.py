@@ -52,7 +52,7 @@ def contacts(rt: Runtime, list_id: int) -> dict[str, Contact]:
 
 
 def member(rt: Runtime, target: tuple[str, int], contact: Contact) -> dict[str, object]:
-    """The contact as seed 003 shows it (with its tag names)."""
+    """The contact as the contact lists API shows it (with its tag names)."""
     with session_scope(rt.engine) as session:
         api_user = ApiUser(organization_id=target[0], list_id=target[1], api_user="x", key_hash="")
         return get_member(session, api_user, str(contact.id))

@@ -1,6 +1,7 @@
-"""``/builder``: the bot platform's campaign module (seed 002). See ``docs/builder.md``.
+"""``/builder``: the bot platform's campaign module (bot campaigns API). See ``docs/builder.md``.
 
-Successful answers are seed 002's bare shapes (no ``{"success", "data"}`` envelope): the login
+Successful answers are the bot campaigns API's bare shapes (no ``{"success", "data"}`` envelope):
+the login
 tokens, the action object, the trigger's id as a bare number. Errors keep the API's envelope
 ``{"success": false, "error": {"code", "message"}}``.
 """
@@ -25,7 +26,7 @@ from engine.services import bot_campaigns as service
 from engine.services import bot_triggers as triggers
 from engine.services.auth import Principal
 
-router = APIRouter(prefix="/builder", tags=["builder (seed 002)"])
+router = APIRouter(prefix="/builder", tags=["bot campaigns"])
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
 
 OrgName = Annotated[str, Path(min_length=1, max_length=200, description="Nome da organização")]
@@ -44,7 +45,7 @@ class BotIn(ApiModel):
 
 
 class ActionIn(ApiModel):
-    """Seed 002's campaign action. ``_id``, ``organization``, ``bot_name``, ``status``,
+    """The bot campaigns API's campaign action. ``_id``, ``organization``, ``bot_name``, ``status``,
     ``creation_date`` and ``log_file`` are set by the engine: given values are ignored."""
 
     id: str | None = Field(default=None, alias="_id", max_length=200)
@@ -63,7 +64,7 @@ class ActionIn(ApiModel):
 
 
 class TriggerIn(ApiModel):
-    """Seed 002's trigger: any data, under ``json``."""
+    """The bot campaigns API's trigger: any data, under ``json``."""
 
     json_: dict[str, Any] = Field(default_factory=dict, alias="json")
 

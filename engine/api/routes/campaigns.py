@@ -1,4 +1,4 @@
-"""``/api/v1/campaigns``: seed 004's endpoints, each a thin call to one service."""
+"""``/api/v1/campaigns``: the campaigns API's endpoints, each a thin call to one service."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 
 
 def _message_specs(messages: list[dict[str, Any]] | None) -> list[TouchpointSpec]:
-    """Seed 004 ``messages`` with ``content`` become message touchpoints (variations kept)."""
+    """The campaigns API ``messages`` with ``content`` become message touchpoints (variations
+    kept)."""
     specs = []
     for i, message in enumerate(messages or []):
         content = message.get("content")
@@ -325,7 +326,7 @@ def statistics(
 
 @router.get("/{campaign_id}/progress")
 def progress(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Live progress of the newest execution (seed 004's shape)."""
+    """Live progress of the newest execution (the campaigns API's shape)."""
     get_campaign(session, campaign_id, principal.organization_id)
     execution = catalog.latest_execution(session, campaign_id)
     return ok(get_progress(session, execution.id))

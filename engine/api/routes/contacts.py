@@ -42,7 +42,7 @@ class ContactIn(ContactChange):
 
 
 class ConditionItem(BaseModel):
-    """One item of a seed 003 condition."""
+    """One item of a contact lists API condition."""
 
     model_config = ConfigDict(extra="forbid")
     field_name: str = Field(min_length=1, max_length=100)
@@ -124,7 +124,7 @@ def list_contacts(
 
 @router.post("/search")
 def search(body: SearchIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Contacts matching a seed 003 condition (``relation``, up to 10 ``items``)."""
+    """Contacts matching a contact lists API condition (``relation``, up to 10 ``items``)."""
     contacts, total = service.search_contacts(
         session,
         principal.organization_id,

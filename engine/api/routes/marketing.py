@@ -1,4 +1,5 @@
-"""Seed 003's contact management: ``/v1/marketing/lists/...`` with Basic ``api_user:api_key``.
+"""The contact lists API's contact management: ``/v1/marketing/lists/...`` with Basic
+``api_user:api_key``.
 
 Answers keep the seed's shapes (``{"result": …}``, ``{"count": 1}``, the batch counters) and its
 errors (``{"code": 30000, "message": "Authentication failed"}``, ``30036`` not found).
@@ -18,7 +19,7 @@ from engine.models import ApiUser
 from engine.services import members as service
 from engine.services.auth import authenticate_api_user
 
-router = APIRouter(prefix="/v1/marketing/lists", tags=["contacts (seed 003)"])
+router = APIRouter(prefix="/v1/marketing/lists", tags=["contact lists API (EngageLab-compatible)"])
 _basic = HTTPBasic(auto_error=False, description="api_user:api_key")
 
 

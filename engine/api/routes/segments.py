@@ -1,4 +1,4 @@
-"""``/api/v1/segments``: saved seed 003 conditions that campaign audiences name by id."""
+"""``/api/v1/segments``: saved contact lists API conditions that campaign audiences name by id."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class ConditionItemIn(ApiModel):
 
 
 class ConditionIn(ApiModel):
-    """A seed 003 condition: ``relation`` (and / or) over 1 to 10 ``items``.
+    """A contact lists API condition: ``relation`` (and / or) over 1 to 10 ``items``.
 
     The service checks it (operators, item count, registered fields): a bad one is a 400
     ``INVALID_CONDITION``.

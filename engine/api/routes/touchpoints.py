@@ -46,7 +46,7 @@ def create_for_campaign(
 
 @router.post("/api/v1/touchpoints", status_code=201)
 def create(body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Append a touchpoint to the campaign named by ``campaign_id`` (seed 001's input)."""
+    """Append a touchpoint to the campaign named by ``campaign_id`` (the SDK reference's input)."""
     if not body.campaign_id:
         raise ValidationFailed("campaign_id is required", code="MISSING_CAMPAIGN_ID")
     touchpoint = service.add_touchpoint(

@@ -1,4 +1,4 @@
-"""bots, campaign actions and triggers (seed 002)
+"""bots, campaign actions and triggers (bot campaigns API)
 
 Revision ID: 0012
 Revises: 0011

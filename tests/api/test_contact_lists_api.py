@@ -1,4 +1,5 @@
-"""Seed 003 (contact management) as written: batch add/update, tag_flag, get, update, delete."""
+"""The contact lists API (contact management) as written: batch add/update, tag_flag, get, update,
+delete."""
 
 from __future__ import annotations
 

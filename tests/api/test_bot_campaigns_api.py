@@ -1,4 +1,5 @@
-"""Seed 002 (the bot platform's campaign module) against a live server, run by real workers.
+"""The bot campaigns API (the bot platform's campaign module) against a live server, run by real
+workers.
 
 Login, a campaign action scheduled two seconds ahead whose status moves to ``concluded``,
 its log file (a bad row reported, the others sent), triggers, and the refusals.
@@ -62,7 +63,7 @@ def _login(live: LiveTenant) -> str:
 
 
 def _action_body(**overrides: Any) -> dict[str, Any]:
-    """Seed 002's request sample, filled in."""
+    """The bot campaigns API's request sample, filled in."""
     body = {
         "_id": "5eb7cf5a86d9755df3a6c593",
         "organization": "acme",
