@@ -2,8 +2,8 @@
 
 Uses the database :mod:`bench.contacts_query` loads (1,000,000 contacts by default; run that
 script first, or pass ``--load`` here). For each ``targetAudience`` it times
-:func:`engine.services.audience.count_audience` (what a campaign's ``totalCount`` costs) and
-:func:`engine.services.audience.freeze_recipients` (the ``INSERT … SELECT`` the planner runs
+:func:`engine.audience.targeting.count_audience` (what a campaign's ``totalCount`` costs) and
+:func:`engine.audience.targeting.freeze_recipients` (the ``INSERT … SELECT`` the planner runs
 once per execution; rolled back here). Prints median milliseconds.
 
 Examples:
@@ -34,15 +34,15 @@ from contacts_query import (
     vacuum_analyze,
 )
 
-from engine.db import make_engine, migrate, session_scope
-from engine.models import Campaign, Execution, Segment
-from engine.models.base import utcnow
-from engine.services.audience import (
+from engine.audience.segments import create_segment
+from engine.audience.targeting import (
     count_audience,
     freeze_recipients,
     parse_audience,
 )
-from engine.services.segments import create_segment
+from engine.db import make_engine, migrate, session_scope
+from engine.models import Campaign, Execution, Segment
+from engine.models.base import utcnow
 
 
 def parse() -> argparse.Namespace:

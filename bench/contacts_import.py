@@ -1,7 +1,7 @@
 """CSV import/export benchmark: N generated rows imported, imported again, exported.
 
 Writes a CSV of N rows to a temporary file (one in 1,000 with an invalid email), imports it
-through ``engine.services.contact_csv`` into a fresh organization's list, imports the same file
+through ``engine.audience.contact_csv`` into a fresh organization's list, imports the same file
 again (every row matches, nothing changes) and exports the list. Prints one JSON object: rows/s
 of each phase and the peak resident memory of this process (the file is never loaded whole).
 
@@ -27,13 +27,13 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
+from engine.audience.contact_csv import BATCH_SIZE, ImportResult, export_contacts, import_contacts
+from engine.audience.lists import get_or_create_list
+from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
 from engine.db import make_engine, migrate, session_scope
 from engine.logging import configure_logging
 from engine.runtime import Runtime
-from engine.services.campaigns import get_or_create_organization
-from engine.services.contact_csv import BATCH_SIZE, ImportResult, export_contacts, import_contacts
-from engine.services.lists import get_or_create_list
 
 #: One row in this many has an invalid email (errors are part of the work).
 INVALID_EVERY = 1000

@@ -3,7 +3,7 @@ PostgreSQL.
 
 Creates (if missing) and migrates the database, loads N contacts into one organization and one
 list (skipped when that list already holds exactly N contacts, unless ``--reload``), runs
-``VACUUM ANALYZE``, then times :func:`engine.services.members.list_members` — the service
+``VACUUM ANALYZE``, then times :func:`engine.audience.members.list_members` — the service
 ``POST /v1/marketing/lists/list_members`` calls: the total count plus a page of 10 — for a
 set of conditions. Prints a table of median and p95 milliseconds per condition; with
 ``--explain``, a summary of each query's plan (which index, or a sequential scan), and with
@@ -30,11 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, col
 
+from engine.audience.conditions import compile_condition
+from engine.audience.members import list_members
+from engine.campaigns.campaign import get_or_create_organization
 from engine.db import make_engine, migrate, session_scope
 from engine.models import ApiUser, Contact, ContactField, ContactList
-from engine.services.campaigns import get_or_create_organization
-from engine.services.conditions import compile_condition
-from engine.services.members import list_members
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1/bench_contacts"
 ORG_NAME = "bench-contacts"

@@ -26,13 +26,13 @@ from typing import Any
 
 import psutil
 
+from engine.audience.contacts import add_contacts, demo_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.config import Settings
 from engine.db import migrate, session_scope
 from engine.execution.runs import start_execution
 from engine.logging import configure_logging
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import add_contacts, demo_contacts
 from engine.testing import stop_process_groups, wait_until_finished
 
 HERE = Path(__file__).resolve().parent

@@ -41,13 +41,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.audience.contacts import add_contacts, demo_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.config import Settings
 from engine.db import make_engine, migrate, session_scope
 from engine.execution.runs import start_execution
 from engine.logging import configure_logging
 from engine.models import Delivery, Execution
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import add_contacts, demo_contacts
 from engine.testing import stop_process_groups
 
 #: Messages a worker thread has in flight at most: one send batch (no rate below 500/s).

@@ -138,7 +138,7 @@ def create(
     "delay_s": 0}]}``.
     """
     rt = _migrated_runtime()
-    from engine.services.campaigns import create_campaign_from_document
+    from engine.campaigns.campaign import create_campaign_from_document
 
     def make() -> str:
         try:
@@ -234,8 +234,8 @@ def create_key(
 ) -> None:
     """Create another API key for an organization."""
     rt = _migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
     from engine.services.auth import create_api_key
-    from engine.services.campaigns import get_organization_by_name
 
     def run() -> str:
         with session_scope(rt.engine) as session:
@@ -254,8 +254,8 @@ def create_api_user(
 ) -> None:
     """Create the contact lists API's ``api_user:api_key`` credential for a contact list."""
     rt = _migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
     from engine.services.auth import create_api_user as make
-    from engine.services.campaigns import get_organization_by_name
 
     def run() -> str:
         with session_scope(rt.engine) as session:
@@ -277,7 +277,7 @@ def create_bot(
 ) -> None:
     """Create a bot of an organization for the builder's campaign module (bot campaigns API)."""
     rt = _migrated_runtime()
-    from engine.services.bot_campaigns import create_bot_for
+    from engine.bots.actions import create_bot_for
 
     def run() -> str:
         with session_scope(rt.engine) as session:
@@ -321,9 +321,9 @@ def contacts_import(
         err_console.print(f"[red]error[/red] FILE_NOT_FOUND: {path} is not a readable file")
         raise typer.Exit(EXIT_BAD_INPUT)
     rt = _migrated_runtime()
-    from engine.services.campaigns import get_organization_by_name
-    from engine.services.contact_csv import ImportResult, import_contacts
-    from engine.services.lists import get_or_create_list
+    from engine.audience.contact_csv import ImportResult, import_contacts
+    from engine.audience.lists import get_or_create_list
+    from engine.campaigns.campaign import get_organization_by_name
 
     def run() -> ImportResult:
         with (
@@ -369,9 +369,9 @@ def contacts_export(
 ) -> None:
     """Export a list's contacts as CSV; the file imports back unchanged."""
     rt = _migrated_runtime()
-    from engine.services.campaigns import get_organization_by_name
-    from engine.services.contact_csv import export_contacts
-    from engine.services.lists import all_lists, list_sizes
+    from engine.audience.contact_csv import export_contacts
+    from engine.audience.lists import all_lists, list_sizes
+    from engine.campaigns.campaign import get_organization_by_name
 
     def run() -> int:
         with session_scope(rt.engine) as session:

@@ -21,10 +21,10 @@ from engine.execution.dispatch import (
     running_execution_ids,
     unclaim_executions,
 )
+from engine.integrations.webhooks import claim_due_deliveries
 from engine.logging import get_logger
 from engine.models import Chunk, ChunkStatus
 from engine.runtime import Runtime
-from engine.services.webhooks import claim_due_deliveries
 
 log = get_logger()
 

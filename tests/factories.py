@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.audience.contacts import add_contacts, demo_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.db import session_scope
 from engine.execution.runs import start_execution
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import add_contacts, demo_contacts
 
 
 def make_campaign(

@@ -7,10 +7,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.audience.targeting import campaign_audience_counts
+from engine.integrations.channel_accounts import SECRET_SETTINGS
 from engine.models import Campaign, Execution, Touchpoint
 from engine.models.base import iso
-from engine.services.audience import campaign_audience_counts
-from engine.services.channel_accounts import SECRET_SETTINGS
 
 #: Channel settings never shown back (they are credentials).
 SECRET_KEYS = SECRET_SETTINGS | {"apiKey"}

@@ -20,6 +20,10 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from sqlmodel import Session, col
 
+from engine.audience.subscriptions import block_contacts
+from engine.audience.targeting import in_sample, not_suppressed, test_contacts
+from engine.campaigns.campaign import list_touchpoints
+from engine.campaigns.variations import pick_variation
 from engine.channels import OutgoingMessage, idempotency_key
 from engine.config import Settings
 from engine.db import session_scope
@@ -28,6 +32,8 @@ from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reas
 from engine.execution.recording import BatchRecorded, finish_chunk, record_batch
 from engine.execution.runs import message_steps, retry_chain
 from engine.execution.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
+from engine.integrations.channel_accounts import channel_config, send_rate
+from engine.integrations.links import LinkSigner
 from engine.logging import get_logger
 from engine.models import (
     Campaign,
@@ -42,12 +48,6 @@ from engine.models import (
 from engine.models.base import utcnow
 from engine.outages import ServiceOutage, is_outage, through_outages
 from engine.runtime import Runtime
-from engine.services.audience import in_sample, not_suppressed, test_contacts
-from engine.services.campaigns import list_touchpoints
-from engine.services.channel_accounts import channel_config, send_rate
-from engine.services.links import LinkSigner
-from engine.services.subscriptions import block_contacts
-from engine.services.variations import pick_variation
 from engine.templating import contact_context, render
 
 log = get_logger()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from engine.execution.lifecycle import CAMPAIGN_STATUS_OF, execution_sources
+from engine.integrations.webhooks import emit_campaign
 from engine.logging import get_logger
 from engine.models import (
     OPEN_CHUNK_STATUSES,
@@ -25,7 +26,6 @@ from engine.models import (
     ExecutionStatus,
 )
 from engine.models.base import utcnow
-from engine.services.webhooks import emit_campaign
 
 log = get_logger()
 

@@ -10,6 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
+from engine.audience.targeting import (
+    audience_problems,
+    campaign_audience,
+    copy_recipients,
+    count_audience,
+    freeze_recipients,
+    iter_recipient_ids,
+)
+from engine.campaigns.campaign import get_campaign, list_touchpoints
 from engine.channels import ensure_available
 from engine.db import table_of
 from engine.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -18,6 +27,8 @@ from engine.execution.lifecycle import (
     CAMPAIGN_STATUS_OF,
     check_execution_transition,
 )
+from engine.integrations.channel_accounts import check_credentials, send_rate
+from engine.integrations.webhooks import emit_campaign
 from engine.logging import get_logger
 from engine.models import (
     PRIORITY_RANK,
@@ -33,17 +44,6 @@ from engine.models import (
     TouchpointType,
 )
 from engine.models.base import from_iso, utcnow
-from engine.services.audience import (
-    audience_problems,
-    campaign_audience,
-    copy_recipients,
-    count_audience,
-    freeze_recipients,
-    iter_recipient_ids,
-)
-from engine.services.campaigns import get_campaign, list_touchpoints
-from engine.services.channel_accounts import check_credentials, send_rate
-from engine.services.webhooks import emit_campaign
 
 log = get_logger()
 

@@ -1,1 +1,3 @@
-"""Use cases. Each public function is one unit of work over a session or a runtime."""
+"""What is left of the use cases outside the concept packages: access (``auth``: organizations'
+users, API keys, tokens) and the demo. Each public function is one unit of work over a session.
+"""

@@ -17,12 +17,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
+from engine.audience.lists import get_or_create_list
+from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
 from engine.errors import AuthenticationFailed, ValidationFailed
 from engine.models import ApiKey, ApiUser, Organization, User
 from engine.models.base import utcnow
-from engine.services.campaigns import get_or_create_organization
-from engine.services.lists import get_or_create_list
 
 _hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).

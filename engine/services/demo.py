@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from engine.audience.contacts import add_contacts, count_contacts, demo_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.models import Campaign
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import add_contacts, count_contacts, demo_contacts
 
 
 def seed_demo(

@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
+from engine.audience.contacts import add_contacts, demo_contacts
 from engine.config import Settings
 from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import bootstrap
-from engine.services.contacts import add_contacts, demo_contacts
 
 
 @dataclass

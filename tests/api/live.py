@@ -18,12 +18,12 @@ import pytest
 import uvicorn
 
 from engine.api.app import create_app
+from engine.audience.contacts import add_contacts, demo_contacts
 from engine.client import Client
 from engine.config import Settings
 from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import bootstrap
-from engine.services.contacts import add_contacts, demo_contacts
 from engine.testing import wait_for
 
 PASSWORD = "correct horse battery"

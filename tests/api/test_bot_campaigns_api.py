@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from engine.bots.actions import create_bot
+from engine.bots.actions import parse_scheduled_date as parse_date
 from engine.config import Settings
 from engine.db import session_scope
 from engine.runtime import Runtime
-from engine.services.bot_campaigns import create_bot
-from engine.services.bot_campaigns import parse_scheduled_date as parse_date
 from engine.testing import wait_for
 from workers.embedded import EmbeddedStack
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from engine.db import session_scope
+from engine.integrations.channel_accounts import channel_config
 from engine.models import Campaign
 from engine.runtime import Runtime
-from engine.services.channel_accounts import channel_config
 from engine.testing import WebhookSink, wait_until_finished
 from tests.api.conftest import Tenant, make_tenant
 from workers.embedded import EmbeddedStack

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
+from engine.audience.lists import get_or_create_list
 from engine.db import session_scope
 from engine.runtime import Runtime
-from engine.services.lists import get_or_create_list
 from tests.api.conftest import Tenant, make_tenant
 from tests.conftest import make_settings
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.campaigns.campaign import get_or_create_organization
 from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import create_api_user
-from engine.services.campaigns import get_or_create_organization
 
 SEED_BATCH = {  # the seed's request example, verbatim
     "members": [

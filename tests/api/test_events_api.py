@@ -17,12 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from engine.audience.contacts import add_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign
 from engine.db import session_scope
+from engine.integrations.channel_accounts import create_account
 from engine.models import Contact, Delivery, EngagementEvent
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec, create_campaign
-from engine.services.channel_accounts import create_account
-from engine.services.contacts import add_contacts
 from engine.testing import wait_until_finished
 from tests.api.conftest import Tenant, make_tenant
 from tests.factories import execute

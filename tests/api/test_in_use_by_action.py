@@ -14,10 +14,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
+from engine.bots.actions import ActionInput, cancel_action, create_action, create_bot
 from engine.db import session_scope
 from engine.models import Contact, ContactList
 from engine.runtime import Runtime
-from engine.services.bot_campaigns import ActionInput, cancel_action, create_action, create_bot
 from tests.api.conftest import Tenant
 
 

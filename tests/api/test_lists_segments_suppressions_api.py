@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import col
 
+from engine.audience.contacts import create_contact
+from engine.audience.subscriptions import unsubscribe
 from engine.db import session_scope
 from engine.models import Contact
 from engine.runtime import Runtime
-from engine.services.contacts import create_contact
-from engine.services.subscriptions import unsubscribe
 from tests.api.conftest import Tenant, make_tenant
 
 #: The tenant's demo contacts are user0@example.com … user29@example.com, phones +15550000000 ….

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import session_scope
 from engine.models import Chunk, Delivery
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import (
     WebhookSink,
     execution_state,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import make_engine, session_scope
 from engine.execution.delivery import deliver_chunk
 from engine.execution.runs import plan_execution
 from engine.models import Delivery
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import wait_until_finished
 from scheduler import loop
 from tests.conftest import make_settings

@@ -12,25 +12,25 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.audience.contact_csv import import_contacts
+from engine.audience.contacts import create_contact
+from engine.audience.lists import create_list
+from engine.audience.segments import create_segment
+from engine.audience.subscriptions import resubscribe, suppress, unsubscribe
+from engine.audience.targeting import (
+    campaign_audience_count,
+    campaign_audience_counts,
+    count_audience,
+    parse_audience,
+)
+from engine.campaigns.campaign import create_campaign, get_or_create_organization
+from engine.campaigns.statistics import campaign_statistics
 from engine.db import session_scope
 from engine.errors import ValidationFailed
 from engine.execution.runs import plan_execution, start_execution
 from engine.models import Campaign, ContactList, Delivery, Execution, ExecutionStatus
 from engine.models.base import utcnow
 from engine.runtime import Runtime
-from engine.services.audience import (
-    campaign_audience_count,
-    campaign_audience_counts,
-    count_audience,
-    parse_audience,
-)
-from engine.services.campaigns import create_campaign, get_or_create_organization
-from engine.services.contact_csv import import_contacts
-from engine.services.contacts import create_contact
-from engine.services.lists import create_list
-from engine.services.segments import create_segment
-from engine.services.statistics import campaign_statistics
-from engine.services.subscriptions import resubscribe, suppress, unsubscribe
 from engine.testing import wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from engine.audience.contacts import add_contacts, demo_contacts
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.db import session_scope
 from engine.errors import NotFound, ValidationFailed
 from engine.execution.runs import start_execution
 from engine.models import Campaign, Execution
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import add_contacts, demo_contacts
 from tests.factories import make_campaign
 
 

@@ -11,19 +11,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.db import session_scope
-from engine.execution.progress import get_progress
-from engine.models import ChannelBlock, Delivery
-from engine.runtime import Runtime
-from engine.services.audience import campaign_audience_count
-from engine.services.campaigns import (
+from engine.audience.contacts import add_contacts
+from engine.audience.targeting import campaign_audience_count
+from engine.campaigns.campaign import (
     TouchpointSpec,
     create_campaign,
     get_campaign,
     get_or_create_organization,
 )
-from engine.services.channel_accounts import create_account
-from engine.services.contacts import add_contacts
+from engine.db import session_scope
+from engine.execution.progress import get_progress
+from engine.integrations.channel_accounts import create_account
+from engine.models import ChannelBlock, Delivery
+from engine.runtime import Runtime
 from engine.testing import wait_until_finished
 from tests.factories import execute
 from tests.providers import FakeTelegram, FakeWhatsApp

@@ -22,11 +22,11 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col
 
+from engine.audience.conditions import INVALID_CONDITION, compile_condition
 from engine.db import session_scope
 from engine.errors import ValidationFailed
 from engine.models import Contact, ContactField, ContactTag, Organization, Tag
 from engine.runtime import Runtime
-from engine.services.conditions import INVALID_CONDITION, compile_condition
 
 FIELD_TYPES = {"Plan": "string", "Note": "string", "Age": "number", "Since": "date"}
 

@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from engine.audience.contact_csv import ImportResult, export_contacts, import_contacts
+from engine.audience.lists import get_or_create_list
+from engine.audience.members import get_member
 from engine.db import session_scope
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ApiUser, Contact, ContactField, Organization
 from engine.runtime import Runtime
-from engine.services.contact_csv import ImportResult, export_contacts, import_contacts
-from engine.services.lists import get_or_create_list
-from engine.services.members import get_member
 
 FILE = """email,phone,name,tags,plan,city
 Ann@Example.COM,+15550111,Ann,vip;beta,pro,Lyon

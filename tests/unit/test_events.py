@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.audience.contacts import create_contact
+from engine.audience.segments import create_segment
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
+from engine.campaigns.statistics import campaign_statistics
 from engine.db import session_scope
 from engine.errors import ValidationFailed
-from engine.models import Delivery
-from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import create_contact
-from engine.services.events import (
+from engine.integrations.events import (
     Conversion,
     StatusUpdate,
     generic_statuses,
@@ -25,9 +25,9 @@ from engine.services.events import (
     record_statuses,
     whatsapp_statuses,
 )
-from engine.services.links import LinkSigner
-from engine.services.segments import create_segment
-from engine.services.statistics import campaign_statistics
+from engine.integrations.links import LinkSigner
+from engine.models import Delivery
+from engine.runtime import Runtime
 from engine.testing import wait_until_finished
 from tests.factories import execute
 from workers.embedded import EmbeddedStack

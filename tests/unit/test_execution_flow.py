@@ -12,12 +12,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.config import Settings
 from engine.db import session_scope
 from engine.execution.progress import get_progress, get_statistics
 from engine.models import Delivery
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import wait_until_finished
 from tests.conftest import make_settings
 from tests.factories import execute, make_campaign

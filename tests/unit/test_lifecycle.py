@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from dramatiq.middleware.threading import raise_thread_exception
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from engine.audience.contacts import delete_contact
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import session_scope
 from engine.errors import InvalidTransition
 from engine.execution.delivery import deliver_chunk
@@ -29,8 +31,6 @@ from engine.models import Chunk, Delivery, ExecutionStatus
 from engine.models.base import utcnow
 from engine.models.execution import ACTIVE_EXECUTION_SQL
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
-from engine.services.contacts import delete_contact
 from engine.testing import WebhookSink, execution_state, wait_for, wait_until_finished
 from tests.conftest import make_settings
 from tests.factories import execute, make_campaign

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import WebhookSink, wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import session_scope
 from engine.errors import InvalidTransition
 from engine.execution.runs import cancel_execution, pause_execution, resume_execution
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import execution_state, wait_for, wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack

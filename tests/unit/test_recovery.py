@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import session_scope
 from engine.execution.delivery import deliver_chunk
 from engine.execution.dispatch import (
@@ -20,7 +21,6 @@ from engine.execution.runs import plan_execution
 from engine.models import Chunk, Delivery
 from engine.models.base import utcnow
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import execution_state
 from tests.factories import execute, make_campaign
 

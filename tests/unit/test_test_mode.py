@@ -7,14 +7,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from engine.audience.contacts import create_contact
+from engine.audience.targeting import TEST_TAG
+from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
+from engine.campaigns.statistics import campaign_statistics
 from engine.db import session_scope
 from engine.execution.progress import get_progress
 from engine.models import Delivery
 from engine.runtime import Runtime
-from engine.services.audience import TEST_TAG
-from engine.services.campaigns import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.services.contacts import create_contact
-from engine.services.statistics import campaign_statistics
 from engine.testing import wait_until_finished
 from tests.factories import execute
 from workers.embedded import EmbeddedStack

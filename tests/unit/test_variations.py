@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.campaigns.campaign import TouchpointSpec
+from engine.campaigns.statistics import campaign_statistics
+from engine.campaigns.variations import CONTROL, pick_variation
 from engine.db import session_scope
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
-from engine.services.statistics import campaign_statistics
-from engine.services.variations import CONTROL, pick_variation
 from engine.testing import wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack

@@ -6,10 +6,10 @@ import hashlib
 import hmac
 from collections import Counter
 
+from engine.campaigns.campaign import TouchpointSpec
 from engine.db import session_scope
 from engine.execution.progress import get_progress
 from engine.runtime import Runtime
-from engine.services.campaigns import TouchpointSpec
 from engine.testing import WebhookSink, wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack

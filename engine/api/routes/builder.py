@@ -18,12 +18,12 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.schemas import ApiModel, LoginIn, RefreshIn
+from engine.bots import actions as service
+from engine.bots import triggers
 from engine.errors import AuthenticationFailed
 from engine.models import Bot, CampaignAction
 from engine.models.base import iso
 from engine.services import auth
-from engine.services import bot_campaigns as service
-from engine.services import bot_triggers as triggers
 from engine.services.auth import Principal
 
 router = APIRouter(prefix="/builder", tags=["bot campaigns"])

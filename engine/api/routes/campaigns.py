@@ -17,6 +17,15 @@ from engine.api.presenters import (
     touchpoint_public,
 )
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
+from engine.audience.targeting import campaign_audience_count
+from engine.campaigns import catalog
+from engine.campaigns.campaign import (
+    TouchpointSpec,
+    create_campaign,
+    get_campaign,
+    list_touchpoints,
+)
+from engine.campaigns.statistics import campaign_statistics
 from engine.config import Settings
 from engine.errors import InvalidTransition
 from engine.execution.progress import get_progress
@@ -28,18 +37,9 @@ from engine.execution.runs import (
     resume_execution,
     start_execution,
 )
+from engine.integrations.channel_accounts import send_rate
 from engine.models import Campaign, Execution
 from engine.models.base import iso
-from engine.services import catalog
-from engine.services.audience import campaign_audience_count
-from engine.services.campaigns import (
-    TouchpointSpec,
-    create_campaign,
-    get_campaign,
-    list_touchpoints,
-)
-from engine.services.channel_accounts import send_rate
-from engine.services.statistics import campaign_statistics
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 

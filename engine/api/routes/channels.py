@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
-from engine.services import channel_accounts as service
+from engine.integrations import channel_accounts as service
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 

@@ -2,7 +2,7 @@
 
 An import's body is streamed to a spooled temporary file (memory up to :data:`SPOOL_BYTES`,
 then disk), checked to be UTF-8 on the way, then imported batch by batch on the request's
-session (each batch committed, see :mod:`engine.services.contact_csv`). An export streams from
+session (each batch committed, see :mod:`engine.audience.contact_csv`). An export streams from
 a server-side cursor in its own unit of work.
 """
 
@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.audience.contact_csv import ImportResult, export_contacts, import_contacts
+from engine.audience.lists import get_list
 from engine.db import session_scope
 from engine.errors import ValidationFailed
 from engine.models import ContactList
-from engine.services.contact_csv import ImportResult, export_contacts, import_contacts
-from engine.services.lists import get_list
 
 router = APIRouter(prefix="/api/v1/lists", tags=["contacts"])
 

@@ -10,11 +10,11 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
+from engine.audience import contacts as service
+from engine.audience import subscriptions
+from engine.audience.contact_data import tags_by_contact
 from engine.models import Contact
 from engine.models.base import iso
-from engine.services import contacts as service
-from engine.services import subscriptions
-from engine.services.contact_data import tags_by_contact
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 

@@ -29,10 +29,10 @@ from engine.api.errors import error_response
 from engine.api.presenters import ok
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
+from engine.integrations import events as service
+from engine.integrations.links import LinkSigner, UnsubscribeLink
 from engine.models import EngagementEvent
 from engine.models.base import iso
-from engine.services import events as service
-from engine.services.links import LinkSigner, UnsubscribeLink
 
 router = APIRouter(tags=["engagement"])
 

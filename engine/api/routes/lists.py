@@ -10,9 +10,9 @@ from pydantic import Field
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.presenters import ok
 from engine.api.schemas import ApiModel
+from engine.audience import lists as service
 from engine.models import ContactList
 from engine.models.base import iso
-from engine.services import lists as service
 
 router = APIRouter(prefix="/api/v1/lists", tags=["contacts"])
 

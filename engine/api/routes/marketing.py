@@ -14,9 +14,9 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.deps import SessionDep
+from engine.audience import members as service
 from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
-from engine.services import members as service
 from engine.services.auth import authenticate_api_user
 
 router = APIRouter(prefix="/v1/marketing/lists", tags=["contact lists API (EngageLab-compatible)"])

@@ -11,9 +11,9 @@ from sqlmodel import Session
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
 from engine.api.schemas import ApiModel
+from engine.audience import segments as service
 from engine.models import Segment
 from engine.models.base import iso
-from engine.services import segments as service
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 

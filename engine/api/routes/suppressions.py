@@ -10,9 +10,9 @@ from pydantic import Field
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
 from engine.api.schemas import ApiModel
+from engine.audience import subscriptions as service
 from engine.models import Suppression
 from engine.models.base import iso
-from engine.services import subscriptions as service
 
 router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"])
 

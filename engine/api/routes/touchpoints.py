@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok, touchpoint_public
 from engine.api.schemas import TouchpointChange, TouchpointIn, ValidateIn
+from engine.campaigns import touchpoints as service
+from engine.campaigns.campaign import TouchpointSpec, get_campaign
 from engine.errors import ValidationFailed
-from engine.services import touchpoints as service
-from engine.services.campaigns import TouchpointSpec, get_campaign
 
 router = APIRouter(tags=["touchpoints"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.presenters import ok
 from engine.api.schemas import WebhookIn
+from engine.integrations import webhooks as service
 from engine.models import WEBHOOK_EVENTS, WebhookSubscription
 from engine.models.base import iso
-from engine.services import webhooks as service
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 

@@ -34,12 +34,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from engine.audience.contact_data import normalise_email, normalise_phone, register_fields
+from engine.audience.lists import get_list
 from engine.db import insert_ignore, table_of
 from engine.errors import ValidationFailed
 from engine.models import Contact, ContactField, ContactTag, Tag
 from engine.models.base import iso, utcnow
-from engine.services.contact_data import normalise_email, normalise_phone, register_fields
-from engine.services.lists import get_list
 
 #: The contact's own columns.
 CONTACT_COLUMNS = ("email", "phone", "name", "tags")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from engine.audience.contact_data import normalise_address
 from engine.errors import ValidationFailed
-from engine.services.contact_data import normalise_address
 
 #: Most rows one action may send to.
 MAX_ROWS = 100_000

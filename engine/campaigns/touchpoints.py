@@ -8,19 +8,19 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from sqlmodel import Session, col, select
 
-from engine.channels import ensure_available
-from engine.errors import EngineError, NotFound
-from engine.execution.runs import check_editable
-from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
-from engine.models.base import utcnow
-from engine.services.audience import campaign_audience, compile_audience
-from engine.services.campaigns import (
+from engine.audience.targeting import campaign_audience, compile_audience
+from engine.campaigns.campaign import (
     TouchpointSpec,
     check_touchpoint,
     get_campaign,
     list_touchpoints,
 )
-from engine.services.channel_accounts import check_credentials
+from engine.channels import ensure_available
+from engine.errors import EngineError, NotFound
+from engine.execution.runs import check_editable
+from engine.integrations.channel_accounts import check_credentials
+from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
+from engine.models.base import utcnow
 from engine.templating import contact_context, render
 
 

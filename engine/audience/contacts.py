@@ -9,13 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.conditions import compile_condition
+from engine.audience.contact_data import normalise_address, register_fields, set_tags
+from engine.audience.lists import get_list
 from engine.db import table_of
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import Contact, ContactTag
 from engine.models.base import utcnow
-from engine.services.conditions import compile_condition
-from engine.services.contact_data import normalise_address, register_fields, set_tags
-from engine.services.lists import get_list
 
 
 def add_contacts(

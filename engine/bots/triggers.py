@@ -23,17 +23,17 @@ from typing import Any
 
 from sqlmodel import Session
 
-from engine.errors import NotFound, ValidationFailed
-from engine.models import Bot, CampaignAction, Trigger
-from engine.models.base import iso
-from engine.services.bot_campaigns import (
+from engine.bots.actions import (
     ActionInput,
     create_action,
     get_bot,
     log_rows,
     refresh_status,
 )
-from engine.services.bot_sheets import ADDRESS_COLUMNS, rows_to_sheet
+from engine.bots.sheets import ADDRESS_COLUMNS, rows_to_sheet
+from engine.errors import NotFound, ValidationFailed
+from engine.models import Bot, CampaignAction, Trigger
+from engine.models.base import iso
 
 #: Keys of the ``json`` object that steer the trigger (the rest are template parameters).
 RESERVED = frozenset({"bot_name", "action_id", "content", "recipients", "campaign_name"})

@@ -18,6 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.audience.contacts import get_contact
+from engine.audience.subscriptions import unsubscribe
+from engine.campaigns.campaign import get_campaign
 from engine.db import insert_ignore, table_of
 from engine.errors import AuthenticationFailed, NotFound, ValidationFailed
 from engine.logging import get_logger
@@ -33,9 +36,6 @@ from engine.models import (
 )
 from engine.models.base import from_iso, utcnow
 from engine.secrets import decrypt_json
-from engine.services.campaigns import get_campaign
-from engine.services.contacts import get_contact
-from engine.services.subscriptions import unsubscribe
 from engine.signing import verify
 
 log = get_logger()

@@ -3,7 +3,7 @@
 An action becomes an ordinary engine campaign: its recipients go into a contact list of their
 own, the campaign sends ``content`` over the bot's channel (and channel account) to that list,
 and an execution is scheduled at ``scheduled_date``. The action's status is read through from
-that execution. Triggers are in :mod:`engine.services.bot_triggers`.
+that execution. Triggers are in :mod:`engine.bots.triggers`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.contact_data import register_fields
+from engine.bots.sheets import (
+    Recipients,
+    decode_file,
+    read_sheet,
+    recipient_of,
+    recipients,
+)
+from engine.campaigns.campaign import (
+    TouchpointSpec,
+    check_length,
+    create_campaign,
+    get_organization_by_name,
+)
 from engine.channels import ensure_available
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.execution.runs import cancel_execution, start_execution
@@ -32,20 +46,6 @@ from engine.models import (
     Organization,
 )
 from engine.models.base import from_iso, iso, utcnow
-from engine.services.bot_sheets import (
-    Recipients,
-    decode_file,
-    read_sheet,
-    recipient_of,
-    recipients,
-)
-from engine.services.campaigns import (
-    TouchpointSpec,
-    check_length,
-    create_campaign,
-    get_organization_by_name,
-)
-from engine.services.contact_data import register_fields
 from engine.templating import check_template
 
 #: The bot campaigns API's status of an action for each execution status.

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.contact_data import normalise_address
+from engine.audience.contacts import get_contact
 from engine.db import insert_ignore, table_of
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ChannelBlock, Contact, Suppression
 from engine.models.base import utcnow
-from engine.services.contact_data import normalise_address
-from engine.services.contacts import get_contact
 
 #: Most addresses one suppression call may carry.
 MAX_SUPPRESS_BATCH = 1000

@@ -9,8 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.targeting import checked_details
+from engine.campaigns.campaign import check_length, check_type, get_campaign, list_touchpoints
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.execution.runs import active_execution, check_editable
+from engine.integrations.channel_accounts import check_campaign_channel
+from engine.integrations.webhooks import emit_campaign
 from engine.models import (
     Campaign,
     CampaignAction,
@@ -25,10 +29,6 @@ from engine.models import (
     Touchpoint,
 )
 from engine.models.base import utcnow
-from engine.services.audience import checked_details
-from engine.services.campaigns import check_length, check_type, get_campaign, list_touchpoints
-from engine.services.channel_accounts import check_campaign_channel
-from engine.services.webhooks import emit_campaign
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
 SORT_FIELDS = {

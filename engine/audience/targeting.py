@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.audience.conditions import MAX_CONDITION_ITEMS, compile_condition
 from engine.db import table_of
 from engine.errors import EngineError, ValidationFailed
 from engine.models import (
@@ -49,7 +50,6 @@ from engine.models import (
     Tag,
 )
 from engine.models.base import utcnow
-from engine.services.conditions import MAX_CONDITION_ITEMS, compile_condition
 
 #: Error code of a malformed ``targetAudience``.
 INVALID_AUDIENCE = "INVALID_AUDIENCE"

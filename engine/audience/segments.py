@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.conditions import validate_condition
+from engine.audience.targeting import AudienceSpec, count_audience
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.models import Segment
 from engine.models.base import utcnow
-from engine.services.audience import AudienceSpec, count_audience
-from engine.services.conditions import validate_condition
 
 
 def _check(session: Session, organization_id: str, name: str, condition: Any) -> None:

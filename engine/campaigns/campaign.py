@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from engine.audience.targeting import checked_details
+from engine.campaigns.variations import check_variations
 from engine.errors import NotFound, ValidationFailed
+from engine.integrations.channel_accounts import check_campaign_channel
+from engine.integrations.webhooks import emit_campaign
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
-from engine.services.audience import checked_details
-from engine.services.channel_accounts import check_campaign_channel
-from engine.services.variations import check_variations
-from engine.services.webhooks import emit_campaign
 from engine.templating import check_template
 
 #: Longest wait before a touchpoint: one year.

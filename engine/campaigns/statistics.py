@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.audience.conditions import compile_condition
+from engine.audience.targeting import campaign_audience
 from engine.errors import ValidationFailed
 from engine.models import (
     Campaign,
@@ -33,8 +35,6 @@ from engine.models import (
     Segment,
 )
 from engine.models.base import utcnow
-from engine.services.audience import campaign_audience
-from engine.services.conditions import compile_condition
 
 #: ``period`` values and how far back each looks (``all``: no limit).
 PERIODS = {

@@ -15,17 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.errors import NotFound, ValidationFailed
-from engine.models import ApiUser, Contact, ContactTag
-from engine.models.base import utcnow
-from engine.services.conditions import compile_condition
-from engine.services.contact_data import (
+from engine.audience.conditions import compile_condition
+from engine.audience.contact_data import (
     normalise_email,
     normalise_phone,
     register_fields,
     set_tags,
     tags_by_contact,
 )
+from engine.errors import NotFound, ValidationFailed
+from engine.models import ApiUser, Contact, ContactTag
+from engine.models.base import utcnow
 
 #: Most members one batch call may carry.
 MAX_BATCH = 1000
