@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
+
+from engine.errors import NotFound
+
+M = TypeVar("M", bound=SQLModel)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -104,6 +108,32 @@ def migrate(url: str) -> None:
             command.upgrade(cfg, "head")
     finally:
         engine.dispose()
+
+
+def get_owned(
+    session: Session,
+    model: type[M],
+    key: Any,
+    organization_id: str | None,
+    *,
+    what: str,
+    code: str,
+    **options: Any,
+) -> M:
+    """The ``model`` row with primary key ``key``, if it belongs to ``organization_id``.
+
+    The one owned-object lookup: another organization's object is answered exactly like a
+    missing one. ``organization_id=None`` (internal callers) accepts any organization;
+    ``options`` go to :meth:`Session.get` (``with_for_update``, ``populate_existing``).
+
+    Raises:
+        NotFound: ``code``, naming ``what`` and ``key``.
+    """
+    found = session.get(model, key, **options)
+    owner = getattr(found, "organization_id", None)
+    if found is None or (organization_id is not None and owner != organization_id):
+        raise NotFound(f"{what} {key!r} not found", code=code)
+    return found
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:

@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 from engine.audience.conditions import compile_condition
 from engine.audience.contact_data import normalise_address, register_fields, set_tags
 from engine.audience.lists import get_list
-from engine.db import table_of
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.db import get_owned, table_of
+from engine.errors import Conflict, ValidationFailed
 from engine.models import Contact, ContactTag
 from engine.models.base import utcnow
 
@@ -180,10 +180,9 @@ def get_contact(session: Session, organization_id: str, contact_id: int) -> Cont
     Raises:
         NotFound: ``CONTACT_NOT_FOUND``.
     """
-    contact = session.get(Contact, contact_id)
-    if contact is None or contact.organization_id != organization_id:
-        raise NotFound(f"contact {contact_id} not found", code="CONTACT_NOT_FOUND")
-    return contact
+    return get_owned(
+        session, Contact, contact_id, organization_id, what="contact", code="CONTACT_NOT_FOUND"
+    )
 
 
 def update_contact(

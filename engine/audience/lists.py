@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.db import get_owned
+from engine.errors import Conflict, ValidationFailed
 from engine.models import ApiUser, CampaignAction, Contact, ContactList, ContactTag
 
 
@@ -48,10 +49,9 @@ def get_list(session: Session, organization_id: str, list_id: int) -> ContactLis
     Raises:
         NotFound: no such list in this organization (``LIST_NOT_FOUND``).
     """
-    found = session.get(ContactList, list_id)
-    if found is None or found.organization_id != organization_id:
-        raise NotFound(f"list {list_id} not found", code="LIST_NOT_FOUND")
-    return found
+    return get_owned(
+        session, ContactList, list_id, organization_id, what="list", code="LIST_NOT_FOUND"
+    )
 
 
 def list_sizes(session: Session, list_ids: list[int]) -> dict[int, int]:

@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 
 from engine.audience.conditions import validate_condition
 from engine.audience.targeting import AudienceSpec, count_audience
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.db import get_owned
+from engine.errors import Conflict, ValidationFailed
 from engine.models import Segment
 from engine.models.base import utcnow
 
@@ -64,10 +65,9 @@ def get_segment(session: Session, organization_id: str, segment_id: str) -> Segm
     Raises:
         NotFound: ``SEGMENT_NOT_FOUND``.
     """
-    segment = session.get(Segment, segment_id)
-    if segment is None or segment.organization_id != organization_id:
-        raise NotFound(f"segment {segment_id!r} not found", code="SEGMENT_NOT_FOUND")
-    return segment
+    return get_owned(
+        session, Segment, segment_id, organization_id, what="segment", code="SEGMENT_NOT_FOUND"
+    )
 
 
 def update_segment(

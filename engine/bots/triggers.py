@@ -31,7 +31,8 @@ from engine.bots.actions import (
     refresh_status,
 )
 from engine.bots.sheets import ADDRESS_COLUMNS, rows_to_sheet
-from engine.errors import NotFound, ValidationFailed
+from engine.db import get_owned
+from engine.errors import ValidationFailed
 from engine.models import Bot, CampaignAction, Trigger
 from engine.models.base import iso
 
@@ -53,9 +54,14 @@ def _source(session: Session, organization_id: str, payload: dict[str, Any]) -> 
         if not isinstance(bot_name, str) or not bot_name:
             raise _fail("json needs bot_name (or action_id): the bot that sends")
         return get_bot(session, organization_id, bot_name), None
-    action = session.get(CampaignAction, str(action_id))
-    if action is None or action.organization_id != organization_id:
-        raise NotFound(f"campaign action {action_id!r} not found", code="ACTION_NOT_FOUND")
+    action = get_owned(
+        session,
+        CampaignAction,
+        str(action_id),
+        organization_id,
+        what="campaign action",
+        code="ACTION_NOT_FOUND",
+    )
     return session.get_one(Bot, action.bot_id), action
 
 
@@ -130,10 +136,9 @@ def get_trigger(session: Session, organization_id: str, trigger_id: int) -> Trig
     Raises:
         NotFound: ``TRIGGER_NOT_FOUND``.
     """
-    trigger = session.get(Trigger, trigger_id)
-    if trigger is None or trigger.organization_id != organization_id:
-        raise NotFound(f"trigger {trigger_id} not found", code="TRIGGER_NOT_FOUND")
-    return trigger
+    return get_owned(
+        session, Trigger, trigger_id, organization_id, what="trigger", code="TRIGGER_NOT_FOUND"
+    )
 
 
 def trigger_report(session: Session, trigger: Trigger) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from engine.audience.targeting import checked_details
 from engine.campaigns.variations import check_variations
+from engine.db import get_owned
 from engine.errors import NotFound, ValidationFailed
 from engine.integrations.channel_accounts import check_campaign_channel
 from engine.integrations.webhooks import emit_campaign
@@ -211,12 +212,16 @@ def get_campaign(
         NotFound: no such campaign (or it belongs to another organization).
     """
     # populate_existing: a locked read must see the row as it is now, not as first loaded.
-    campaign = session.get(
-        Campaign, campaign_id, with_for_update=lock or None, populate_existing=lock
+    return get_owned(
+        session,
+        Campaign,
+        campaign_id,
+        organization_id,
+        what="campaign",
+        code="CAMPAIGN_NOT_FOUND",
+        with_for_update=lock or None,
+        populate_existing=lock,
     )
-    if campaign is None or (organization_id and campaign.organization_id != organization_id):
-        raise NotFound(f"campaign {campaign_id!r} not found", code="CAMPAIGN_NOT_FOUND")
-    return campaign
 
 
 def list_touchpoints(session: Session, campaign_id: str) -> list[Touchpoint]:

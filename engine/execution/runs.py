@@ -20,8 +20,8 @@ from engine.audience.targeting import (
 )
 from engine.campaigns.campaign import get_campaign, list_touchpoints
 from engine.channels import ensure_available
-from engine.db import table_of
-from engine.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from engine.db import get_owned, table_of
+from engine.errors import Conflict, InvalidTransition, ValidationFailed
 from engine.execution.lifecycle import (
     ACTIVE_EXECUTION_STATUSES,
     CAMPAIGN_STATUS_OF,
@@ -405,13 +405,16 @@ def get_execution(
     Raises:
         NotFound: no such execution in the organization.
     """
-    query = select(Execution).where(Execution.id == execution_id)
-    if lock:
-        query = query.with_for_update()
-    execution = session.exec(query).first()
-    if execution is None or (organization_id and execution.organization_id != organization_id):
-        raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
-    return execution
+    return get_owned(
+        session,
+        Execution,
+        execution_id,
+        organization_id,
+        what="execution",
+        code="EXECUTION_NOT_FOUND",
+        with_for_update=lock or None,
+        populate_existing=lock,
+    )
 
 
 #: Seconds of sending a chunk should hold at its campaign's rate: well inside the workers'

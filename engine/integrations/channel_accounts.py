@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from engine.channels import validate_channel
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.db import get_owned
+from engine.errors import Conflict, ValidationFailed
 from engine.models import Campaign, ChannelAccount
 from engine.models.base import iso, utcnow
 from engine.secrets import decrypt_json, encrypt_json
@@ -94,10 +95,14 @@ def get_account(session: Session, organization_id: str, account_id: str) -> Chan
     Raises:
         NotFound: ``ACCOUNT_NOT_FOUND``.
     """
-    account = session.get(ChannelAccount, account_id)
-    if account is None or account.organization_id != organization_id:
-        raise NotFound(f"channel account {account_id!r} not found", code="ACCOUNT_NOT_FOUND")
-    return account
+    return get_owned(
+        session,
+        ChannelAccount,
+        account_id,
+        organization_id,
+        what="channel account",
+        code="ACCOUNT_NOT_FOUND",
+    )
 
 
 def list_accounts(session: Session, organization_id: str) -> list[ChannelAccount]:

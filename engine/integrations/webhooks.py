@@ -20,8 +20,8 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.db import table_of
-from engine.errors import NotFound, ValidationFailed
+from engine.db import get_owned, table_of
+from engine.errors import ValidationFailed
 from engine.logging import get_logger
 from engine.models import (
     WEBHOOK_EVENTS,
@@ -82,10 +82,14 @@ def get_subscription(
     Raises:
         NotFound: no such subscription in the organization.
     """
-    subscription = session.get(WebhookSubscription, subscription_id)
-    if subscription is None or subscription.organization_id != organization_id:
-        raise NotFound(f"webhook {subscription_id!r} not found", code="WEBHOOK_NOT_FOUND")
-    return subscription
+    return get_owned(
+        session,
+        WebhookSubscription,
+        subscription_id,
+        organization_id,
+        what="webhook",
+        code="WEBHOOK_NOT_FOUND",
+    )
 
 
 def list_subscriptions(session: Session, organization_id: str) -> list[WebhookSubscription]:
