@@ -57,6 +57,7 @@ from engine.channels.http import (
     post,
     retry_after,
 )
+from engine.channels.statuses import MAX_STATUSES, StatusUpdate, parse_time
 from engine.config import Settings
 from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
 
@@ -250,3 +251,37 @@ class WhatsAppChannel:
     def close(self) -> None:
         """Close the connection pool (on the loop that owns it)."""
         self._session.close()
+
+
+# --- status callbacks ----------------------------------------------------------------------
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def parse_statuses(payload: Any) -> list[StatusUpdate]:
+    """The statuses of a WhatsApp Cloud API webhook (``entry[].changes[].value.statuses[]``).
+
+    Messages from users and other fields are ignored.
+
+    Raises:
+        ValidationFailed: ``INVALID_PAYLOAD`` when the body is not a JSON object.
+    """
+    if not isinstance(payload, dict):
+        raise ValidationFailed("a webhook body is a JSON object", code="INVALID_PAYLOAD")
+    updates = []
+    for entry in _dicts(payload.get("entry")):
+        for change in _dicts(entry.get("changes")):
+            value = change.get("value")
+            for status in _dicts(value.get("statuses") if isinstance(value, dict) else None):
+                if isinstance(status.get("id"), str) and isinstance(status.get("status"), str):
+                    updates.append(_whatsapp_update(status))
+    return updates[:MAX_STATUSES]
+
+
+def _whatsapp_update(status: dict[str, Any]) -> StatusUpdate:
+    data: dict[str, Any] = {k: status[k] for k in ("recipient_id", "errors") if k in status}
+    return StatusUpdate(
+        status["id"], status["status"], parse_time(status.get("timestamp"), strict=False), data
+    )

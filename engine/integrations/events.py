@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from engine.audience.contacts import get_contact
 from engine.audience.subscriptions import unsubscribe
 from engine.campaigns.campaign import get_campaign
+from engine.channels.statuses import MAX_STATUSES, StatusUpdate, parse_time
 from engine.db import insert_ignore, table_of
 from engine.errors import AuthenticationFailed, NotFound, ValidationFailed
 from engine.logging import get_logger
@@ -34,7 +35,7 @@ from engine.models import (
     EngagementType,
     Execution,
 )
-from engine.models.base import from_iso, utcnow
+from engine.models.base import utcnow
 from engine.secrets import decrypt_json
 from engine.signing import verify
 
@@ -50,27 +51,13 @@ STATUS_EVENTS = {
     "bounced": EngagementType.failed,
     "undelivered": EngagementType.failed,
 }
-#: Most statuses one callback may carry.
-MAX_STATUSES = 1000
 #: A status reported this recently for a message not recorded yet is answered "retry later":
-#: its delivery row is written when the worker finishes the chunk, which may be after the
+#: its delivery row is written when the worker records the send batch, which may be after the
 #: provider calls. A status without a reported time (or with one that can't be read) is never
 #: pending: nothing would ever make it old, so a provider would retry it forever.
 PENDING_WINDOW = timedelta(minutes=10)
 #: Largest conversion value accepted.
 MAX_VALUE = 1e12
-#: How far in the future a reported time may be (clock skew).
-MAX_CLOCK_SKEW = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One status a provider reports for one of its messages."""
-
-    provider_message_id: str
-    status: str
-    occurred_at: datetime | None = None
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,41 +94,7 @@ class _DeliveryRef:
     provider_message_id: str
 
 
-# --- times and signatures ------------------------------------------------------------------
-
-
-def parse_time(value: Any, *, strict: bool = True) -> datetime | None:
-    """An aware UTC datetime from ISO 8601 text or Unix seconds (a number or digits).
-
-    Raises:
-        ValidationFailed: ``INVALID_TIME`` for anything else (``None`` instead when not
-            ``strict``), or a time more than an hour ahead.
-    """
-    if value is None:
-        return None
-    try:
-        found = _to_datetime(value)
-    except (ValueError, TypeError, OverflowError, OSError):
-        if not strict:
-            return None
-        raise ValidationFailed(
-            "a time is ISO 8601 (2024-06-01T10:00:00Z) or Unix seconds", code="INVALID_TIME"
-        ) from None
-    if found > utcnow() + MAX_CLOCK_SKEW:
-        if not strict:
-            return None
-        raise ValidationFailed("the time is in the future", code="INVALID_TIME")
-    return found
-
-
-def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, bool):
-        raise TypeError(value)
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(float(value), UTC)
-    if not isinstance(value, str):
-        raise TypeError(value)
-    return from_iso(value)
+# --- signatures and accounts ---------------------------------------------------------------
 
 
 def check_signature(secret: Any, body: bytes, header: str | None) -> None:
@@ -178,37 +131,6 @@ def callback_account(
 
 
 # --- provider statuses -----------------------------------------------------------------------
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def whatsapp_statuses(payload: Any) -> list[StatusUpdate]:
-    """The statuses of a WhatsApp Cloud API webhook (``entry[].changes[].value.statuses[]``).
-
-    Messages from users and other fields are ignored.
-
-    Raises:
-        ValidationFailed: ``INVALID_PAYLOAD`` when the body is not a JSON object.
-    """
-    if not isinstance(payload, dict):
-        raise ValidationFailed("a webhook body is a JSON object", code="INVALID_PAYLOAD")
-    updates = []
-    for entry in _dicts(payload.get("entry")):
-        for change in _dicts(entry.get("changes")):
-            value = change.get("value")
-            for status in _dicts(value.get("statuses") if isinstance(value, dict) else None):
-                if isinstance(status.get("id"), str) and isinstance(status.get("status"), str):
-                    updates.append(_whatsapp_update(status))
-    return updates[:MAX_STATUSES]
-
-
-def _whatsapp_update(status: dict[str, Any]) -> StatusUpdate:
-    data: dict[str, Any] = {k: status[k] for k in ("recipient_id", "errors") if k in status}
-    return StatusUpdate(
-        status["id"], status["status"], parse_time(status.get("timestamp"), strict=False), data
-    )
 
 
 def generic_statuses(payload: Any) -> list[StatusUpdate]:

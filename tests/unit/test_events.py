@@ -13,17 +13,16 @@ from engine.audience.contacts import create_contact
 from engine.audience.segments import create_segment
 from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.campaigns.statistics import campaign_statistics
+from engine.channels.statuses import StatusUpdate, parse_time
+from engine.channels.whatsapp import parse_statuses as whatsapp_statuses
 from engine.db import session_scope
 from engine.errors import ValidationFailed
 from engine.integrations.events import (
     Conversion,
-    StatusUpdate,
     generic_statuses,
-    parse_time,
     record_click,
     record_conversion,
     record_statuses,
-    whatsapp_statuses,
 )
 from engine.integrations.links import LinkSigner
 from engine.models import Delivery

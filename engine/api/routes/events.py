@@ -27,6 +27,7 @@ from sqlmodel import Session
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
 from engine.integrations import events as service
@@ -107,7 +108,7 @@ def whatsapp_webhook(
         session, settings.secret_key, "whatsapp", account_id
     )
     service.check_signature(secrets.get("app_secret"), body, x_hub_signature_256)
-    updates = service.whatsapp_statuses(_json(body))
+    updates = parse_whatsapp_statuses(_json(body))
     report = service.record_statuses(session, account.organization_id, "whatsapp", updates)
     return _answer(report)
 
