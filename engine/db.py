@@ -123,7 +123,7 @@ def get_owned(
     """The ``model`` row with primary key ``key``, if it belongs to ``organization_id``.
 
     The one owned-object lookup: another organization's object is answered exactly like a
-    missing one. ``organization_id=None`` (internal callers) accepts any organization;
+    missing one. No ``organization_id`` (internal callers) accepts any organization;
     ``options`` go to :meth:`Session.get` (``with_for_update``, ``populate_existing``).
 
     Raises:
@@ -131,7 +131,7 @@ def get_owned(
     """
     found = session.get(model, key, **options)
     owner = getattr(found, "organization_id", None)
-    if found is None or (organization_id is not None and owner != organization_id):
+    if found is None or (organization_id and owner != organization_id):
         raise NotFound(f"{what} {key!r} not found", code=code)
     return found
 

@@ -137,6 +137,6 @@ DETAIL_FIELDS = {
 
 
 def details_of(model: CampaignFields) -> dict[str, Any]:
-    """The seed-004 descriptive fields that were given, keyed by their API names, JSON-ready."""
+    """The campaigns API's descriptive fields that were given, by their API names, JSON-ready."""
     given = model.model_dump(mode="json", exclude_unset=True)
     return {api: given[field] for field, api in DETAIL_FIELDS.items() if field in given}

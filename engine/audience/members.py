@@ -2,7 +2,7 @@
 update, delete.
 
 A member is a :class:`~engine.models.Contact` of one list, matched on email (case-insensitive).
-Where the seed is silent we decided (docs/contacts.md): a member that exists while
+Where the contact lists API is silent we decided (docs/contacts.md): a member that exists while
 ``update_existing`` is false is reported in ``error_members``; new members follow the
 ``tag_flag`` table with no previous tags (so flag 2 gives them none).
 """

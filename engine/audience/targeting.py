@@ -157,7 +157,7 @@ def _text(value: Any) -> str:
 
 
 def _filter_items(name: str, value: Any) -> list[tuple[str, list[dict[str, Any]]]]:
-    """One filter as the contact lists API conditions, all of which must hold: ``[(relation,
+    """One filter as contact lists API conditions, all of which must hold: ``[(relation,
     items)]``."""
     if not name or len(name) > 100:
         raise _invalid("filter names have 1 to 100 characters")

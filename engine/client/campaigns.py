@@ -44,8 +44,7 @@ class Campaigns:
     def __init__(self, transport: Transport) -> None:
         self._t = transport
 
-    # -- campaigns (SDK reference)
-    # ------------------------------------------------------------------
+    # -- campaigns (SDK reference) -----------------------------------------------------------------
 
     def list(
         self,
@@ -108,10 +107,10 @@ class Campaigns:
         """Create a draft campaign.
 
         Args:
-            campaign: ``{"name", "channel_type"}`` (SDK reference), optionally with the campaigns
-            API's
-                ``description``, ``type``, ``goals``, ``target_audience``, ``messages``,
-                ``budget``, ``start_date``, ``end_date``, ``channel_config`` and ``touchpoints``.
+            campaign: ``{"name", "channel_type"}`` (SDK reference), optionally with the
+                campaigns API's ``description``, ``type``, ``goals``, ``target_audience``,
+                ``messages``, ``budget``, ``start_date``, ``end_date``, ``channel_config`` and
+                ``touchpoints``.
 
         Returns:
             ``{"_id", "name", "status", "message"}``.
@@ -145,8 +144,7 @@ class Campaigns:
         """
         self._t.request("DELETE", f"{_CAMPAIGNS}/{_seg(campaign_id)}")
 
-    # -- execution (campaigns API)
-    # ------------------------------------------------------------------
+    # -- execution (campaigns API) -----------------------------------------------------------------
 
     def execute(
         self,
@@ -286,8 +284,7 @@ class Campaigns:
         """
         return dict(self._t.request("GET", f"{_CAMPAIGNS}/{_seg(campaign_id)}/progress"))
 
-    # -- touchpoints (SDK reference)
-    # ----------------------------------------------------------------
+    # -- touchpoints (SDK reference) ---------------------------------------------------------------
 
     def list_touchpoints(self, campaign_id: str) -> Record:
         """The campaign's touchpoints in order.

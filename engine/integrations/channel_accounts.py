@@ -257,7 +257,7 @@ def check_campaign_channel(
 ) -> None:
     """Check a campaign's channel and ``channel_config`` when it is stored.
 
-    A draft may be incomplete (SDK reference creates ``{"name", "channel_type": "whatsapp"}``):
+    A draft may be incomplete (the SDK reference creates ``{"name", "channel_type": "whatsapp"}``):
     credentials can come later, from an account or a config update. So the channel checks the
     config now only when the campaign gives one and the organization has no account to complete
     it; otherwise the whole is checked at validate and execute (:func:`check_credentials`).

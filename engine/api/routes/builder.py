@@ -1,9 +1,8 @@
 """``/builder``: the bot platform's campaign module (bot campaigns API). See ``docs/builder.md``.
 
 Successful answers are the bot campaigns API's bare shapes (no ``{"success", "data"}`` envelope):
-the login
-tokens, the action object, the trigger's id as a bare number. Errors keep the API's envelope
-``{"success": false, "error": {"code", "message"}}``.
+the login tokens, the action object, the trigger's id as a bare number. Errors keep the API's
+envelope ``{"success": false, "error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ def api_key_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     apikey: Annotated[str | None, Query(max_length=500, description="an API key")] = None,
 ) -> Principal:
-    """``?apikey=<API key>`` (as in the seed), else ``Authorization: Bearer``.
+    """``?apikey=<API key>`` (as documented), else ``Authorization: Bearer``.
 
     Raises:
         AuthenticationFailed: neither, or a wrong one (401).

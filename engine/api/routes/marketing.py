@@ -1,7 +1,7 @@
 """The contact lists API's contact management: ``/v1/marketing/lists/...`` with Basic
 ``api_user:api_key``.
 
-Answers keep the seed's shapes (``{"result": …}``, ``{"count": 1}``, the batch counters) and its
+Answers keep the documented shapes (``{"result": …}``, ``{"count": 1}``, the batch counters) and its
 errors (``{"code": 30000, "message": "Authentication failed"}``, ``30036`` not found).
 """
 
@@ -134,4 +134,7 @@ def _list(
 
 
 router.post("/list_members", summary="List members by condition")(_list)
-router.post("/listMembers", summary="List members by condition (the seed's curl spelling)")(_list)
+router.post(
+    "/listMembers",
+    summary="List members by condition (the spelling of the documented curl example)",
+)(_list)
