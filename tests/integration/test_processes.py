@@ -129,7 +129,10 @@ def test_rate_limit_is_shared_by_worker_processes(production: Runtime, start: St
     window_start = arrivals[0] + 1.0  # after warm-up
     in_window = [t for t in arrivals if window_start <= t < window_start + 10.0]
     rate = len(in_window) / 10.0
-    assert 190 <= rate <= 210, f"measured {rate}/s across 2 processes for a 200/s limit"
+    # Never above the limit: that is the promise (unshared, 2 processes would make 400/s).
+    # Below it only by what CI's load costs: each batch is committed before the next is sent,
+    # and on a busy 2-core runner that has measured 188/s (10% is still far from halved).
+    assert 180 <= rate <= 210, f"measured {rate}/s across 2 processes for a 200/s limit"
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
