@@ -131,11 +131,15 @@ def run(rt: Runtime, enqueuer: Enqueuer, stop: threading.Event) -> None:
     # heartbeat period: at start (it may be coming back from an outage with everyone), and
     # after a tick that failed or hung (the database was away: nobody could write one).
     stale_s = rt.settings.heartbeat_stale_s
+    # A tick is late when the gap since the last good one exceeds a heartbeat interval beyond
+    # the loop's own wait (which would otherwise keep the grace going for ever when the
+    # scheduler interval is long).
+    late_s = stale_s / 6 + rt.settings.scheduler_interval_s
     trust_heartbeats_at = time.monotonic() + stale_s
     last_ok = time.monotonic()
     while not stop.is_set():
         started = time.monotonic()
-        if started - last_ok > stale_s / 6:
+        if started - last_ok > late_s:
             trust_heartbeats_at = max(trust_heartbeats_at, started + stale_s)
         try:
             done = tick(rt, enqueuer, dead_workers=started >= trust_heartbeats_at)

@@ -29,7 +29,7 @@ from engine.config import Settings
 from engine.db import session_scope
 from engine.execution.dispatch import finish_execution_if_done, give_back_chunks
 from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of
-from engine.execution.recording import BatchRecorded, finish_chunk, record_batch
+from engine.execution.recording import BatchRecorded, finish_chunk, owned_by, record_batch
 from engine.execution.runs import message_steps, retry_chain
 from engine.execution.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
 from engine.integrations.channel_accounts import channel_config, send_rate
@@ -211,6 +211,7 @@ class _ChunkRun:
             ServiceOutage: the database stayed unreachable for ``save_wait_s``.
         """
         job, outcomes = self.job, self.pending
+        chunk_id = job.chunk.id or 0
 
         def record() -> BatchRecorded:
             with session_scope(self.rt.engine) as session:
@@ -221,7 +222,6 @@ class _ChunkRun:
                 return recorded
 
         wait = self.rt.settings.save_wait_s if wait_s is None else wait_s
-        chunk_id = job.chunk.id or 0
         recorded = through_outages(
             record,
             "chunk.save",
@@ -231,7 +231,7 @@ class _ChunkRun:
         self.sent += sum(o.status == DeliveryStatus.sent for o in outcomes)
         self.failed += sum(o.status == DeliveryStatus.failed for o in outcomes)
         self.pending = []
-        self.rt.heartbeats.progress(job.chunk.id or 0)
+        self.rt.heartbeats.progress(chunk_id)
         if not recorded.owned:
             return StopReason.fenced
         return stop_reason_of(recorded.execution_status)
@@ -282,7 +282,7 @@ class _ChunkRun:
             with session_scope(self.rt.engine) as session:
                 give_back_chunks(
                     session,
-                    sa.and_(*_owned(job)),
+                    owned_by(job.chunk.id, job.attempt),
                     f"outcomes could not be recorded: {type(unsaved).__name__}: {unsaved}",
                     count_failure=True,
                     max_failures=1,
@@ -311,15 +311,6 @@ class _ChunkRun:
         return ChunkOutcome.released
 
 
-def _owned(job: ChunkJob) -> tuple[sa.ColumnElement[bool], ...]:
-    """The job's chunk, while this worker's attempt runs it."""
-    return (
-        col(Chunk.id) == job.chunk.id,
-        col(Chunk.attempts) == job.attempt,
-        col(Chunk.status) == ChunkStatus.running,
-    )
-
-
 def _batch_size(sender: Sender) -> int:
     """Messages per send batch: about 0.2 s of sending at the rate limit, capped by channel kind."""
     cap = NETWORK_BATCH if sender.is_network else LOCAL_BATCH
@@ -330,12 +321,11 @@ def _give_back_unclaimed(rt: Runtime, chunk_id: int, exc: Exception) -> ChunkOut
     """The claim failed and rolled back (the chunk is still queued): hand it back."""
     if is_outage(exc):
         log.warning("chunk.outage", chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}"[:300])
-        owned = sa.and_(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
         try:
             with session_scope(rt.engine) as session:
                 give_back_chunks(
                     session,
-                    owned,
+                    _still_queued(chunk_id),
                     f"outage: {type(exc).__name__}",
                     count_failure=False,
                     max_failures=rt.settings.chunk_max_attempts,
@@ -347,6 +337,11 @@ def _give_back_unclaimed(rt: Runtime, chunk_id: int, exc: Exception) -> ChunkOut
     log.exception("chunk.error", chunk_id=chunk_id)
     release_chunk(rt, chunk_id, f"{type(exc).__name__}: {exc}")
     return ChunkOutcome.released
+
+
+def _still_queued(chunk_id: int) -> sa.ColumnElement[bool]:
+    """The chunk, if no worker's claim of it has committed."""
+    return sa.and_(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
 
 
 def _finish_execution(rt: Runtime, execution_id: str) -> None:
@@ -367,14 +362,7 @@ def release_chunk(rt: Runtime, chunk_id: int, reason: str, attempt: int | None =
         attempt: the attempt this worker owns (the chunk is running), or ``None`` when the
             error came before the claim committed (the chunk is still queued).
     """
-    if attempt is None:
-        owned = sa.and_(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
-    else:
-        owned = sa.and_(
-            col(Chunk.id) == chunk_id,
-            col(Chunk.attempts) == attempt,
-            col(Chunk.status) == ChunkStatus.running,
-        )
+    owned = _still_queued(chunk_id) if attempt is None else owned_by(chunk_id, attempt)
     with session_scope(rt.engine) as session:
         give_back_chunks(
             session, owned, reason, count_failure=True, max_failures=rt.settings.chunk_max_attempts

@@ -13,7 +13,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from engine.execution.lifecycle import CAMPAIGN_STATUS_OF, execution_sources
+from engine.execution.lifecycle import CAMPAIGN_STATUS_OF, moving_from
 from engine.integrations.webhooks import emit_campaign
 from engine.logging import get_logger
 from engine.models import (
@@ -74,8 +74,7 @@ def claim_due_executions(session: Session, limit: int = 100) -> list[str]:
         sa.update(Execution)
         .where(
             col(Execution.id).in_(_locked_once(candidates)),
-            col(Execution.status) == ExecutionStatus.scheduled,
-            col(Execution.status).in_(execution_sources(ExecutionStatus.queued)),
+            col(Execution.status) == moving_from(ExecutionStatus.scheduled, ExecutionStatus.queued),
         )
         .values(status=ExecutionStatus.queued, claimed_at=now, updated_at=now, plan_attempts=1)
         .returning(col(Execution.id))
@@ -92,8 +91,7 @@ def unclaim_executions(session: Session, execution_ids: list[str]) -> int:
         sa.update(Execution)
         .where(
             col(Execution.id).in_(execution_ids),
-            col(Execution.status).in_(execution_sources(ExecutionStatus.scheduled)),
-            col(Execution.status) == ExecutionStatus.queued,
+            col(Execution.status) == moving_from(ExecutionStatus.queued, ExecutionStatus.scheduled),
         )
         .values(status=ExecutionStatus.scheduled, claimed_at=None, updated_at=utcnow())
     )
@@ -245,16 +243,12 @@ def recover_stale_plans(session: Session, queued_stale_s: float, max_attempts: i
     """
     now = utcnow()
     stale = sa.and_(
-        col(Execution.status) == ExecutionStatus.queued,
+        col(Execution.status) == moving_from(ExecutionStatus.queued, ExecutionStatus.failed),
         col(Execution.claimed_at) < now - timedelta(seconds=queued_stale_s),
     )
     given_up = session.execute(
         sa.update(Execution)
-        .where(
-            stale,
-            col(Execution.plan_attempts) >= max_attempts,
-            col(Execution.status).in_(execution_sources(ExecutionStatus.failed)),
-        )
+        .where(stale, col(Execution.plan_attempts) >= max_attempts)
         .values(
             status=ExecutionStatus.failed,
             finished_at=now,
@@ -289,8 +283,8 @@ def finish_execution_if_done(session: Session, execution_id: str) -> str | None:
         sa.update(Execution)
         .where(
             col(Execution.id) == execution_id,
-            col(Execution.status) == ExecutionStatus.running,
-            col(Execution.status).in_(execution_sources(ExecutionStatus.completed)),
+            col(Execution.status)
+            == moving_from(ExecutionStatus.running, ExecutionStatus.completed),
             ~open_chunks,
         )
         .values(

@@ -1,8 +1,8 @@
 """The execution lifecycle as one state machine: statuses, the transitions allowed, stop reasons.
 
 Every status write of an execution checks :func:`check_execution_transition` (row by row) or
-filters on :func:`execution_sources` (in one SQL ``UPDATE``), and the campaign's status always
-follows its current execution's through :data:`CAMPAIGN_STATUS_OF`. Nothing else decides
+takes its ``WHERE`` from :func:`moving_from` (in one SQL ``UPDATE``), and the campaign's status
+always follows its current execution's through :data:`CAMPAIGN_STATUS_OF`. Nothing else decides
 whether a status may change::
 
     scheduled ─claim→ queued ─plan→ running ─last chunk→ completed | failed
@@ -67,9 +67,15 @@ _VERB = {
 }
 
 
-def execution_sources(target: ExecutionStatus) -> list[str]:
-    """The statuses from which an execution may move to ``target`` (for SQL ``WHERE``)."""
-    return sorted(s.value for s, nxt in EXECUTION_TRANSITIONS.items() if target in nxt)
+def moving_from(source: ExecutionStatus, target: ExecutionStatus) -> ExecutionStatus:
+    """``source``, for the ``WHERE`` of an SQL ``UPDATE`` that moves executions to ``target``.
+
+    Raises:
+        ValueError: the table does not allow the move (a bug in the caller, not bad input).
+    """
+    if target not in EXECUTION_TRANSITIONS[source]:
+        raise ValueError(f"no execution moves from {source} to {target}")
+    return source
 
 
 def can_move(current: str, target: ExecutionStatus) -> bool:

@@ -34,10 +34,8 @@ from engine.models.base import utcnow
 
 @dataclass(frozen=True, slots=True)
 class BatchRecorded:
-    """What recording a batch learnt: how many rows were new, and whether to go on."""
+    """What recording a batch learnt: whether to go on."""
 
-    #: Deliveries newly recorded (a re-run's duplicates are not counted twice).
-    inserted: int
     #: The execution's status, read in the same transaction (pause and cancel show here).
     execution_status: str
     #: Whether this worker's attempt still owns the chunk (not given back as stalled).
@@ -86,7 +84,9 @@ def record_batch(
             )
         )
     owned = _rowcount(
-        session.execute(sa.update(Chunk).where(*_owned_by(chunk, attempt)).values(heartbeat_at=now))
+        session.execute(
+            sa.update(Chunk).where(owned_by(chunk.id, attempt)).values(heartbeat_at=now)
+        )
     )
     counters = sa.update(Execution).where(col(Execution.id) == chunk.execution_id)
     if inserted:
@@ -102,7 +102,7 @@ def record_batch(
         status = session.scalar(
             sa.select(col(Execution.status)).where(col(Execution.id) == chunk.execution_id)
         )
-    return BatchRecorded(len(inserted), str(status), owned > 0)
+    return BatchRecorded(str(status), owned > 0)
 
 
 def fit(value: str | None, limit: int) -> str | None:
@@ -146,17 +146,18 @@ def finish_chunk(
         values["not_before"] = utcnow() + timedelta(seconds=retry_after_s)
         values["error"] = f"given back: {stopped}"
     updated = _rowcount(
-        session.execute(sa.update(Chunk).where(*_owned_by(chunk, attempt)).values(**values))
+        session.execute(sa.update(Chunk).where(owned_by(chunk.id, attempt)).values(**values))
     )
     if updated and status == ChunkStatus.done and next_step is not None:
         _create_next_chunk(session, dialect, chunk, next_step)
     return updated > 0
 
 
-def _owned_by(chunk: Chunk, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
-    """The chunk, if the worker of ``attempt`` still runs it."""
-    return (
-        col(Chunk.id) == chunk.id,
+def owned_by(chunk_id: int | None, attempt: int) -> sa.ColumnElement[bool]:
+    """The chunk, if the worker of ``attempt`` still runs it: every write of a worker's is
+    fenced by this."""
+    return sa.and_(
+        col(Chunk.id) == chunk_id,
         col(Chunk.attempts) == attempt,
         col(Chunk.status) == ChunkStatus.running,
     )

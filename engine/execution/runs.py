@@ -586,10 +586,6 @@ def _set_status(
 ) -> None:
     """Move the execution to ``status`` (if the lifecycle allows it) and its campaign along."""
     check_execution_transition(execution.id, execution.status, status, code)
-    now = utcnow()
     execution.status = status
-    execution.updated_at = now
-    campaign = session.get_one(Campaign, execution.campaign_id)
-    campaign.status = CAMPAIGN_STATUS_OF[status]
-    campaign.updated_at = now
-    session.flush()
+    execution.updated_at = utcnow()
+    _set_status_of_campaign(session, session.get_one(Campaign, execution.campaign_id), status)

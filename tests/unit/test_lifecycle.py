@@ -25,6 +25,7 @@ from engine.execution.lifecycle import (
     ACTIVE_EXECUTION_STATUSES,
     EXECUTION_TRANSITIONS,
     check_execution_transition,
+    moving_from,
 )
 from engine.execution.runs import plan_execution
 from engine.models import Chunk, Delivery, ExecutionStatus
@@ -76,6 +77,8 @@ def test_the_transition_table_is_the_one_the_store_enforces() -> None:
     assert sql == set(ACTIVE_EXECUTION_STATUSES)
     for final in ("completed", "failed", "cancelled"):
         assert EXECUTION_TRANSITIONS[ExecutionStatus(final)] == frozenset()
+    with pytest.raises(ValueError):  # an UPDATE may only name a move the table allows
+        moving_from(ExecutionStatus.completed, ExecutionStatus.running)
     with pytest.raises(InvalidTransition) as err:
         check_execution_transition("exe_1", "completed", ExecutionStatus.running, "CANNOT_RESUME")
     assert err.value.code == "CANNOT_RESUME" and "completed" in err.value.message
