@@ -13,7 +13,7 @@ from engine.channels.base import (
     SyncChannel,
     idempotency_key,
 )
-from engine.channels.email import EmailChannel
+from engine.channels.email.channel import EmailChannel
 from engine.channels.log import LogChannel
 from engine.channels.null import NullChannel
 from engine.channels.telegram import TelegramChannel

@@ -11,7 +11,8 @@ import pytest
 
 from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage, idempotency_key
-from engine.channels.email import EmailChannel, html_to_text
+from engine.channels.email.channel import EmailChannel
+from engine.channels.email.mime import html_to_text
 from engine.errors import PermanentDeliveryError, ValidationFailed
 from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
