@@ -1,0 +1,95 @@
+"""``campaign admin``: an organization's first user, its API keys, the contact lists API's
+``api_user`` credentials, and bots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from engine.cli.shared import err_console, migrated_runtime, run
+from engine.db import session_scope
+
+#: The ``admin`` command group.
+admin_app = typer.Typer(help="Organizations, users and API keys.", no_args_is_help=True)
+
+
+@admin_app.command("bootstrap")
+def bootstrap(
+    organization: Annotated[str, typer.Option(help="Organization name (created if new)")],
+    user: Annotated[str, typer.Option(help="Username to create")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="At least 8 characters")
+    ],
+) -> None:
+    """Create an organization's first user and an API key (printed once, stored hashed)."""
+    rt = migrated_runtime()
+    from engine.services.auth import bootstrap as make
+
+    def create() -> tuple[str, str, str]:
+        with session_scope(rt.engine) as session:
+            org, account, key = make(session, organization, user, password)
+            return org.id, account.id, key
+
+    org_id, user_id, key = run(create)
+    print(f"organization {org_id}\nuser {user_id}\napi key {key}")
+    err_console.print("the API key is shown once: store it now")
+
+
+@admin_app.command("create-key")
+def create_key(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+) -> None:
+    """Create another API key for an organization."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.services.auth import create_api_key
+
+    def create() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return create_api_key(session, org.id, name)[1]
+
+    print(f"api key {run(create)}")
+    err_console.print("the API key is shown once: store it now")
+
+
+@admin_app.command("create-api-user")
+def create_api_user(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    list_name: Annotated[str, typer.Option("--list", help="Contact list (created if new)")],
+    api_user: Annotated[str, typer.Option(help="The api_user of Basic api_user:api_key")],
+) -> None:
+    """Create the contact lists API's ``api_user:api_key`` credential for a contact list."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.services.auth import create_api_user as make
+
+    def create() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return make(session, org.id, list_name, api_user)[1]
+
+    print(f"api_user {api_user}\napi_key {run(create)}")
+    err_console.print("the api_key is shown once: store it now")
+
+
+@admin_app.command("create-bot")
+def create_bot(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    name: Annotated[str, typer.Option(help="Bot name (unique in the organization)")],
+    channel: Annotated[str, typer.Option(help="log, telegram, whatsapp, email, webhook, null")],
+    account: Annotated[
+        str | None, typer.Option(help="The organization's channel account it sends with")
+    ] = None,
+) -> None:
+    """Create a bot of an organization for the builder's campaign module (bot campaigns API)."""
+    rt = migrated_runtime()
+    from engine.bots.actions import create_bot_for
+
+    def create() -> str:
+        with session_scope(rt.engine) as session:
+            return create_bot_for(session, organization, name, channel, account).id
+
+    print(f"bot {run(create)}")
