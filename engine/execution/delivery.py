@@ -7,48 +7,32 @@ rate-limited batches, committing each batch's deliveries, counters, error counts
 timeline before the next batch is sent: a crash re-sends at most the batch in flight. The same
 commit reads the execution's status, so pause and cancel take effect within one batch.
 Finishing a step's chunk creates the next step's chunk.
+
+This module runs the attempt and gives the chunk back when it cannot finish. The claim and the
+choice of recipients are :mod:`engine.execution.claiming`; rendering each message is
+:mod:`engine.execution.rendering`; sending a batch is :mod:`engine.execution.sending`;
+recording it is :mod:`engine.execution.recording`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
-from jinja2 import TemplateError
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from engine.audience.subscriptions import block_contacts
-from engine.audience.targeting import in_sample, not_suppressed, test_contacts
-from engine.campaigns.campaign import list_touchpoints
-from engine.campaigns.variations import pick_variation
-from engine.channels import OutgoingMessage, idempotency_key
-from engine.config import Settings
 from engine.db import session_scope
+from engine.execution.claiming import ChunkJob, claim_chunk
 from engine.execution.dispatch import finish_execution_if_done, give_back_chunks
-from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of
+from engine.execution.lifecycle import StopReason, stop_reason_of
 from engine.execution.recording import BatchRecorded, finish_chunk, owned_by, record_batch
-from engine.execution.runs import message_steps, retry_chain
+from engine.execution.rendering import outgoing, rendered_only
 from engine.execution.sending import MAX_RETRY_AFTER_S, BatchInterrupted, Sender, SendOutcome
-from engine.integrations.channel_accounts import channel_config, send_rate
-from engine.integrations.links import LinkSigner
 from engine.logging import get_logger
-from engine.models import (
-    Campaign,
-    Chunk,
-    ChunkStatus,
-    Contact,
-    Delivery,
-    DeliveryStatus,
-    Execution,
-    ExecutionRecipient,
-)
-from engine.models.base import utcnow
+from engine.models import Chunk, ChunkStatus, DeliveryStatus
 from engine.outages import ServiceOutage, is_outage, through_outages
 from engine.runtime import Runtime
-from engine.templating import contact_context, render
 
 log = get_logger()
 
@@ -58,37 +42,6 @@ NETWORK_BATCH = 100
 #: Largest send batch of a local channel (null, log): nobody is messaged, so a bigger batch
 #: buys speed (fewer commits) at no cost to anyone.
 LOCAL_BATCH = 500
-
-
-#: Custom fields that address a contact on a channel, passed to channels with the recipient.
-ADDRESS_FIELDS = ("telegram_chat_id",)
-#: Channels whose messages get click-tracking links (http(s) hrefs in HTML, bare URLs in text).
-TRACKED_CHANNELS = frozenset({"email", "webhook"})
-
-
-@dataclass
-class ChunkJob:
-    """Everything needed to deliver a claimed chunk, read in the claiming transaction."""
-
-    chunk: Chunk
-    #: The attempt this worker owns: every later write to the chunk is fenced by it.
-    attempt: int
-    execution: Execution
-    campaign: Campaign
-    message: Any
-    next_step: tuple[str, float] | None
-    #: The channel configuration: the organization's account merged with the campaign's.
-    config: dict[str, Any] = field(default_factory=dict)
-    to_send: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[SendOutcome] = field(default_factory=list)
-    #: Test mode without test contacts: these are rendered, never handed to the channel.
-    dry_run: set[int] = field(default_factory=set)
-    #: Signs the unsubscribe link of each message and its click-tracking links.
-    links: LinkSigner | None = None
-    #: Messages per second (``None``: unlimited), shared by every worker on the rate key.
-    rate: float | None = None
-    #: For a retry: the executions it repeats (whoever they reached is skipped).
-    chain: list[str] = field(default_factory=list)
 
 
 class ChunkOutcome(StrEnum):
@@ -117,7 +70,12 @@ def deliver_chunk(rt: Runtime, chunk_id: int) -> ChunkOutcome:
 
     def claim() -> ChunkJob | ChunkOutcome:
         with session_scope(rt.engine) as session:
-            return _claim(session, chunk_id, rt.settings)
+            claimed = claim_chunk(session, chunk_id, rt.settings)
+        if claimed is None:
+            return ChunkOutcome.stale
+        if isinstance(claimed, StopReason):
+            return ChunkOutcome(claimed.value)
+        return claimed
 
     try:
         # A database outage is waited out here: the message in hand is the chunk's dispatch.
@@ -183,11 +141,11 @@ class _ChunkRun:
         for start in range(0, len(job.to_send), size):
             messages = []
             for contact in job.to_send[start : start + size]:
-                item = _outgoing(job, contact)
+                item = outgoing(job, contact)
                 if isinstance(item, SendOutcome):
                     self.pending.append(item)
                 elif item.contact_id in job.dry_run:
-                    self.pending.append(_rendered_only(item))
+                    self.pending.append(rendered_only(item))
                 else:
                     messages.append(item)
             rounds = -(-len(messages) // sender.concurrency) if sender.is_network else 1
@@ -369,191 +327,8 @@ def release_chunk(rt: Runtime, chunk_id: int, reason: str, attempt: int | None =
         )
 
 
-def _claim(session: Session, chunk_id: int, settings: Settings) -> ChunkJob | ChunkOutcome:
-    claimed = session.execute(
-        sa.update(Chunk)
-        .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
-        .values(status=ChunkStatus.running, heartbeat_at=utcnow())
-        .returning(col(Chunk.attempts))
-    ).first()
-    if claimed is None:
-        return ChunkOutcome.stale
-    chunk = session.get_one(Chunk, chunk_id)
-    execution = session.get_one(Execution, chunk.execution_id)
-    stopped = stop_reason_of(execution.status)
-    if stopped:
-        chunk.status = chunk_status_after(stopped)
-        return ChunkOutcome(stopped.value)
-    campaign = session.get_one(Campaign, execution.campaign_id)
-    steps = message_steps(list_touchpoints(session, campaign.id))
-    index = next(i for i, (tp, _) in enumerate(steps) if tp.id == chunk.touchpoint_id)
-    following = steps[index + 1] if index + 1 < len(steps) else None
-    job = ChunkJob(
-        chunk=chunk,
-        attempt=claimed[0],
-        execution=execution,
-        campaign=campaign,
-        message=steps[index][0].message,
-        next_step=(following[0].id, following[1]) if following else None,
-        config=channel_config(session, settings.secret_key, campaign),
-        links=_links(settings, campaign.channel, steps[index][0].message),
-        rate=send_rate(session, campaign, settings.rate_limits),
-        chain=retry_chain(session, execution),
-    )
-    previous_tp = steps[index - 1][0].id if index > 0 else None
-    _select_contacts(session, job, previous_tp)
-    return job
-
-
-def _links(settings: Settings, channel: str, message: Any) -> LinkSigner | None:
-    """A link signer where links are used: channels whose links are tracked (and email's
-    List-Unsubscribe), or a message that shows ``{{ unsubscribe_url }}``. Signing costs ~50 µs
-    per message, a tenth of a null-channel delivery: not paid where nothing uses it."""
-    if channel in TRACKED_CHANNELS or "unsubscribe_url" in json.dumps(message, default=str):
-        return LinkSigner(settings.secret_key, settings.public_base_url)
-    return None
-
-
-def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -> None:
-    """Fill ``job.to_send`` and ``job.skipped``: the chunk's recipients still owed a delivery."""
-    chunk, execution = job.chunk, job.execution
-    rows = session.execute(
-        sa.select(
-            col(ExecutionRecipient.contact_id).label("id"),
-            # NULL when the contact was deleted after planning: skipped, so processed
-            # still reaches total.
-            col(Contact.id).label("contact_row"),
-            col(Contact.email),
-            col(Contact.phone),
-            col(Contact.name),
-            col(Contact.fields),
-            col(Contact.unsubscribed_at),
-            # Suppressed since planning: two index probes per row, in the same query.
-            sa.not_(not_suppressed(execution.organization_id)).label("suppressed"),
-        )
-        .select_from(ExecutionRecipient)
-        .outerjoin(Contact, col(ExecutionRecipient.contact_id) == col(Contact.id))
-        .where(
-            col(ExecutionRecipient.execution_id) == execution.id,
-            col(ExecutionRecipient.contact_id).between(
-                chunk.first_contact_id, chunk.last_contact_id
-            ),
-        )
-        .order_by(col(ExecutionRecipient.contact_id))
-    ).all()
-    done = _delivery_statuses(session, [execution.id], chunk.touchpoint_id, chunk)
-    # A retry: whoever an earlier run of the chain reached is not sent again.
-    reached = _sent(_delivery_statuses(session, job.chain, chunk.touchpoint_id, chunk))
-    previous_ok: set[int] | None = None
-    if previous_tp:
-        previous_ok = _sent(
-            _delivery_statuses(session, [execution.id, *job.chain], previous_tp, chunk)
-        )
-    rows = [
-        row
-        for row in rows
-        if row.id not in done and in_sample(execution.id, row.id, execution.target_percentage)
-    ]
-    for row in rows:
-        reason = _skip_reason(row, reached, previous_ok)
-        if reason is None:
-            contact = row._asdict()
-            del contact["contact_row"]
-            job.to_send.append(contact)
-        else:
-            job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, *reason))
-    if execution.test_mode:
-        ids = [contact["id"] for contact in job.to_send]
-        job.dry_run = set(ids) - test_contacts(session, execution.organization_id, ids)
-
-
-def _skip_reason(
-    row: Any, reached: set[int], previous_ok: set[int] | None
-) -> tuple[str, str] | None:
-    """Why a recipient is not sent this step (unsubscribed or suppressed since planning …).
-
-    ``reached``: sent this touchpoint by the execution a retry repeats; ``previous_ok``: sent
-    the previous touchpoint (``None`` on the first step).
-    """
-    if row.contact_row is None:
-        return "CONTACT_DELETED", "the contact was deleted after the execution was planned"
-    if row.id in reached:
-        return "ALREADY_SENT", "reached by the execution this one retries"
-    if row.unsubscribed_at is not None:
-        return "UNSUBSCRIBED", "contact unsubscribed"
-    if row.suppressed:
-        return "SUPPRESSED", "the contact's address is on the suppression list"
-    if previous_ok is not None and row.id not in previous_ok:
-        return "PREVIOUS_STEP_FAILED", "previous touchpoint was not delivered"
-    return None
-
-
-def _sent(statuses: dict[int, str]) -> set[int]:
-    return {contact_id for contact_id, status in statuses.items() if status == DeliveryStatus.sent}
-
-
-def _delivery_statuses(
-    session: Session, execution_ids: list[str], touchpoint_id: str, chunk: Chunk
-) -> dict[int, str]:
-    """Each contact's delivery status of the touchpoint in these executions (``sent`` wins)."""
-    if not execution_ids:
-        return {}
-    rows = session.execute(
-        sa.select(col(Delivery.contact_id), col(Delivery.status)).where(
-            col(Delivery.execution_id).in_(execution_ids),
-            col(Delivery.touchpoint_id) == touchpoint_id,
-            col(Delivery.contact_id).between(chunk.first_contact_id, chunk.last_contact_id),
-        )
-    )
-    statuses: dict[int, str] = {}
-    for contact_id, status in rows:
-        if statuses.get(contact_id) != DeliveryStatus.sent:
-            statuses[contact_id] = status
-    return statuses
-
-
-def _outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:
-    """Render the message for one contact; a template that fails for them fails their delivery."""
-    recipient = {k: contact[k] for k in ("id", "email", "phone", "name")}
-    fields = contact.get("fields") or {}
-    for key in ADDRESS_FIELDS:
-        if fields.get(key) is not None:
-            recipient[key] = fields[key]
-    touchpoint_id, execution, links = job.chunk.touchpoint_id, job.execution, job.links
-    variation, message = pick_variation(job.message, execution.id, touchpoint_id, contact["id"])
-    if links is not None:  # before rendering: templates may show {{ unsubscribe_url }}
-        recipient["unsubscribe_url"] = links.unsubscribe_url(
-            execution.organization_id, job.campaign.id, execution.id, touchpoint_id, contact["id"]
-        )
-    try:
-        body = render(message, contact_context(fields, recipient))
-    except TemplateError as exc:
-        return SendOutcome(
-            contact["id"],
-            DeliveryStatus.failed,
-            0,
-            "TEMPLATE_ERROR",
-            str(exc)[:500],
-            variation=variation,
-        )
-    if links is not None and job.campaign.channel in TRACKED_CHANNELS:
-        body = links.rewrite(
-            body, lambda url: links.click_url(execution.id, touchpoint_id, contact["id"], url)
-        )
-    return OutgoingMessage(
-        execution_id=job.execution.id,
-        campaign_id=job.campaign.id,
-        touchpoint_id=touchpoint_id,
-        contact_id=contact["id"],
-        idempotency_key=idempotency_key(job.execution.id, touchpoint_id, contact["id"]),
-        recipient=recipient,
-        body=body,
-        config=job.config,
-        variation=variation,
-    )
-
-
 def _sender(rt: Runtime, job: ChunkJob) -> Sender:
+    """The sender of the job's channel, under its rate limit."""
     channel = rt.channels.get(job.campaign.channel)
     return Sender(
         channel,
@@ -562,16 +337,4 @@ def _sender(rt: Runtime, job: ChunkJob) -> Sender:
         rt.loop,
         rate=job.rate,
         rate_key=channel.rate_key(job.config),
-    )
-
-
-def _rendered_only(message: OutgoingMessage) -> SendOutcome:
-    """The outcome of a test-mode message that was rendered but not sent."""
-    return SendOutcome(
-        message.contact_id,
-        DeliveryStatus.skipped,
-        0,
-        "DRY_RUN",
-        "test mode: rendered, not sent (the organization has no test contacts)",
-        variation=message.variation,
     )
