@@ -15,7 +15,7 @@ import structlog
 from engine.config import get_settings
 from engine.db import session_scope
 from engine.execution.delivery import deliver_chunk
-from engine.execution.runs import plan_execution
+from engine.execution.planning import plan_execution
 from engine.integrations import webhooks
 from engine.logging import get_logger
 from engine.runtime import Runtime

@@ -1,33 +1,36 @@
-"""Executions: start, plan, pause, resume, cancel. Only rows change; the scheduler does the rest."""
+"""The actions on an execution: start, retry, pause, resume, cancel. Only rows change; the
+scheduler does the rest. Planning (a worker's first job for an execution) is
+:mod:`engine.execution.planning`.
+
+Why this module is long (about 500 lines): it is the one home of the actions a caller takes on
+an execution (the HTTP routes, the CLI, bot actions and the campaign catalog call them) and of
+the guards they share: one active execution per campaign (``_check_no_active_execution``), a
+campaign that can send (``_check_sendable``, :func:`check_audience`), ``Idempotency-Key``
+replays (``_keyed_execution``), the touchpoints a retry repeats (``_check_same_touchpoints``),
+and every status write going through the lifecycle with its campaign following
+(:func:`set_execution_status`). Splitting start from retry, or pause from cancel, would put
+those guards in one module and their only callers in others.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from itertools import islice
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
-from engine.audience.targeting import (
-    audience_problems,
-    campaign_audience,
-    copy_recipients,
-    count_audience,
-    freeze_recipients,
-    iter_recipient_ids,
-)
+from engine.audience.targeting import audience_problems, campaign_audience, count_audience
 from engine.campaigns.campaign import get_campaign, list_touchpoints
 from engine.channels import ensure_available
-from engine.db import get_owned, table_of
+from engine.db import get_owned
 from engine.errors import Conflict, InvalidTransition, ValidationFailed
 from engine.execution.lifecycle import (
     ACTIVE_EXECUTION_STATUSES,
     CAMPAIGN_STATUS_OF,
     check_execution_transition,
 )
-from engine.integrations.channel_accounts import check_credentials, send_rate
+from engine.integrations.channel_accounts import check_credentials
 from engine.integrations.webhooks import emit_campaign
 from engine.logging import get_logger
 from engine.models import (
@@ -417,96 +420,6 @@ def get_execution(
     )
 
 
-#: Seconds of sending a chunk should hold at its campaign's rate: well inside the workers'
-#: one-hour time limit, and a pause or crash costs at most that much of one worker's time.
-CHUNK_SECONDS = 600.0
-
-
-def chunk_size_for(chunk_size: int, rate: float | None) -> int:
-    """Contacts per chunk: ``chunk_size``, fewer when the rate would make a chunk last long."""
-    if rate is None:
-        return chunk_size
-    return max(1, min(chunk_size, int(rate * CHUNK_SECONDS)))
-
-
-def plan_execution(
-    session: Session,
-    execution_id: str,
-    chunk_size: int,
-    default_rates: Mapping[str, float] | None = None,
-) -> bool:
-    """Resolve the audience once and write the first step's chunks; mark the execution running.
-
-    ``default_rates`` (``RATE_LIMITS``) bound the chunk size of slow channels
-    (:func:`chunk_size_for`). Idempotent: an execution that is not ``queued`` is left alone
-    (returns False).
-    """
-    execution = get_execution(session, execution_id, lock=True)
-    if execution.status != ExecutionStatus.queued:
-        return False
-    campaign = session.get_one(Campaign, execution.campaign_id)
-    chunk_size = chunk_size_for(chunk_size, send_rate(session, campaign, default_rates or {}))
-    steps = message_steps(list_touchpoints(session, campaign.id))
-    now = utcnow()
-    first_tp, first_delay = steps[0]
-    if execution.retry_of:
-        copy_recipients(session, execution.retry_of, execution.id, campaign.channel)
-    else:
-        freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
-    ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
-    contacts = 0
-    chunk_no = 0
-    rank = PRIORITY_RANK[Priority(execution.priority)]
-    chunk_table = table_of(Chunk)
-    rows = []
-    while block := list(islice(ids, chunk_size)):
-        rows.append(
-            {
-                "execution_id": execution.id,
-                "step": 0,
-                "touchpoint_id": first_tp.id,
-                "chunk_no": chunk_no,
-                "first_contact_id": block[0],
-                "last_contact_id": block[-1],
-                "size": len(block),
-                "status": ChunkStatus.pending,
-                "priority_rank": rank,
-                "not_before": now + timedelta(seconds=first_delay),
-                "attempts": 0,
-            }
-        )
-        contacts += len(block)
-        chunk_no += 1
-    if rows:
-        session.execute(sa.insert(chunk_table), rows)
-    execution.total = contacts * len(steps)
-    execution.started_at = now
-    execution.updated_at = now
-    if contacts == 0:
-        _set_status(session, execution, ExecutionStatus.failed)
-        execution.error = "no contact matched the audience"
-        execution.finished_at = now
-    else:
-        _set_status(session, execution, ExecutionStatus.running)
-    session.flush()
-    emit_campaign(
-        session,
-        "campaign.started" if contacts else "campaign.failed",
-        campaign,
-        execution,
-        **({} if contacts else {"reason": execution.error}),
-    )
-    log.info(
-        "execution.planned",
-        execution_id=execution.id,
-        campaign_id=campaign.id,
-        contacts=contacts,
-        chunks=chunk_no,
-        total=execution.total,
-    )
-    return True
-
-
 def pause_execution(
     session: Session, execution_id: str, organization_id: str | None = None
 ) -> Execution:
@@ -516,7 +429,7 @@ def pause_execution(
         InvalidTransition: the execution is already paused or finished.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    _set_status(session, execution, ExecutionStatus.paused, code="CANNOT_PAUSE")
+    set_execution_status(session, execution, ExecutionStatus.paused, code="CANNOT_PAUSE")
     execution.paused_at = execution.updated_at
     emit_campaign(
         session, "campaign.paused", session.get_one(Campaign, execution.campaign_id), execution
@@ -542,7 +455,7 @@ def resume_execution(
         )
     planned = execution.started_at is not None
     status = ExecutionStatus.running if planned else ExecutionStatus.scheduled
-    _set_status(session, execution, status, code="CANNOT_RESUME")
+    set_execution_status(session, execution, status, code="CANNOT_RESUME")
     execution.paused_at = None
     emit_campaign(
         session, "campaign.resumed", session.get_one(Campaign, execution.campaign_id), execution
@@ -560,7 +473,7 @@ def cancel_execution(
         InvalidTransition: the execution already finished.
     """
     execution = get_execution(session, execution_id, organization_id, lock=True)
-    _set_status(session, execution, ExecutionStatus.cancelled, code="CANNOT_CANCEL")
+    set_execution_status(session, execution, ExecutionStatus.cancelled, code="CANNOT_CANCEL")
     execution.finished_at = execution.updated_at
     session.execute(
         sa.update(Chunk)
@@ -578,13 +491,17 @@ def cancel_execution(
     return execution
 
 
-def _set_status(
+def set_execution_status(
     session: Session,
     execution: Execution,
     status: ExecutionStatus,
     code: str = "INVALID_TRANSITION",
 ) -> None:
-    """Move the execution to ``status`` (if the lifecycle allows it) and its campaign along."""
+    """Move the execution to ``status`` (if the lifecycle allows it) and its campaign along.
+
+    Raises:
+        InvalidTransition: the lifecycle has no such transition (``code``).
+    """
     check_execution_transition(execution.id, execution.status, status, code)
     execution.status = status
     execution.updated_at = utcnow()

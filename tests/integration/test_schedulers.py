@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from engine.campaigns.campaign import TouchpointSpec
 from engine.db import make_engine, session_scope
 from engine.execution.delivery import deliver_chunk
-from engine.execution.runs import plan_execution
+from engine.execution.planning import plan_execution
 from engine.models import Delivery
 from engine.runtime import Runtime
 from engine.testing import wait_until_finished

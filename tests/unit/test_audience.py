@@ -27,7 +27,8 @@ from engine.campaigns.campaign import create_campaign, get_or_create_organizatio
 from engine.campaigns.statistics import campaign_statistics
 from engine.db import session_scope
 from engine.errors import ValidationFailed
-from engine.execution.runs import plan_execution, start_execution
+from engine.execution.planning import plan_execution
+from engine.execution.runs import start_execution
 from engine.models import Campaign, ContactList, Delivery, Execution, ExecutionStatus
 from engine.models.base import utcnow
 from engine.runtime import Runtime

@@ -114,7 +114,7 @@ def test_target_percentage_samples_the_audience_deterministically(rt: Runtime) -
 
 def test_high_priority_chunks_are_dispatched_before_low(rt: Runtime) -> None:
     from engine.execution.dispatch import claim_chunks, claim_due_executions
-    from engine.execution.runs import plan_execution
+    from engine.execution.planning import plan_execution
 
     _, slow_campaign = make_campaign(rt, contacts=300, org="slow")
     _, fast_campaign = make_campaign(rt, contacts=300, org="fast")

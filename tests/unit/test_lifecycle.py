@@ -27,7 +27,7 @@ from engine.execution.lifecycle import (
     check_execution_transition,
     moving_from,
 )
-from engine.execution.runs import plan_execution
+from engine.execution.planning import plan_execution
 from engine.models import Chunk, Delivery, ExecutionStatus
 from engine.models.base import utcnow
 from engine.models.execution import ACTIVE_EXECUTION_SQL
@@ -274,7 +274,7 @@ def test_cancel_stops_sending_within_one_batch(rt: Runtime) -> None:
 
 
 def test_a_slow_channel_gets_chunks_it_can_send_well_inside_the_time_limit(rt: Runtime) -> None:
-    from engine.execution.runs import CHUNK_SECONDS
+    from engine.execution.planning import CHUNK_SECONDS
 
     # 0.1 message/s: a chunk of 1,000 would take 2.8 hours, past the workers' 1 h time limit.
     _plan(rt, contacts=100, chunk_size=1000, rate_per_s=0.1)

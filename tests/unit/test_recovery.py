@@ -17,7 +17,7 @@ from engine.execution.dispatch import (
     finish_execution_if_done,
     recover_stale_chunks,
 )
-from engine.execution.runs import plan_execution
+from engine.execution.planning import plan_execution
 from engine.models import Chunk, Delivery
 from engine.models.base import utcnow
 from engine.runtime import Runtime
