@@ -1,4 +1,11 @@
-"""What the HTTP channels share: one lazy aiohttp session, one POST, and answer parsing.
+"""What the HTTP channels share: :class:`HttpChannel`, one lazy aiohttp session, one POST.
+
+A provider channel (``telegram``, ``whatsapp``, ``webhook``) subclasses :class:`HttpChannel` and
+says only what is its own: how a message becomes a request (:meth:`HttpChannel.request`), and
+how the provider's answer reads (:meth:`HttpChannel.message_id` for a 2xx,
+:meth:`HttpChannel.refusal` for anything else, often through :func:`status_error`). The base
+builds the process's instance from the settings (timeout, connection limit), checks the
+credential (:attr:`HttpChannel.token_key`) and ``base_url`` of a config, sends, and closes.
 
 The session (a connection pool) is created on first use on the process's event loop, where it
 must live, and closed on that loop. :func:`post` turns timeouts and network failures into
@@ -9,20 +16,33 @@ bearer token) cut out of the message: aiohttp puts the whole URL in some excepti
 from __future__ import annotations
 
 import json
+import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from engine.aio import EventLoopThread
-from engine.errors import TransientDeliveryError
+from engine.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:
+    from engine.channels.base import OutgoingMessage
+    from engine.config import Settings
 
 #: What stands in for a secret cut out of a message.
 REDACTED = "<redacted>"
 #: Longest provider text kept in an error message (error summaries hold 500 characters).
 MAX_DETAIL_CHARS = 300
+#: The header of a JSON request body.
+JSON_CONTENT = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +52,150 @@ class HttpAnswer:
     status: int
     headers: Mapping[str, str]
     data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What a channel POSTs for one message.
+
+    Attributes:
+        secrets: what must never reach an error message (a token in ``url`` or ``headers``).
+    """
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def json_post(
+        cls,
+        url: str,
+        payload: Any,
+        secrets: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequest:
+        """A POST of ``payload`` as UTF-8 JSON (non-ASCII text as it is, not escaped)."""
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        return cls(url, body, {**JSON_CONTENT, **(headers or {})}, secrets)
+
+
+class HttpChannel(ABC):
+    """A channel that POSTs each message to a provider over HTTP; see the module.
+
+    One aiohttp session (connection pool) per process, on the process's event loop, with the
+    settings' ``http_timeout_s`` per request and ``http_max_connections``. A subclass sets
+    :attr:`name`, :attr:`token_key` and :attr:`default_base_url` where its provider has them,
+    overrides :meth:`check_account` and :meth:`check_options` where it has more settings, and
+    implements :meth:`rate_key`, :meth:`request`, :meth:`message_id` and :meth:`refusal`.
+    """
+
+    #: Registry name, as campaigns spell it.
+    name: str
+    #: The provider's API when ``channel_config.base_url`` does not name another (``""``: the
+    #: channel has no ``base_url``).
+    default_base_url: ClassVar[str] = ""
+    #: The ``channel_config`` key of the provider's credential (``""``: none): required, a
+    #: string of :attr:`token_shape`, and never quoted in an error message.
+    token_key: ClassVar[str] = ""
+    #: What a token looks like (by default: any text without white space).
+    token_shape: ClassVar[re.Pattern[str]] = re.compile(r"\S+")
+    #: What a valid token is, appended to the message that asks for one.
+    token_hint: ClassVar[str] = ""
+    #: Read the body of non-2xx answers (providers explain errors there).
+    read_errors: ClassVar[bool] = True
+    #: Follow redirects: off unless the receiver is the campaign's own (a redirect could carry
+    #: a secret in the URL path or a header to another host).
+    allow_redirects: ClassVar[bool] = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> Self:
+        """Build the process's instance from the settings (the registry calls this)."""
+        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
+
+    def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
+        self._session = LazySession(loop, timeout_s, max_connections)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Raise :class:`~engine.errors.ValidationFailed` when ``config`` cannot work.
+
+        In order: the token (:attr:`token_key`), :meth:`check_account`, ``base_url`` (for a
+        provider with a :attr:`default_base_url`), then :meth:`check_options`. Messages never
+        quote a secret.
+        """
+        token = config.get(cls.token_key)
+        if cls.token_key and (not isinstance(token, str) or not cls.token_shape.fullmatch(token)):
+            raise invalid_config(
+                f"{cls.name} channel needs channel_config.{cls.token_key}{cls.token_hint}"
+            )
+        cls.check_account(config)
+        if cls.default_base_url and "base_url" in config and not is_http_url(config["base_url"]):
+            raise invalid_config(f"{cls.name} channel_config.base_url must be an http(s) URL")
+        cls.check_options(config)
+
+    @staticmethod  # noqa: B027 - a hook, not abstract: a token is account enough for most
+    def check_account(config: dict[str, Any]) -> None:
+        """Require what else names the account (or receiver) messages go through."""
+
+    @staticmethod  # noqa: B027 - a hook, not abstract: most providers have no options
+    def check_options(config: dict[str, Any]) -> None:
+        """Check the provider's optional settings (none unless a subclass has some)."""
+
+    @abstractmethod
+    def rate_key(self, config: dict[str, Any]) -> str:
+        """Return the rate-limit key: the provider account this config sends through."""
+
+    @abstractmethod
+    def request(self, message: OutgoingMessage) -> HttpRequest:
+        """The request that delivers ``message``.
+
+        Raises:
+            PermanentDeliveryError: the message cannot be sent (no address, no text …).
+        """
+
+    @abstractmethod
+    def message_id(self, data: Any) -> str | None:
+        """The provider's message id in a 2xx answer's JSON (``None`` if it has none)."""
+
+    @abstractmethod
+    def refusal(self, answer: HttpAnswer, request: HttpRequest) -> DeliveryError:
+        """The delivery error a non-2xx answer to ``request`` means (it quotes no secret)."""
+
+    @classmethod
+    def token(cls, config: dict[str, Any]) -> str:
+        """The credential in ``config`` (``""`` when there is none)."""
+        return str(config.get(cls.token_key) or "")
+
+    @classmethod
+    def base_url(cls, config: dict[str, Any]) -> str:
+        """``channel_config.base_url``, else :attr:`default_base_url`; no trailing slash."""
+        return str(config.get("base_url") or cls.default_base_url).rstrip("/")
+
+    async def send_async(self, message: OutgoingMessage) -> str | None:
+        """POST the message; return the provider's message id.
+
+        Raises:
+            TransientDeliveryError: ``TIMEOUT``, ``NETWORK_ERROR`` or a refusal worth retrying.
+            PermanentDeliveryError: the message cannot be sent, or the provider refused it.
+        """
+        request = self.request(message)
+        answer = await post(
+            self._session.get(),
+            request.url,
+            request.body,
+            request.headers,
+            request.secrets,
+            read_errors=self.read_errors,
+            allow_redirects=self.allow_redirects,
+        )
+        if answer.status < 300:
+            return self.message_id(answer.data)
+        raise self.refusal(answer, request)
+
+    def close(self) -> None:
+        """Close the connection pool (on the loop that owns it)."""
+        self._session.close()
 
 
 class LazySession:
@@ -111,6 +275,27 @@ async def post(
     raise error
 
 
+def status_error(
+    status: int, text: str, *, retry_after: float | None = None, code: str | None = None
+) -> DeliveryError:
+    """What a refusal means by its HTTP status alone.
+
+    429 is a transient ``RATE_LIMITED`` and 5xx a transient ``HTTP_<status>``, both to be
+    retried after ``retry_after`` seconds if given; any other status is permanent, with ``code``
+    (``HTTP_<status>`` when ``None``).
+    """
+    if status == 429:
+        return TransientDeliveryError(text, code="RATE_LIMITED", retry_after=retry_after)
+    if status >= 500:
+        return TransientDeliveryError(text, code=f"HTTP_{status}", retry_after=retry_after)
+    return PermanentDeliveryError(text, code=code or f"HTTP_{status}")
+
+
+def invalid_config(message: str) -> ValidationFailed:
+    """The error of a ``channel_config`` that cannot work (``INVALID_CHANNEL_CONFIG``)."""
+    return ValidationFailed(message, code="INVALID_CHANNEL_CONFIG")
+
+
 def json_or_none(raw: bytes) -> Any:
     """The body as JSON if it is JSON: a 2xx with any other body is still a success."""
     try:
@@ -128,11 +313,17 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def message_text(body: Any) -> str | None:
-    """The text of a rendered message: the body itself if a string, else its ``text`` field."""
+def required_text(body: Any) -> str:
+    """The text of a rendered message: the body itself if a string, else its ``text`` field.
+
+    Raises:
+        PermanentDeliveryError: ``INVALID_MESSAGE`` when there is no text, or only blanks.
+    """
     if isinstance(body, dict):
         body = body.get("text")
-    return body if isinstance(body, str) and body.strip() else None
+    if not isinstance(body, str) or not body.strip():
+        raise PermanentDeliveryError("message has no text to send", code="INVALID_MESSAGE")
+    return body
 
 
 def is_http_url(url: Any) -> bool:

@@ -42,25 +42,22 @@ limits each bot to about 30 messages per second).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
-from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
 from engine.channels.http import (
     HttpAnswer,
-    LazySession,
+    HttpChannel,
+    HttpRequest,
     detail,
-    is_http_url,
-    message_text,
-    post,
+    invalid_config,
+    required_text,
     retry_after,
+    status_error,
 )
-from engine.config import Settings
-from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
+from engine.errors import DeliveryError, PermanentDeliveryError
 
-DEFAULT_BASE_URL = "https://api.telegram.org"
 PARSE_MODES = ("HTML", "MarkdownV2", "Markdown")
 #: ``<bot id>:<secret>``, as @BotFather issues tokens.
 TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
@@ -68,10 +65,6 @@ TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
 BLOCKED_PHRASES = ("bot was blocked by the user", "user is deactivated")
 #: Phrases of a 400 ``description`` meaning the chat id does not name a chat the bot can see.
 UNKNOWN_CHAT_PHRASES = ("chat not found", "user not found", "peer_id_invalid")
-
-
-def _invalid(message: str) -> ValidationFailed:
-    return ValidationFailed(message, code="INVALID_CHANNEL_CONFIG")
 
 
 def token_digest(token: str) -> str:
@@ -92,9 +85,7 @@ def _chat_id(message: OutgoingMessage) -> int | str:
 
 def _payload(message: OutgoingMessage) -> dict[str, Any]:
     """The ``sendMessage`` parameters for this message."""
-    text = message_text(message.body)
-    if text is None:
-        raise PermanentDeliveryError("message has no text to send", code="INVALID_MESSAGE")
+    text = required_text(message.body)
     payload: dict[str, Any] = {"chat_id": _chat_id(message), "text": text}
     if message.config.get("parse_mode"):
         payload["parse_mode"] = message.config["parse_mode"]
@@ -125,85 +116,55 @@ def _permanent_code(status: int, description: str) -> str:
     return f"TELEGRAM_{status}"
 
 
-def _classify(answer: HttpAnswer, token: str) -> str | None:
-    """Map a Bot API answer to the message id, or raise the matching delivery error."""
-    data = answer.data if isinstance(answer.data, dict) else {}
-    if answer.status < 300:
-        result = data.get("result")
-        message_id = result.get("message_id") if isinstance(result, dict) else None
-        return str(message_id) if message_id is not None else None
-    error_code = data.get("error_code")
-    status = error_code if isinstance(error_code, int) and error_code >= 400 else answer.status
-    description = detail(data.get("description") or f"HTTP {answer.status}", [token])
-    if status == 429:
-        raise TransientDeliveryError(
-            f"telegram: {description}", code="RATE_LIMITED", retry_after=_retry_after(data, answer)
-        )
-    if status >= 500:
-        raise TransientDeliveryError(f"telegram: {description}", code=f"HTTP_{status}")
-    raise PermanentDeliveryError(
-        f"telegram: {description}", code=_permanent_code(status, description)
-    )
-
-
-class TelegramChannel:
-    """Sends text messages through a Telegram bot (Bot API ``sendMessage``); see the module.
-
-    One aiohttp session (connection pool) per process, on the process's event loop.
-    """
+class TelegramChannel(HttpChannel):
+    """Sends text messages through a Telegram bot (Bot API ``sendMessage``); see the module."""
 
     name = "telegram"
-
-    @classmethod
-    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> TelegramChannel:
-        """Build the process's instance from the settings (the registry calls this)."""
-        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
-
-    def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
-        self._session = LazySession(loop, timeout_s, max_connections)
+    default_base_url = "https://api.telegram.org"
+    token_key = "bot_token"
+    token_shape = TOKEN_SHAPE
+    token_hint = ", a bot token as @BotFather issues it (<digits>:<letters, digits, _ or ->)"
 
     @staticmethod
-    def validate_config(config: dict[str, Any]) -> None:
-        """Require a well-formed ``bot_token``; check ``base_url`` and ``parse_mode`` if set.
-
-        Messages never quote the token.
-        """
-        token = config.get("bot_token")
-        if not isinstance(token, str) or not TOKEN_SHAPE.fullmatch(token):
-            raise _invalid(
-                "telegram channel needs channel_config.bot_token, a bot token as @BotFather "
-                "issues it (<digits>:<letters, digits, _ or ->)"
-            )
-        if "base_url" in config and not is_http_url(config["base_url"]):
-            raise _invalid("telegram channel_config.base_url must be an http(s) URL")
+    def check_options(config: dict[str, Any]) -> None:
+        """Check ``parse_mode`` and ``disable_web_page_preview`` if set."""
         if config.get("parse_mode") is not None and config["parse_mode"] not in PARSE_MODES:
-            raise _invalid(f"telegram channel_config.parse_mode must be one of {PARSE_MODES}")
+            raise invalid_config(f"telegram channel_config.parse_mode must be one of {PARSE_MODES}")
         preview = config.get("disable_web_page_preview")
         if preview is not None and not isinstance(preview, bool):
-            raise _invalid("telegram channel_config.disable_web_page_preview must be a boolean")
+            raise invalid_config(
+                "telegram channel_config.disable_web_page_preview must be a boolean"
+            )
 
     def rate_key(self, config: dict[str, Any]) -> str:
         """One key per bot, named by a digest of its token (never the token)."""
         return f"telegram:{token_digest(str(config.get('bot_token', '')))}"
 
-    async def send_async(self, message: OutgoingMessage) -> str | None:
-        """Send the message; return Telegram's ``message_id`` (as a string)."""
-        token = str(message.config.get("bot_token") or "")
+    def request(self, message: OutgoingMessage) -> HttpRequest:
+        """``POST {base_url}/bot{bot_token}/sendMessage``; the token is the request's secret."""
+        token = self.token(message.config)
         if not token:
             raise PermanentDeliveryError(
                 "telegram bot_token is missing", code="INVALID_CHANNEL_CONFIG"
             )
-        base_url = str(message.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        body = json.dumps(_payload(message), ensure_ascii=False).encode()
-        answer = await post(
-            self._session.get(),
-            f"{base_url}/bot{token}/sendMessage",
-            body,
-            {"Content-Type": "application/json"},
-            secrets=[token],
-        )
-        return _classify(answer, token)
+        url = f"{self.base_url(message.config)}/bot{token}/sendMessage"
+        return HttpRequest.json_post(url, _payload(message), secrets=(token,))
 
-    def close(self) -> None:
-        """Close the connection pool (on the loop that owns it)."""
-        self._session.close()
+    def message_id(self, data: Any) -> str | None:
+        """Telegram's ``result.message_id`` (as a string)."""
+        result = data.get("result") if isinstance(data, dict) else None
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return str(message_id) if message_id is not None else None
+
+    def refusal(self, answer: HttpAnswer, request: HttpRequest) -> DeliveryError:
+        """Map a Bot API error (``error_code``, else the HTTP status) to a delivery error."""
+        data = answer.data if isinstance(answer.data, dict) else {}
+        error_code = data.get("error_code")
+        status = error_code if isinstance(error_code, int) and error_code >= 400 else answer.status
+        description = detail(data.get("description") or f"HTTP {answer.status}", request.secrets)
+        return status_error(
+            status,
+            f"telegram: {description}",
+            retry_after=_retry_after(data, answer) if status == 429 else None,
+            code=_permanent_code(status, description),
+        )

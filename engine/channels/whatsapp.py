@@ -42,26 +42,27 @@ Cloud API throughput is per sending number. Redirects are not followed.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from engine.aio import EventLoopThread
 from engine.channels.base import OutgoingMessage
 from engine.channels.http import (
     HttpAnswer,
-    LazySession,
+    HttpChannel,
+    HttpRequest,
     detail,
-    is_http_url,
-    message_text,
-    post,
+    invalid_config,
+    required_text,
     retry_after,
 )
 from engine.channels.statuses import MAX_STATUSES, StatusUpdate, parse_time
-from engine.config import Settings
-from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
+from engine.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    ValidationFailed,
+)
 
-DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
 #: Error codes that mean "slow down": retried after the provider's hint or the backoff.
 RATE_LIMIT_CODES = frozenset({4, 613, 80007, 130429, 131048, 131056})
@@ -75,10 +76,6 @@ PERMANENT_CODES = {
 }
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
-
-
-def _invalid(message: str) -> ValidationFailed:
-    return ValidationFailed(message, code="INVALID_CHANNEL_CONFIG")
 
 
 def _to(message: OutgoingMessage) -> str:
@@ -119,10 +116,7 @@ def _content(body: Any) -> dict[str, Any]:
     """The type-specific part of the request: a template or a text message."""
     if isinstance(body, dict) and "template" in body:
         return {"type": "template", "template": _template(body["template"])}
-    text = message_text(body)
-    if text is None:
-        raise PermanentDeliveryError("message has no text to send", code="INVALID_MESSAGE")
-    return {"type": "text", "text": {"body": text, "preview_url": False}}
+    return {"type": "text", "text": {"body": required_text(body), "preview_url": False}}
 
 
 def _payload(message: OutgoingMessage) -> dict[str, Any]:
@@ -142,7 +136,7 @@ def _error_code(error: dict[str, Any]) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
-def _describe(error: dict[str, Any], status: int, token: str) -> str:
+def _describe(error: dict[str, Any], status: int, secrets: tuple[str, ...]) -> str:
     """A sentence for the error summary: Meta's message, details and trace id, no token."""
     text = str(error.get("message") or f"HTTP {status}")
     data = error.get("error_data")
@@ -150,7 +144,7 @@ def _describe(error: dict[str, Any], status: int, token: str) -> str:
         text = f"{text}: {data['details']}"
     if error.get("fbtrace_id"):
         text = f"{text} (fbtrace_id {error['fbtrace_id']})"
-    return detail(f"whatsapp: {text}", [token])
+    return detail(f"whatsapp: {text}", secrets)
 
 
 def _permanent_code(code: int | None, status: int) -> str | None:
@@ -166,91 +160,68 @@ def _permanent_code(code: int | None, status: int) -> str | None:
     return f"WHATSAPP_{code}" if code is not None else f"HTTP_{status}"
 
 
-def _message_id(data: Any) -> str | None:
-    messages = data.get("messages") if isinstance(data, dict) else None
-    first = messages[0] if isinstance(messages, list) and messages else None
-    return str(first["id"]) if isinstance(first, dict) and first.get("id") else None
-
-
-def _classify(answer: HttpAnswer, token: str) -> str | None:
-    """Map a Cloud API answer to the message id, or raise the matching delivery error."""
-    if answer.status < 300:
-        return _message_id(answer.data)
-    error = answer.data.get("error") if isinstance(answer.data, dict) else None
-    error = error if isinstance(error, dict) else {}
-    code = _error_code(error)
-    text = _describe(error, answer.status, token)
-    if code in RATE_LIMIT_CODES or answer.status == 429:
-        raise TransientDeliveryError(
-            text, code="RATE_LIMITED", retry_after=retry_after(answer.headers)
-        )
-    permanent = _permanent_code(code, answer.status)
-    if permanent is not None:
-        raise PermanentDeliveryError(text, code=permanent)
-    transient = f"WHATSAPP_{code}" if code is not None else f"HTTP_{answer.status}"
-    raise TransientDeliveryError(text, code=transient, retry_after=retry_after(answer.headers))
-
-
-class WhatsAppChannel:
-    """Sends text and template messages through the WhatsApp Cloud API; see the module.
-
-    One aiohttp session (connection pool) per process, on the process's event loop.
-    """
+class WhatsAppChannel(HttpChannel):
+    """Sends text and template messages through the WhatsApp Cloud API; see the module."""
 
     name = "whatsapp"
-
-    @classmethod
-    def from_settings(cls, settings: Settings, loop: EventLoopThread) -> WhatsAppChannel:
-        """Build the process's instance from the settings (the registry calls this)."""
-        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
-
-    def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
-        self._session = LazySession(loop, timeout_s, max_connections)
+    default_base_url = "https://graph.facebook.com"
+    token_key = "access_token"
 
     @staticmethod
-    def validate_config(config: dict[str, Any]) -> None:
-        """Require ``access_token`` and a numeric ``phone_number_id``; check the optional rest.
-
-        Messages never quote the token.
-        """
-        token = config.get("access_token")
-        if not isinstance(token, str) or not token.strip() or any(c.isspace() for c in token):
-            raise _invalid("whatsapp channel needs channel_config.access_token")
+    def check_account(config: dict[str, Any]) -> None:
+        """Require a numeric ``phone_number_id``, the sending number's id."""
         number = config.get("phone_number_id")
         if not isinstance(number, str | int) or not str(number).isdigit():
-            raise _invalid(
+            raise invalid_config(
                 "whatsapp channel needs channel_config.phone_number_id, the sending number's id"
             )
-        if "base_url" in config and not is_http_url(config["base_url"]):
-            raise _invalid("whatsapp channel_config.base_url must be an http(s) URL")
+
+    @staticmethod
+    def check_options(config: dict[str, Any]) -> None:
+        """Check ``api_version`` if set."""
         version = config.get("api_version")
         if version is not None and not re.fullmatch(r"v[0-9]+\.[0-9]+", str(version)):
-            raise _invalid("whatsapp channel_config.api_version must look like v21.0")
+            raise invalid_config("whatsapp channel_config.api_version must look like v21.0")
 
     def rate_key(self, config: dict[str, Any]) -> str:
         """One key per sending phone number."""
         return f"whatsapp:{config.get('phone_number_id', '')}"
 
-    async def send_async(self, message: OutgoingMessage) -> str | None:
-        """Send the message; return its WhatsApp message id (``wamid…``)."""
+    def request(self, message: OutgoingMessage) -> HttpRequest:
+        """``POST {base_url}/{api_version}/{phone_number_id}/messages`` with a bearer token."""
         config = message.config
-        token = str(config.get("access_token") or "")
+        token = self.token(config)
         if not token or not config.get("phone_number_id"):
             raise PermanentDeliveryError(
                 "whatsapp access_token or phone_number_id is missing",
                 code="INVALID_CHANNEL_CONFIG",
             )
-        base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         version = config.get("api_version") or DEFAULT_API_VERSION
-        url = f"{base_url}/{version}/{config['phone_number_id']}/messages"
-        body = json.dumps(_payload(message), ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        answer = await post(self._session.get(), url, body, headers, secrets=[token])
-        return _classify(answer, token)
+        url = f"{self.base_url(config)}/{version}/{config['phone_number_id']}/messages"
+        bearer = {"Authorization": f"Bearer {token}"}
+        return HttpRequest.json_post(url, _payload(message), secrets=(token,), headers=bearer)
 
-    def close(self) -> None:
-        """Close the connection pool (on the loop that owns it)."""
-        self._session.close()
+    def message_id(self, data: Any) -> str | None:
+        """The id (``wamid…``) of the first of the answer's ``messages``."""
+        messages = data.get("messages") if isinstance(data, dict) else None
+        first = messages[0] if isinstance(messages, list) and messages else None
+        return str(first["id"]) if isinstance(first, dict) and first.get("id") else None
+
+    def refusal(self, answer: HttpAnswer, request: HttpRequest) -> DeliveryError:
+        """Map a Cloud API error by its ``code`` first (Meta's advice), then the HTTP status."""
+        error = answer.data.get("error") if isinstance(answer.data, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = _error_code(error)
+        text = _describe(error, answer.status, request.secrets)
+        if code in RATE_LIMIT_CODES or answer.status == 429:
+            return TransientDeliveryError(
+                text, code="RATE_LIMITED", retry_after=retry_after(answer.headers)
+            )
+        permanent = _permanent_code(code, answer.status)
+        if permanent is not None:
+            return PermanentDeliveryError(text, code=permanent)
+        transient = f"WHATSAPP_{code}" if code is not None else f"HTTP_{answer.status}"
+        return TransientDeliveryError(text, code=transient, retry_after=retry_after(answer.headers))
 
 
 # --- status callbacks ----------------------------------------------------------------------
