@@ -3,7 +3,8 @@
 Each is a real HTTP server on 127.0.0.1 (a thread): it checks the path and credentials, answers
 per recipient (blocked users, unknown chats …) and records every request with its arrival time.
 Tests script particular answers with :meth:`FakeProvider.queue`: the next requests for that
-recipient get them, in order, before the provider answers normally again.
+recipient get them, in order, before the provider answers normally again. :func:`outgoing`
+builds the message a test hands a channel.
 
 Example:
     >>> with FakeTelegram(TOKEN, blocked={"42"}) as telegram:
@@ -22,6 +23,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+from engine.channels.base import OutgoingMessage, idempotency_key
+
+
+def outgoing(
+    contact_id: int,
+    recipient: dict[str, Any],
+    config: dict[str, Any],
+    body: Any,
+    ids: tuple[str, str, str] = ("ex1", "c1", "t1"),
+) -> OutgoingMessage:
+    """One rendered message for contact ``contact_id``, as the engine hands it to a channel.
+
+    Args:
+        recipient: the contact's addressable fields (``id`` is ``contact_id``).
+        ids: the execution, campaign and touchpoint it belongs to.
+    """
+    execution_id, campaign_id, touchpoint_id = ids
+    return OutgoingMessage(
+        execution_id=execution_id,
+        campaign_id=campaign_id,
+        touchpoint_id=touchpoint_id,
+        contact_id=contact_id,
+        idempotency_key=idempotency_key(execution_id, touchpoint_id, contact_id),
+        recipient={"id": contact_id, **recipient},
+        body=body,
+        config=config,
+    )
 
 
 @dataclass(frozen=True)

@@ -10,43 +10,29 @@ from typing import Any
 import pytest
 
 from engine.aio import EventLoopThread
-from engine.channels.base import OutgoingMessage, idempotency_key
+from engine.channels.base import OutgoingMessage
 from engine.channels.email.channel import EmailChannel
 from engine.channels.email.mime import html_to_text
 from engine.errors import PermanentDeliveryError, ValidationFailed
 from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
 from tests.conftest import make_settings
+from tests.providers import outgoing
 from tests.smtp_server import HOST, SmtpSink, free_port, make_certificate, server_tls_context
 
+# The event loop fixture (``loop``), loaded by pytest so that its asserts are rewritten too.
+pytest_plugins = ["tests.channel_fixtures"]
+
 PASSWORD = "pa55-w0rd-very-secret"
+#: The execution, campaign and touchpoint of every message.
+IDS = ("exec-1", "camp-1", "tp-1")
 
 
 def _message(
     contact_id: int, config: dict[str, Any], body: Any = "Hello", **recipient: Any
 ) -> OutgoingMessage:
-    return OutgoingMessage(
-        execution_id="exec-1",
-        campaign_id="camp-1",
-        touchpoint_id="tp-1",
-        contact_id=contact_id,
-        idempotency_key=idempotency_key("exec-1", "tp-1", contact_id),
-        recipient={
-            "id": contact_id,
-            "email": f"user{contact_id}@example.org",
-            "name": f"User {contact_id}",
-            **recipient,
-        },
-        body=body,
-        config=config,
-    )
-
-
-@pytest.fixture
-def loop() -> Iterator[EventLoopThread]:
-    loop = EventLoopThread("test-email")
-    yield loop
-    loop.close()
+    address = {"email": f"user{contact_id}@example.org", "name": f"User {contact_id}"}
+    return outgoing(contact_id, {**address, **recipient}, config, body, IDS)
 
 
 @pytest.fixture

@@ -1,60 +1,57 @@
 """The telegram channel against a fake Bot API on loopback: requests, answers, retries, secrecy.
 
-Directly on an event loop (what ``send_async`` returns and raises) and through the
-:class:`~engine.execution.sending.Sender` (retries, classification, the shared rate limiter).
+Each message goes straight through the channel (the ``probe`` of ``tests.channel_fixtures``:
+what ``send_async`` returns and raises, never the token) or through the
+:class:`~engine.execution.sending.Sender`, as workers send (flood control, the bot's rate key).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from engine.aio import EventLoopThread
-from engine.channels.base import OutgoingMessage, idempotency_key
+from engine.channels.base import OutgoingMessage
 from engine.channels.telegram import TelegramChannel
 from engine.config import Settings
-from engine.errors import (
-    DeliveryError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-    ValidationFailed,
-)
-from engine.execution.sending import Sender, SendOutcome
+from engine.errors import PermanentDeliveryError, TransientDeliveryError, ValidationFailed
+from engine.execution.sending import Sender
 from engine.ratelimit import MemoryLimiter
 from engine.testing import wait_for
-from tests.conftest import make_settings
 from tests.providers import (
     BOT_KICKED,
     FakeTelegram,
     bad_gateway,
     flood,
+    outgoing,
     slow,
     telegram_error,
 )
+
+if TYPE_CHECKING:
+    from tests.channel_fixtures import ChannelProbe
+
+# Imported by pytest (not by this module) so that its asserts are rewritten too.
+pytest_plugins = ["tests.channel_fixtures"]
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRET_PART = TOKEN.split(":")[1]
 
 
 @pytest.fixture
-def loop() -> Iterator[EventLoopThread]:
-    """The process's event loop, as workers have it."""
-    loop = EventLoopThread("test-aio")
-    yield loop
-    loop.close()
+def secret() -> str:
+    """What no error may show: the secret part of the bot token."""
+    return SECRET_PART
 
 
 @pytest.fixture
-def channel(loop: EventLoopThread) -> Iterator[TelegramChannel]:
+def channel(open_channel: Callable[..., TelegramChannel]) -> TelegramChannel:
     """A telegram channel with a 2 s timeout."""
-    channel = TelegramChannel(loop, timeout_s=2.0, max_connections=8)
-    yield channel
-    channel.close()
+    return open_channel(TelegramChannel, 2.0)
 
 
 @pytest.fixture
@@ -68,19 +65,10 @@ def message(
     chat_id: Any, config: dict[str, Any], body: Any = None, contact_id: int = 1
 ) -> OutgoingMessage:
     """One outgoing message for ``chat_id`` (``None``: the contact has none)."""
-    recipient: dict[str, Any] = {"id": contact_id, "email": None, "phone": None, "name": "Ann"}
+    recipient: dict[str, Any] = {"email": None, "phone": None, "name": "Ann"}
     if chat_id is not None:
         recipient["telegram_chat_id"] = chat_id
-    return OutgoingMessage(
-        execution_id="ex1",
-        campaign_id="c1",
-        touchpoint_id="t1",
-        contact_id=contact_id,
-        idempotency_key=idempotency_key("ex1", "t1", contact_id),
-        recipient=recipient,
-        body={"text": "Hi Ann"} if body is None else body,
-        config=config,
-    )
+    return outgoing(contact_id, recipient, config, {"text": "Hi Ann"} if body is None else body)
 
 
 def config_for(telegram: FakeTelegram, **extra: Any) -> dict[str, Any]:
@@ -88,31 +76,16 @@ def config_for(telegram: FakeTelegram, **extra: Any) -> dict[str, Any]:
     return {"bot_token": TOKEN, "base_url": telegram.base_url, **extra}
 
 
-def send(loop: EventLoopThread, channel: TelegramChannel, msg: OutgoingMessage) -> str | None:
-    """Send one message directly, on the loop."""
-    return loop.run(channel.send_async(msg))
-
-
-def failure(loop: EventLoopThread, channel: TelegramChannel, msg: OutgoingMessage) -> Any:
-    """Send one message that must fail; return the delivery error (checked for the token)."""
-    with pytest.raises(DeliveryError) as caught:
-        send(loop, channel, msg)
-    error = caught.value
-    assert TOKEN not in str(error) and SECRET_PART not in error.message
-    assert SECRET_PART not in repr(error.__cause__) + repr(error.__context__)
-    return error
-
-
 # --- the channel on its own ----------------------------------------------------------------
 
 
 def test_sends_text_to_the_chat_and_returns_the_message_id(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram
 ) -> None:
     config = config_for(telegram, parse_mode="HTML", disable_web_page_preview=True)
 
-    first = send(loop, channel, message(1001, config, {"text": "Hi <b>Ann</b>"}))
-    second = send(loop, channel, message("1002", config, "Plain string body"))
+    first = probe.send(channel, message(1001, config, {"text": "Hi <b>Ann</b>"}))
+    second = probe.send(channel, message("1002", config, "Plain string body"))
 
     assert (first, second) == ("1000", "1001")
     one, two = telegram.requests
@@ -128,9 +101,9 @@ def test_sends_text_to_the_chat_and_returns_the_message_id(
 
 
 def test_optional_fields_are_left_out_when_not_configured(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram
 ) -> None:
-    send(loop, channel, message(" 77 ", config_for(telegram)))
+    probe.send(channel, message(" 77 ", config_for(telegram)))
 
     assert telegram.requests[0].body == {"chat_id": "77", "text": "Hi Ann"}
 
@@ -144,14 +117,14 @@ def test_optional_fields_are_left_out_when_not_configured(
     ],
 )
 def test_unreachable_chats_are_permanent_failures(
-    loop: EventLoopThread,
+    probe: ChannelProbe,
     channel: TelegramChannel,
     telegram: FakeTelegram,
     chat_id: int,
     code: str,
     description: str,
 ) -> None:
-    error = failure(loop, channel, message(chat_id, config_for(telegram)))
+    error = probe.failure(channel, message(chat_id, config_for(telegram)))
 
     assert isinstance(error, PermanentDeliveryError)
     assert error.code == code and description in error.message
@@ -167,67 +140,67 @@ def test_unreachable_chats_are_permanent_failures(
     ],
 )
 def test_other_refusals_are_permanent_with_their_description(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram, answer: Any, code: str
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram, answer: Any, code: str
 ) -> None:
     telegram.queue("5", answer)
 
-    error = failure(loop, channel, message(5, config_for(telegram)))
+    error = probe.failure(channel, message(5, config_for(telegram)))
 
     assert isinstance(error, PermanentDeliveryError) and error.code == code
     assert answer.body["description"] in error.message
 
 
 def test_a_wrong_token_is_invalid_credentials_and_never_echoed(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram
 ) -> None:
     other = "987654321:ZZZdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 
-    error = failure(loop, channel, message(5, {**config_for(telegram), "bot_token": other}))
+    error = probe.failure(channel, message(5, {**config_for(telegram), "bot_token": other}))
 
     assert isinstance(error, PermanentDeliveryError) and error.code == "INVALID_CREDENTIALS"
     assert other not in error.message and other.split(":")[1] not in error.message
 
 
 def test_flood_control_is_transient_with_telegrams_retry_after(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram
 ) -> None:
     telegram.queue("5", flood(retry_after=7))
 
-    error = failure(loop, channel, message(5, config_for(telegram)))
+    error = probe.failure(channel, message(5, config_for(telegram)))
 
     assert isinstance(error, TransientDeliveryError)
     assert (error.code, error.retry_after) == ("RATE_LIMITED", 7.0)
 
 
 def test_server_errors_are_transient(
-    loop: EventLoopThread, channel: TelegramChannel, telegram: FakeTelegram
+    probe: ChannelProbe, channel: TelegramChannel, telegram: FakeTelegram
 ) -> None:
     telegram.queue("5", bad_gateway(502), telegram_error(500, "Internal Server Error"))
 
-    errors = [failure(loop, channel, message(5, config_for(telegram))) for _ in range(2)]
+    errors = [probe.failure(channel, message(5, config_for(telegram))) for _ in range(2)]
 
     assert all(isinstance(e, TransientDeliveryError) for e in errors)
     assert [e.code for e in errors] == ["HTTP_502", "HTTP_500"]
-    assert send(loop, channel, message(5, config_for(telegram))) is not None
+    assert probe.send(channel, message(5, config_for(telegram))) is not None
 
 
-def test_a_slow_api_is_a_transient_timeout(loop: EventLoopThread, telegram: FakeTelegram) -> None:
-    channel = TelegramChannel(loop, timeout_s=0.2, max_connections=2)
+def test_a_slow_api_is_a_transient_timeout(
+    open_channel: Callable[..., TelegramChannel], probe: ChannelProbe, telegram: FakeTelegram
+) -> None:
+    channel = open_channel(TelegramChannel, 0.2)
     telegram.queue("5", slow(flood(1), delay_s=1.0))
-    try:
-        error = failure(loop, channel, message(5, config_for(telegram)))
-    finally:
-        channel.close()
+
+    error = probe.failure(channel, message(5, config_for(telegram)))
 
     assert isinstance(error, TransientDeliveryError) and error.code == "TIMEOUT"
 
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:9", "http://127.0.0.1:99999"])
 def test_network_errors_are_transient_and_never_show_the_token(
-    loop: EventLoopThread, channel: TelegramChannel, base_url: str
+    probe: ChannelProbe, channel: TelegramChannel, base_url: str
 ) -> None:
     # aiohttp's error for the second URL quotes the whole URL, token included.
-    error = failure(loop, channel, message(5, {"bot_token": TOKEN, "base_url": base_url}))
+    error = probe.failure(channel, message(5, {"bot_token": TOKEN, "base_url": base_url}))
 
     assert isinstance(error, TransientDeliveryError) and error.code == "NETWORK_ERROR"
     assert error.__cause__ is None
@@ -243,14 +216,14 @@ def test_network_errors_are_transient_and_never_show_the_token(
     ],
 )
 def test_messages_that_cannot_be_sent_fail_before_any_request(
-    loop: EventLoopThread,
+    probe: ChannelProbe,
     channel: TelegramChannel,
     telegram: FakeTelegram,
     chat_id: Any,
     body: Any,
     code: str,
 ) -> None:
-    error = failure(loop, channel, message(chat_id, config_for(telegram), body))
+    error = probe.failure(channel, message(chat_id, config_for(telegram), body))
 
     assert isinstance(error, PermanentDeliveryError) and error.code == code
     assert telegram.requests == []
@@ -307,18 +280,6 @@ def test_the_rate_key_names_the_bot_without_its_token(channel: TelegramChannel) 
 
 
 @pytest.fixture
-def limiter() -> MemoryLimiter:
-    """The in-process shared rate limiter."""
-    return MemoryLimiter()
-
-
-@pytest.fixture
-def send_settings(tmp_path: Path) -> Settings:
-    """Test settings: 3 attempts per message, backoff from 10 ms to 100 ms."""
-    return make_settings("sqlite://", tmp_path)
-
-
-@pytest.fixture
 def sender(
     channel: TelegramChannel,
     loop: EventLoopThread,
@@ -331,30 +292,18 @@ def sender(
     return Sender(channel, limiter, settings, loop, rate=30.0, rate_key=key)
 
 
-def penalty(limiter: MemoryLimiter, key: str) -> float | None:
-    """The wait ``limiter`` tells a sender on ``key`` now, if it is a penalty (over 0.5 s)."""
-    wait = limiter.acquire(key, 1, 1e6)
-    return wait if wait > 0.5 else None
-
-
-def no_token_in(outcomes: list[SendOutcome]) -> None:
-    """No outcome's error message shows the token."""
-    for outcome in outcomes:
-        assert SECRET_PART not in (outcome.error_message or "")
-
-
 def test_a_blocked_user_fails_at_once_with_user_blocked(
-    sender: Sender, telegram: FakeTelegram
+    sender: Sender, probe: ChannelProbe, telegram: FakeTelegram
 ) -> None:
     [outcome] = sender.send_batch([message(13, config_for(telegram))])
 
     assert (outcome.status, outcome.error_code, outcome.attempts) == ("failed", "USER_BLOCKED", 1)
     assert len(telegram.requests) == 1
-    no_token_in([outcome])
+    probe.hidden([outcome])
 
 
 def test_flood_control_is_retried_after_retry_after_and_penalises_the_bot(
-    sender: Sender, telegram: FakeTelegram, limiter: MemoryLimiter
+    sender: Sender, telegram: FakeTelegram, probe: ChannelProbe
 ) -> None:
     telegram.queue("5", flood(retry_after=1))
 
@@ -362,7 +311,7 @@ def test_flood_control_is_retried_after_retry_after_and_penalises_the_bot(
         future = pool.submit(sender.send_batch, [message(5, config_for(telegram))])
         wait_for(lambda: telegram.requests, timeout=5)
         # While the retry waits, every worker sending through this bot is told to wait too.
-        wait = wait_for(lambda: penalty(limiter, sender.rate_key), timeout=2)
+        wait = wait_for(lambda: probe.penalty(sender.rate_key), timeout=2)
         [outcome] = future.result(timeout=10)
 
     assert 0.5 < wait <= 1.0
@@ -380,7 +329,7 @@ def test_a_bad_gateway_is_retried_and_then_sent(sender: Sender, telegram: FakeTe
 
 
 def test_a_batch_ends_with_each_contacts_outcome_and_no_token_anywhere(
-    sender: Sender, telegram: FakeTelegram, send_settings: Settings
+    sender: Sender, probe: ChannelProbe, telegram: FakeTelegram, send_settings: Settings
 ) -> None:
     bad_token = {**config_for(telegram), "bot_token": "111:wrongwrongwrongwrong"}
     telegram.queue("21", bad_gateway(503), bad_gateway(503), bad_gateway(503))
@@ -409,5 +358,5 @@ def test_a_batch_ends_with_each_contacts_outcome_and_no_token_anywhere(
         6: ("failed", "INVALID_CREDENTIALS", 1),
         7: ("failed", "NETWORK_ERROR", attempts),
     }
-    no_token_in(outcomes)
+    probe.hidden(outcomes)
     assert "111:wrong" not in "".join(o.error_message or "" for o in outcomes)

@@ -1,20 +1,20 @@
 """The whatsapp channel against a fake Cloud API on loopback: requests, error codes, retries.
 
-Directly on an event loop (what ``send_async`` returns and raises) and through the
-:class:`~engine.execution.sending.Sender` (retries, classification, the shared rate limiter).
+Meta's error codes are read straight off ``send_async`` (the ``probe`` of
+``tests.channel_fixtures``, which also checks that no error shows the access token); retries,
+throughput penalties and a whole batch go through the :class:`~engine.execution.sending.Sender`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from engine.aio import EventLoopThread
-from engine.channels.base import OutgoingMessage, idempotency_key
+from engine.channels.base import OutgoingMessage
 from engine.channels.whatsapp import WhatsAppChannel
 from engine.config import Settings
 from engine.errors import (
@@ -23,11 +23,16 @@ from engine.errors import (
     TransientDeliveryError,
     ValidationFailed,
 )
-from engine.execution.sending import Sender, SendOutcome
+from engine.execution.sending import Sender
 from engine.ratelimit import MemoryLimiter
 from engine.testing import wait_for
-from tests.conftest import make_settings
-from tests.providers import Answer, FakeWhatsApp, bad_gateway, cloud_error, slow
+from tests.providers import Answer, FakeWhatsApp, bad_gateway, cloud_error, outgoing, slow
+
+if TYPE_CHECKING:
+    from tests.channel_fixtures import ChannelProbe
+
+# Imported by pytest (not by this module) so that its asserts are rewritten too.
+pytest_plugins = ["tests.channel_fixtures"]
 
 TOKEN = "EAAGm0PX4ZCpsBAKZAsecretZBtokenZC4ZD1234567890abcdef"
 NUMBER_ID = "106540352242922"
@@ -37,19 +42,15 @@ DORMANT = "15550101003"  # last wrote more than 24 hours ago
 
 
 @pytest.fixture
-def loop() -> Iterator[EventLoopThread]:
-    """The process's event loop, as workers have it."""
-    loop = EventLoopThread("test-aio")
-    yield loop
-    loop.close()
+def secret() -> str:
+    """What no error may show: the access token."""
+    return TOKEN
 
 
 @pytest.fixture
-def channel(loop: EventLoopThread) -> Iterator[WhatsAppChannel]:
+def channel(open_channel: Callable[..., WhatsAppChannel]) -> WhatsAppChannel:
     """A whatsapp channel with a 2 s timeout."""
-    channel = WhatsAppChannel(loop, timeout_s=2.0, max_connections=8)
-    yield channel
-    channel.close()
+    return open_channel(WhatsAppChannel, 2.0)
 
 
 @pytest.fixture
@@ -70,16 +71,8 @@ def message(
     phone: Any, config: dict[str, Any], body: Any = None, contact_id: int = 1
 ) -> OutgoingMessage:
     """One outgoing message for ``phone`` (``None``: the contact has none)."""
-    return OutgoingMessage(
-        execution_id="ex1",
-        campaign_id="c1",
-        touchpoint_id="t1",
-        contact_id=contact_id,
-        idempotency_key=idempotency_key("ex1", "t1", contact_id),
-        recipient={"id": contact_id, "email": None, "phone": phone, "name": "Ann"},
-        body={"text": "Hi Ann"} if body is None else body,
-        config=config,
-    )
+    recipient = {"email": None, "phone": phone, "name": "Ann"}
+    return outgoing(contact_id, recipient, config, {"text": "Hi Ann"} if body is None else body)
 
 
 def config_for(whatsapp: FakeWhatsApp, **extra: Any) -> dict[str, Any]:
@@ -88,28 +81,13 @@ def config_for(whatsapp: FakeWhatsApp, **extra: Any) -> dict[str, Any]:
     return {**base, **extra}
 
 
-def send(loop: EventLoopThread, channel: WhatsAppChannel, msg: OutgoingMessage) -> str | None:
-    """Send one message directly, on the loop."""
-    return loop.run(channel.send_async(msg))
-
-
-def failure(loop: EventLoopThread, channel: WhatsAppChannel, msg: OutgoingMessage) -> Any:
-    """Send one message that must fail; return the delivery error (checked for the token)."""
-    with pytest.raises(DeliveryError) as caught:
-        send(loop, channel, msg)
-    error = caught.value
-    assert TOKEN not in error.message and TOKEN not in str(error)
-    assert TOKEN not in repr(error.__cause__) + repr(error.__context__)
-    return error
-
-
 # --- the channel on its own ----------------------------------------------------------------
 
 
 def test_sends_a_text_message_and_returns_the_wamid(
-    loop: EventLoopThread, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
+    probe: ChannelProbe, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
 ) -> None:
-    message_id = send(loop, channel, message("+1 (555) 010-1001", config_for(whatsapp)))
+    message_id = probe.send(channel, message("+1 (555) 010-1001", config_for(whatsapp)))
 
     assert message_id == "wamid.HBgL00000001"
     [request] = whatsapp.requests
@@ -126,13 +104,13 @@ def test_sends_a_text_message_and_returns_the_wamid(
 
 
 def test_sends_a_template_message(
-    loop: EventLoopThread, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
+    probe: ChannelProbe, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
 ) -> None:
     components = [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}]
     body = {"template": {"name": "order_update", "language": "en_US", "components": components}}
 
     # A template opens a conversation even when the 24-hour window is closed.
-    message_id = send(loop, channel, message(DORMANT, config_for(whatsapp), body))
+    message_id = probe.send(channel, message(DORMANT, config_for(whatsapp), body))
 
     assert message_id is not None and message_id.startswith("wamid.")
     assert whatsapp.requests[0].body["type"] == "template"
@@ -144,11 +122,11 @@ def test_sends_a_template_message(
 
 
 def test_a_custom_api_version_and_a_string_body(
-    loop: EventLoopThread, channel: WhatsAppChannel
+    probe: ChannelProbe, channel: WhatsAppChannel
 ) -> None:
     with FakeWhatsApp(TOKEN, NUMBER_ID, api_version="v19.0") as fake:
         config = {**config_for(fake), "api_version": "v19.0", "base_url": fake.base_url + "/"}
-        send(loop, channel, message(ANN, config, "Plain string body"))
+        probe.send(channel, message(ANN, config, "Plain string body"))
 
     assert fake.requests[0].path == f"/v19.0/{NUMBER_ID}/messages"
     assert fake.requests[0].body["text"]["body"] == "Plain string body"
@@ -164,14 +142,14 @@ def test_a_custom_api_version_and_a_string_body(
     ],
 )
 def test_the_cloud_apis_refusals_are_permanent(
-    loop: EventLoopThread,
+    probe: ChannelProbe,
     channel: WhatsAppChannel,
     whatsapp: FakeWhatsApp,
     phone: str,
     body: Any,
     code: str,
 ) -> None:
-    error = failure(loop, channel, message(phone, config_for(whatsapp), body))
+    error = probe.failure(channel, message(phone, config_for(whatsapp), body))
 
     assert isinstance(error, PermanentDeliveryError) and error.code == code
     assert "fbtrace_id AbCdEfGh123" in error.message
@@ -213,7 +191,7 @@ TRANSIENT, PERMANENT = TransientDeliveryError, PermanentDeliveryError
     ],
 )
 def test_error_codes_map_to_delivery_errors(
-    loop: EventLoopThread,
+    probe: ChannelProbe,
     channel: WhatsAppChannel,
     whatsapp: FakeWhatsApp,
     answer: Answer,
@@ -222,7 +200,7 @@ def test_error_codes_map_to_delivery_errors(
 ) -> None:
     whatsapp.queue(ANN, answer)
 
-    error = failure(loop, channel, message(ANN, config_for(whatsapp)))
+    error = probe.failure(channel, message(ANN, config_for(whatsapp)))
 
     assert type(error) is kind and error.code == code
     if isinstance(answer.body, dict) and "error" in answer.body:
@@ -232,7 +210,7 @@ def test_error_codes_map_to_delivery_errors(
 
 
 def test_a_retry_after_header_is_honoured(
-    loop: EventLoopThread, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
+    probe: ChannelProbe, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
 ) -> None:
     whatsapp.queue(
         ANN,
@@ -240,7 +218,7 @@ def test_a_retry_after_header_is_honoured(
         Answer(429, {"error": {"message": "Too many calls"}}, {"Retry-After": "2.5"}),
     )
 
-    errors = [failure(loop, channel, message(ANN, config_for(whatsapp))) for _ in range(2)]
+    errors = [probe.failure(channel, message(ANN, config_for(whatsapp))) for _ in range(2)]
 
     assert [(e.code, e.retry_after) for e in errors] == [
         ("RATE_LIMITED", 4.0),
@@ -249,37 +227,37 @@ def test_a_retry_after_header_is_honoured(
 
 
 def test_a_wrong_token_is_invalid_credentials_and_a_quoted_token_is_cut_out(
-    loop: EventLoopThread, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
+    probe: ChannelProbe, channel: WhatsAppChannel, whatsapp: FakeWhatsApp
 ) -> None:
     wrong = {**config_for(whatsapp), "access_token": "EAAwrongtoken"}
     # Graph quotes a malformed token back in its message.
     whatsapp.queue(ANN, cloud_error(190, f"Malformed access token {TOKEN}", status=401))
 
-    quoted = failure(loop, channel, message(ANN, config_for(whatsapp)))
-    error = failure(loop, channel, message(ANN, wrong))
+    quoted = probe.failure(channel, message(ANN, config_for(whatsapp)))
+    error = probe.failure(channel, message(ANN, wrong))
 
     assert error.code == quoted.code == "INVALID_CREDENTIALS"
     assert "EAAwrongtoken" not in error.message
     assert "Malformed access token <redacted>" in quoted.message
 
 
-def test_a_slow_api_is_a_transient_timeout(loop: EventLoopThread, whatsapp: FakeWhatsApp) -> None:
-    channel = WhatsAppChannel(loop, timeout_s=0.2, max_connections=2)
+def test_a_slow_api_is_a_transient_timeout(
+    open_channel: Callable[..., WhatsAppChannel], probe: ChannelProbe, whatsapp: FakeWhatsApp
+) -> None:
+    channel = open_channel(WhatsAppChannel, 0.2)
     whatsapp.queue(ANN, slow(cloud_error(131000, "Something went wrong", 500), delay_s=1.0))
-    try:
-        error = failure(loop, channel, message(ANN, config_for(whatsapp)))
-    finally:
-        channel.close()
+
+    error = probe.failure(channel, message(ANN, config_for(whatsapp)))
 
     assert isinstance(error, TransientDeliveryError) and error.code == "TIMEOUT"
 
 
 def test_an_unreachable_api_is_a_transient_network_error(
-    loop: EventLoopThread, channel: WhatsAppChannel
+    probe: ChannelProbe, channel: WhatsAppChannel
 ) -> None:
     config = {"access_token": TOKEN, "phone_number_id": NUMBER_ID, "base_url": "http://127.0.0.1:9"}
 
-    error = failure(loop, channel, message(ANN, config))
+    error = probe.failure(channel, message(ANN, config))
 
     assert isinstance(error, TransientDeliveryError) and error.code == "NETWORK_ERROR"
 
@@ -301,14 +279,14 @@ HELLO = {"name": "hello_world", "language": "en"}
     ],
 )
 def test_messages_that_cannot_be_sent_fail_before_any_request(
-    loop: EventLoopThread,
+    probe: ChannelProbe,
     channel: WhatsAppChannel,
     whatsapp: FakeWhatsApp,
     phone: Any,
     body: Any,
     code: str,
 ) -> None:
-    error = failure(loop, channel, message(phone, config_for(whatsapp), body))
+    error = probe.failure(channel, message(phone, config_for(whatsapp), body))
 
     assert isinstance(error, PermanentDeliveryError) and error.code == code
     assert whatsapp.requests == []
@@ -360,18 +338,6 @@ def test_the_rate_key_is_the_sending_number(channel: WhatsAppChannel) -> None:
 
 
 @pytest.fixture
-def limiter() -> MemoryLimiter:
-    """The in-process shared rate limiter."""
-    return MemoryLimiter()
-
-
-@pytest.fixture
-def send_settings(tmp_path: Path) -> Settings:
-    """Test settings: 3 attempts per message, backoff from 10 ms to 100 ms."""
-    return make_settings("sqlite://", tmp_path)
-
-
-@pytest.fixture
 def sender(
     channel: WhatsAppChannel,
     loop: EventLoopThread,
@@ -383,19 +349,9 @@ def sender(
     return Sender(channel, limiter, send_settings, loop, rate=80.0, rate_key=key)
 
 
-def penalty(limiter: MemoryLimiter, key: str) -> float | None:
-    """The wait ``limiter`` tells a sender on ``key`` now, if it is a penalty (over 0.5 s)."""
-    wait = limiter.acquire(key, 1, 1e6)
-    return wait if wait > 0.5 else None
-
-
-def no_token_in(outcomes: list[SendOutcome]) -> None:
-    """No outcome's error message shows the token."""
-    for outcome in outcomes:
-        assert TOKEN not in (outcome.error_message or "")
-
-
-def test_reengagement_fails_at_once(sender: Sender, whatsapp: FakeWhatsApp) -> None:
+def test_reengagement_fails_at_once(
+    sender: Sender, probe: ChannelProbe, whatsapp: FakeWhatsApp
+) -> None:
     [outcome] = sender.send_batch([message(DORMANT, config_for(whatsapp))])
 
     assert (outcome.status, outcome.error_code, outcome.attempts) == (
@@ -404,11 +360,11 @@ def test_reengagement_fails_at_once(sender: Sender, whatsapp: FakeWhatsApp) -> N
         1,
     )
     assert len(whatsapp.requests) == 1
-    no_token_in([outcome])
+    probe.hidden([outcome])
 
 
 def test_throughput_errors_are_retried_after_retry_after_and_penalise_the_number(
-    sender: Sender, whatsapp: FakeWhatsApp, limiter: MemoryLimiter
+    sender: Sender, whatsapp: FakeWhatsApp, probe: ChannelProbe
 ) -> None:
     whatsapp.queue(
         ANN, cloud_error(130429, "(#130429) Rate limit hit", headers={"Retry-After": "1"})
@@ -418,7 +374,7 @@ def test_throughput_errors_are_retried_after_retry_after_and_penalise_the_number
         future = pool.submit(sender.send_batch, [message(ANN, config_for(whatsapp))])
         wait_for(lambda: whatsapp.requests, timeout=5)
         # While the retry waits, every worker sending from this number is told to wait too.
-        wait = wait_for(lambda: penalty(limiter, sender.rate_key), timeout=2)
+        wait = wait_for(lambda: probe.penalty(sender.rate_key), timeout=2)
         [outcome] = future.result(timeout=10)
 
     assert 0.5 < wait <= 1.0
@@ -429,7 +385,7 @@ def test_throughput_errors_are_retried_after_retry_after_and_penalise_the_number
 
 
 def test_a_batch_ends_with_each_contacts_outcome_and_no_token_anywhere(
-    sender: Sender, whatsapp: FakeWhatsApp, send_settings: Settings
+    sender: Sender, probe: ChannelProbe, whatsapp: FakeWhatsApp, send_settings: Settings
 ) -> None:
     flaky, down, paired = "15550102001", "15550102002", "15550102003"
     whatsapp.queue(flaky, cloud_error(131000, "Something went wrong", status=500))
@@ -458,7 +414,7 @@ def test_a_batch_ends_with_each_contacts_outcome_and_no_token_anywhere(
         6: ("failed", "NO_ADDRESS", 1),
         7: ("failed", "INVALID_CREDENTIALS", 1),
     }
-    no_token_in(outcomes)
+    probe.hidden(outcomes)
     # A pair rate limit names no wait: nothing pushed the number's key for everyone.
     assert limiter_wait(sender) < 0.5
 
