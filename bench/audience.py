@@ -3,7 +3,7 @@
 Uses the database :mod:`bench.contacts_query` loads (1,000,000 contacts by default; run that
 script first, or pass ``--load`` here). For each ``targetAudience`` it times
 :func:`engine.audience.targeting.count_audience` (what a campaign's ``totalCount`` costs) and
-:func:`engine.audience.targeting.freeze_recipients` (the ``INSERT … SELECT`` the planner runs
+:func:`engine.audience.recipients.freeze_recipients` (the ``INSERT … SELECT`` the planner runs
 once per execution; rolled back here). Prints median milliseconds.
 
 Examples:
@@ -34,12 +34,10 @@ from contacts_query import (
     vacuum_analyze,
 )
 
+from engine.audience.audience_spec import parse_audience
+from engine.audience.recipients import freeze_recipients
 from engine.audience.segments import create_segment
-from engine.audience.targeting import (
-    count_audience,
-    freeze_recipients,
-    parse_audience,
-)
+from engine.audience.targeting import count_audience
 from engine.db import make_engine, migrate, session_scope
 from engine.models import Campaign, Execution, Segment
 from engine.models.base import utcnow

@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.audience.audience_spec import AudienceSpec
 from engine.audience.conditions import validate_condition
-from engine.audience.targeting import AudienceSpec, count_audience
+from engine.audience.targeting import count_audience
 from engine.db import get_owned
 from engine.errors import Conflict, ValidationFailed
 from engine.models import Segment

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from engine.audience.targeting import checked_details
+from engine.audience.audience_spec import checked_details
 from engine.campaigns.variations import check_variations
 from engine.db import get_owned
 from engine.errors import NotFound, ValidationFailed

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.audience.targeting import checked_details
+from engine.audience.audience_spec import checked_details
 from engine.campaigns.campaign import check_length, check_type, get_campaign, list_touchpoints
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.execution.runs import active_execution, check_editable

@@ -21,8 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from engine.audience.audience_spec import campaign_audience
 from engine.audience.conditions import compile_condition
-from engine.audience.targeting import campaign_audience
 from engine.errors import ValidationFailed
 from engine.models import (
     Campaign,

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from sqlmodel import Session, col, select
 
-from engine.audience.targeting import campaign_audience, compile_audience
+from engine.audience.audience_spec import campaign_audience
+from engine.audience.targeting import compile_audience
 from engine.campaigns.campaign import (
     TouchpointSpec,
     check_touchpoint,

@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from engine.audience.targeting import in_sample, not_suppressed, test_contacts
+from engine.audience.recipients import in_sample, test_contacts
+from engine.audience.targeting import not_suppressed
 from engine.campaigns.campaign import list_touchpoints
 from engine.config import Settings
 from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of

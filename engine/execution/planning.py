@@ -16,7 +16,7 @@ from itertools import islice
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine.audience.targeting import copy_recipients, freeze_recipients, iter_recipient_ids
+from engine.audience.recipients import copy_recipients, freeze_recipients, iter_recipient_ids
 from engine.campaigns.campaign import list_touchpoints
 from engine.db import table_of
 from engine.execution.runs import get_execution, message_steps, set_execution_status

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
-from engine.audience.targeting import audience_problems, campaign_audience, count_audience
+from engine.audience.audience_spec import campaign_audience
+from engine.audience.targeting import audience_problems, count_audience
 from engine.campaigns.campaign import get_campaign, list_touchpoints
 from engine.channels import ensure_available
 from engine.db import get_owned

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.audience.audience_spec import parse_audience
 from engine.audience.contact_csv import import_contacts
 from engine.audience.contacts import create_contact
 from engine.audience.lists import create_list
@@ -21,7 +22,6 @@ from engine.audience.targeting import (
     campaign_audience_count,
     campaign_audience_counts,
     count_audience,
-    parse_audience,
 )
 from engine.campaigns.campaign import create_campaign, get_or_create_organization
 from engine.campaigns.statistics import campaign_statistics

@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from engine.audience.contacts import create_contact
-from engine.audience.targeting import TEST_TAG
+from engine.audience.recipients import TEST_TAG
 from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.campaigns.statistics import campaign_statistics
 from engine.db import session_scope
