@@ -4,6 +4,14 @@ An action becomes an ordinary engine campaign: its recipients go into a contact 
 own, the campaign sends ``content`` over the bot's channel (and channel account) to that list,
 and an execution is scheduled at ``scheduled_date``. The action's status is read through from
 that execution. Triggers are in :mod:`engine.bots.triggers`.
+
+Why this module is long (about 450 lines): it is the one service of the bot campaigns API's
+campaign module (``engine/api/routes/builder.py`` calls it as ``service``, and
+:mod:`engine.bots.triggers` builds on it), in three short sections read together: bots (about
+75 lines), actions (about 175) and an action's log file (about 110). An action's status, its
+log file and its document are all read through from the one execution it started; apart, the
+sections would import each other's helpers (``refresh_status``, ``_aware``, the bot lookups)
+for no module that stands alone.
 """
 
 from __future__ import annotations
