@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from engine import __version__
-from engine.api import errors
+from engine.api import errors, openapi
 from engine.api.limits import BodySizeLimit
 from engine.api.routes import (
     auth,
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

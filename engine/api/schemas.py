@@ -1,11 +1,23 @@
-"""Request bodies of the HTTP API (campaigns API names); responses are built in ``presenters``."""
+"""Request bodies of the HTTP API (campaigns API names); responses are built in ``presenters``.
+
+The models say what ``/openapi.json`` promises: a body the document allows is never refused as
+malformed, and one it forbids is refused. Types are strict (``0`` is not ``false``, ``"5"`` is not
+``5``). Where the engine checks a rule itself with a more telling code (an unknown channel, an
+email), the rule is written in the document only (``json_schema_extra``) and the engine's check
+stays the one that answers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+from engine.audience.conditions import MAX_CONDITION_ITEMS, OPERATORS
+from engine.channels import CHANNEL_NAMES
+from engine.models.webhook import WEBHOOK_EVENTS
 
 CampaignType = Literal["message", "invitation", "data_collection", "engagement", "custom"]
 CampaignStatusName = Literal[
@@ -13,10 +25,96 @@ CampaignStatusName = Literal[
 ]
 
 
-class ApiModel(BaseModel):
-    """Unknown fields are refused (a typo must not pass silently); camelCase or snake_case."""
+#: A channel's name. The enum is the document's; the engine checks it (400 ``UNKNOWN_CHANNEL``).
+ChannelName = Annotated[str, Field(max_length=32, json_schema_extra={"enum": list(CHANNEL_NAMES)})]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+#: What the engine reads as a phone number (``normalise_phone``): separators `` -().``, an
+#: optional leading ``+``, then 4 to 20 digits.
+PHONE_PATTERN = r"^\s*[-(). ]*(\+[-(). ]*)?([0-9][-(). ]*){4,20}\s*$"
+#: Document-only schemas of addresses; the engine checks them (400 ``INVALID_ADDRESS`` …).
+EMAIL_SCHEMA: dict[str, Any] = {"format": "email"}
+PHONE_SCHEMA: dict[str, Any] = {"pattern": PHONE_PATTERN}
+ADDRESS_SCHEMA: dict[str, Any] = {"anyOf": [EMAIL_SCHEMA, PHONE_SCHEMA]}
+
+
+def required_in_document(*names: str) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` marking ``names`` required and not null in the document only.
+
+    The engine checks them itself with a clearer code than 422 (``MISSING_CAMPAIGN_ID`` …), so
+    the model keeps them optional; the document still tells a client what it must send.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["required"] = sorted({*schema.get("required", ()), *names})
+        for name in names:
+            field = schema["properties"][name]
+            branches = [b for b in field.pop("anyOf", [field]) if b.get("type") != "null"]
+            field.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
+            if field.get("type") == "string":
+                field.setdefault("minLength", 1)
+
+    return extra
+
+
+def _text_only(value: Any) -> Any:
+    """A timestamp arrives as ISO 8601 text: a number is refused, not read as Unix seconds."""
+    if isinstance(value, int | float):
+        raise ValueError("a date-time is ISO 8601 text, e.g. 2026-01-31T09:00:00Z")
+    return value
+
+
+#: An ISO 8601 date-time (the strict models read it from text, and only from text).
+Timestamp = Annotated[datetime, Field(strict=False), BeforeValidator(_text_only)]
+#: ``true`` or ``false``, nothing else.
+Flag = StrictBool
+
+
+class ApiModel(BaseModel):
+    """Unknown fields are refused (a typo must not pass silently); camelCase or snake_case;
+    values of exactly the declared JSON type."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+
+class ConditionItemIn(ApiModel):
+    """One test of a contact: ``field_name`` (Email, Phone, Name, tag or a custom field)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # Every operator but exist compares with a value.
+            "anyOf": [
+                {"properties": {"op": {"const": "exist"}}},
+                {"required": ["value"], "properties": {"value": {"type": "string"}}},
+            ]
+        }
+    )
+    field_name: str = Field(min_length=1, max_length=200)
+    op: str = Field(
+        min_length=1,
+        max_length=32,
+        description=", ".join(OPERATORS),
+        json_schema_extra={"enum": list(OPERATORS)},
+    )
+    value: str | None = Field(default=None, max_length=1000, description="not needed by exist")
+
+
+class ConditionIn(ApiModel):
+    """A contact lists API condition: ``relation`` (and / or) over up to 10 ``items``.
+
+    The engine checks it (operators, item count, the fields' types): a bad one is a 400
+    ``INVALID_CONDITION``.
+    """
+
+    relation: str = Field(
+        min_length=1,
+        max_length=8,
+        description="and or or",
+        json_schema_extra={"enum": ["and", "or"]},
+    )
+    items: list[ConditionItemIn] = Field(
+        max_length=100, json_schema_extra={"maxItems": MAX_CONDITION_ITEMS}
+    )
 
 
 class TouchpointIn(ApiModel):
@@ -29,6 +127,12 @@ class TouchpointIn(ApiModel):
         default=0, ge=0, le=365 * 24 * 3600, description="seconds after the previous touchpoint"
     )
     campaign_id: str | None = Field(default=None, description="for POST /api/v1/touchpoints")
+
+
+class TouchpointCreate(TouchpointIn):
+    """``POST /api/v1/touchpoints``: a touchpoint and the campaign it joins."""
+
+    model_config = ConfigDict(json_schema_extra=required_in_document("campaign_id"))
 
 
 class TouchpointChange(ApiModel):
@@ -44,9 +148,9 @@ class CampaignFields(ApiModel):
     """Optional campaign fields shared by create and update: channel and the campaigns API's
     details."""
 
-    channel: str | None = Field(default=None, max_length=32)
-    channel_type: str | None = Field(
-        default=None, max_length=32, description="the SDK reference's name for channel"
+    channel: ChannelName | None = None
+    channel_type: ChannelName | None = Field(
+        default=None, description="the SDK reference's name for channel"
     )
     channel_config: dict[str, Any] | None = Field(default=None, alias="channelConfig")
     goals: dict[str, Any] | None = None
@@ -54,8 +158,8 @@ class CampaignFields(ApiModel):
     strategy: dict[str, Any] | None = None
     messages: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     budget: float | None = Field(default=None, ge=0)
-    start_date: datetime | None = Field(default=None, alias="startDate")
-    end_date: datetime | None = Field(default=None, alias="endDate")
+    start_date: Timestamp | None = Field(default=None, alias="startDate")
+    end_date: Timestamp | None = Field(default=None, alias="endDate")
     workflow: dict[str, Any] | None = None
     ab_tests: list[dict[str, Any]] | None = Field(default=None, alias="abTests")
 
@@ -82,17 +186,17 @@ class CampaignChange(CampaignFields):
 class ExecuteIn(ApiModel):
     """``POST /campaigns/:id/execute`` (every field optional)."""
 
-    test_mode: bool = Field(default=False, alias="testMode")
+    test_mode: Flag = Field(default=False, alias="testMode")
     target_percentage: int = Field(default=100, ge=1, le=100, alias="targetPercentage")
     priority: Literal["high", "normal", "low"] = "normal"
-    scheduled_at: datetime | None = Field(default=None, alias="scheduledAt")
+    scheduled_at: Timestamp | None = Field(default=None, alias="scheduledAt")
 
 
 class CloneIn(ApiModel):
     """``POST /campaigns/:id/clone``."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    reset_statistics: bool = Field(default=True, alias="resetStatistics")
+    reset_statistics: Flag = Field(default=True, alias="resetStatistics")
 
 
 class LoginIn(ApiModel):
@@ -117,8 +221,15 @@ class ValidateIn(ApiModel):
 class WebhookIn(ApiModel):
     """``POST /webhooks``: where to send which lifecycle events; a secret is made if not given."""
 
-    url: str = Field(min_length=1, max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=20)
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="an http(s) URL",
+        json_schema_extra={"pattern": r"^https?://[^\s/?#\[\]@]+([/?#]\S*)?$"},
+    )
+    events: list[Annotated[str, Field(json_schema_extra={"enum": list(WEBHOOK_EVENTS)})]] = Field(
+        min_length=1, max_length=20
+    )
     secret: str | None = Field(default=None, min_length=8, max_length=200)
 
 

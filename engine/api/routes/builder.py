@@ -16,7 +16,7 @@ from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.schemas import ApiModel, LoginIn, RefreshIn
+from engine.api.schemas import ApiModel, ChannelName, LoginIn, RefreshIn
 from engine.bots import actions as service
 from engine.bots import triggers
 from engine.errors import AuthenticationFailed
@@ -37,7 +37,7 @@ class BotIn(ApiModel):
     """A bot of the caller's organization."""
 
     name: str = Field(min_length=1, max_length=200)
-    channel: str = Field(min_length=1, max_length=32, description="log, telegram, whatsapp …")
+    channel: ChannelName
     account: str | None = Field(
         default=None, max_length=100, description="the channel account it sends with"
     )

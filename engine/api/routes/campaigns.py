@@ -80,7 +80,14 @@ def list_campaigns(
     status: Literal["draft", "scheduled", "active", "paused", "completed", "cancelled", "failed"]
     | None = None,
     type: Literal["message", "invitation", "data_collection", "engagement", "custom"] | None = None,
-    sort: Annotated[str, Query(max_length=20, pattern=r"^-?[A-Za-z]+$")] = "-createdAt",
+    sort: Annotated[
+        str,
+        Query(
+            max_length=20,
+            description="a field, prefixed with - for descending",
+            json_schema_extra={"pattern": f"^-?({'|'.join(catalog.SORT_FIELDS)})$"},
+        ),
+    ] = "-createdAt",
     search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """List campaigns: filter by status and type, search name and description, sort, paginate."""

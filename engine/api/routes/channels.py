@@ -5,28 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
+from engine.api.schemas import ApiModel, ChannelName
 from engine.integrations import channel_accounts as service
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
 
-class AccountIn(BaseModel):
+class AccountIn(ApiModel):
     """A provider account: the channel, a name (``default`` when omitted) and its settings."""
 
-    model_config = ConfigDict(extra="forbid")
-    channel: str = Field(min_length=1, max_length=32)
+    channel: ChannelName
     name: str = Field(default="default", min_length=1, max_length=100)
     config: dict[str, Any] = Field(max_length=50)
 
 
-class AccountChange(BaseModel):
+class AccountChange(ApiModel):
     """Settings to change: given keys replace the stored ones, ``null`` removes one."""
 
-    model_config = ConfigDict(extra="forbid")
     config: dict[str, Any] = Field(max_length=50)
 
 

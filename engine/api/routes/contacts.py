@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
+from engine.api.schemas import EMAIL_SCHEMA, PHONE_SCHEMA, ApiModel, ConditionIn
 from engine.audience import contacts as service
 from engine.audience import subscriptions
 from engine.audience.contact_data import tags_by_contact
@@ -24,45 +25,39 @@ _ContactId = Annotated[int, Field(ge=1, le=MAX_ID)]
 _Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class ContactChange(BaseModel):
+class ContactChange(ApiModel):
     """A contact's attributes; on update, only those given change."""
 
-    model_config = ConfigDict(extra="forbid")
-    email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=32)
+    email: Annotated[str, Field(max_length=320, json_schema_extra=EMAIL_SCHEMA)] | None = None
+    phone: Annotated[str, Field(max_length=32, json_schema_extra=PHONE_SCHEMA)] | None = None
     name: str | None = Field(default=None, max_length=200)
-    fields: dict[str, Any] | None = Field(default=None, max_length=200)
+    fields: dict[str, Any] | None = Field(
+        default=None,
+        max_length=200,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 100}},
+    )
     tags: list[_Name] | None = Field(default=None, max_length=100)
 
 
 class ContactIn(ContactChange):
     """A new contact: ``email`` or ``phone``, optionally in the list ``listId``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("email", "phone")
+            ]
+        }
+    )
+
     list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
 
 
-class ConditionItem(BaseModel):
-    """One item of a contact lists API condition."""
-
-    model_config = ConfigDict(extra="forbid")
-    field_name: str = Field(min_length=1, max_length=100)
-    op: str = Field(min_length=1, max_length=20)
-    value: str | None = Field(default=None, max_length=1000)
-
-
-class Condition(BaseModel):
-    """``relation`` and up to 10 ``items`` (checked by the engine, with a clear code)."""
-
-    model_config = ConfigDict(extra="forbid")
-    relation: str = Field(max_length=10)
-    items: list[ConditionItem] = Field(max_length=100)
-
-
-class SearchIn(BaseModel):
+class SearchIn(ApiModel):
     """A condition search, optionally within one list."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    condition: Condition | None = None
+    condition: ConditionIn | None = None
     list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
     page: int = Field(default=1, ge=1, le=1_000_000)
     limit: int = Field(default=20, ge=1, le=100)

@@ -16,17 +16,17 @@ from __future__ import annotations
 import hmac
 import html
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.api.schemas import ApiModel, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
@@ -69,7 +69,11 @@ def _answer(report: service.StatusReport) -> Response:
 # --- WhatsApp Cloud API ----------------------------------------------------------------------
 
 
-@router.get("/api/v1/providers/whatsapp/{account_id}", response_model=None)
+@router.get(
+    "/api/v1/providers/whatsapp/{account_id}",
+    response_model=None,
+    responses={403: {"description": "wrong hub.mode or hub.verify_token"}},
+)
 def whatsapp_verify(
     account_id: str,
     session: SessionDep,
@@ -136,16 +140,14 @@ def provider_status(
 # --- conversions -----------------------------------------------------------------------------
 
 
-class EventIn(BaseModel):
+class EventIn(ApiModel):
     """A conversion reported by the client."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     type: Literal["conversion"]
     contact_id: int = Field(alias="contactId", ge=1, le=2**63 - 1)
     campaign_id: str = Field(alias="campaignId", min_length=1, max_length=32)
     value: float | None = Field(default=None, ge=0, le=service.MAX_VALUE)
-    occurred_at: datetime | None = Field(default=None, alias="occurredAt")
+    occurred_at: Timestamp | None = Field(default=None, alias="occurredAt")
     event_id: str | None = Field(default=None, alias="eventId", min_length=1, max_length=100)
 
 

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.api.deps import SessionDep
+from engine.api.schemas import ApiModel, ConditionIn, Flag
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
@@ -35,43 +36,23 @@ def get_api_user(
 CurrentApiUser = Annotated[ApiUser, Depends(get_api_user)]
 
 
-class Item(BaseModel):
-    """One filter: ``field_name`` (Email, Phone, Name, a custom field or tag), ``op``, ``value``."""
-
-    model_config = ConfigDict(extra="forbid")
-    field_name: str = Field(min_length=1, max_length=100)
-    op: Literal["==", "!=", ">", ">=", "<", "<=", "exist", "contain", "does not contain"]
-    value: str | None = Field(default=None, max_length=1000)
-
-
-class Condition(BaseModel):
-    """``relation`` and up to 10 ``items``."""
-
-    model_config = ConfigDict(extra="forbid")
-    relation: Literal["and", "or"]
-    items: list[Item] = Field(max_length=10)
-
-
-class ConditionBody(BaseModel):
+class ConditionBody(ApiModel):
     """A body holding an optional ``condition``."""
 
-    model_config = ConfigDict(extra="forbid")
-    condition: Condition | None = None
+    condition: ConditionIn | None = None
 
 
-class BatchBody(BaseModel):
+class BatchBody(ApiModel):
     """``POST /members``: up to 1000 members (each checked by the service, errors per member)."""
 
-    model_config = ConfigDict(extra="forbid")
     members: list[dict[str, Any]] = Field(min_length=1)
     tag_flag: Literal[0, 1, 2] = 1
-    update_existing: bool
+    update_existing: Flag
 
 
-class MemberChange(BaseModel):
+class MemberChange(ApiModel):
     """``PUT /members/{member_id}``."""
 
-    model_config = ConfigDict(extra="forbid")
     phone: str | None = Field(default=None, max_length=32)
     name: str | None = Field(default=None, max_length=200)
     fields: dict[str, Any] | None = None

@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
-from engine.api.schemas import ApiModel
+from engine.api.schemas import ApiModel, ConditionIn, ConditionItemIn
 from engine.audience import segments as service
+from engine.audience.conditions import MAX_CONDITION_ITEMS
 from engine.models import Segment
 from engine.models.base import iso
 
@@ -20,27 +21,12 @@ router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 SegmentId = Annotated[str, Path(min_length=1, max_length=64, description="the segment's id")]
 
 
-class ConditionItemIn(ApiModel):
-    """One test of a contact: ``field_name`` (Email, Phone, Name, tag or a custom field)."""
+class SegmentCondition(ConditionIn):
+    """A segment's condition: at least one item."""
 
-    field_name: str = Field(min_length=1, max_length=200)
-    op: str = Field(
-        min_length=1,
-        max_length=32,
-        description="==, !=, >, >=, <, <=, exist, contain or does not contain",
+    items: list[ConditionItemIn] = Field(
+        max_length=100, json_schema_extra={"minItems": 1, "maxItems": MAX_CONDITION_ITEMS}
     )
-    value: str | None = Field(default=None, max_length=1000, description="not needed by exist")
-
-
-class ConditionIn(ApiModel):
-    """A contact lists API condition: ``relation`` (and / or) over 1 to 10 ``items``.
-
-    The service checks it (operators, item count, registered fields): a bad one is a 400
-    ``INVALID_CONDITION``.
-    """
-
-    relation: str = Field(min_length=1, max_length=8, description="and or or")
-    items: list[ConditionItemIn] = Field(max_length=100)
 
 
 class SegmentIn(ApiModel):
@@ -48,7 +34,7 @@ class SegmentIn(ApiModel):
 
     name: str = Field(min_length=1, max_length=200, description="unique in the organization")
     description: str = Field(default="", max_length=2000)
-    condition: ConditionIn
+    condition: SegmentCondition
 
 
 class SegmentChange(ApiModel):
@@ -56,7 +42,7 @@ class SegmentChange(ApiModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    condition: ConditionIn | None = None
+    condition: SegmentCondition | None = None
 
 
 def _condition(condition: ConditionIn) -> dict[str, Any]:

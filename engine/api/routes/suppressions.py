@@ -9,7 +9,7 @@ from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
-from engine.api.schemas import ApiModel
+from engine.api.schemas import ADDRESS_SCHEMA, ApiModel
 from engine.audience import subscriptions as service
 from engine.models import Suppression
 from engine.models.base import iso
@@ -20,8 +20,8 @@ router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"])
 class SuppressionsIn(ApiModel):
     """Addresses to suppress; all or nothing (one invalid address refuses the call)."""
 
-    addresses: list[Annotated[str, Field(max_length=320)]] = Field(
-        min_length=1, max_length=service.MAX_SUPPRESS_BATCH, description="emails or phones"
+    addresses: list[Annotated[str, Field(max_length=320, json_schema_extra=ADDRESS_SCHEMA)]] = (
+        Field(min_length=1, max_length=service.MAX_SUPPRESS_BATCH, description="emails or phones")
     )
     reason: str = Field(default="manual", min_length=1, max_length=64)
 
@@ -66,7 +66,15 @@ def create(
 
 @router.delete("/{address:path}")
 def delete(
-    address: Annotated[str, Path(min_length=1, max_length=320, description="URL-encoded")],
+    address: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=320,
+            description="an email or a phone, URL-encoded",
+            json_schema_extra=ADDRESS_SCHEMA,
+        ),
+    ],
     session: SessionDep,
     principal: CurrentPrincipal,
 ) -> dict[str, Any]:

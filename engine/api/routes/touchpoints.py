@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok, touchpoint_public
-from engine.api.schemas import TouchpointChange, TouchpointIn, ValidateIn
+from engine.api.schemas import TouchpointChange, TouchpointCreate, TouchpointIn, ValidateIn
 from engine.campaigns import touchpoints as service
 from engine.campaigns.campaign import TouchpointSpec, get_campaign
 from engine.errors import ValidationFailed
@@ -45,7 +45,9 @@ def create_for_campaign(
 
 
 @router.post("/api/v1/touchpoints", status_code=201)
-def create(body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def create(
+    body: TouchpointCreate, session: SessionDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Append a touchpoint to the campaign named by ``campaign_id`` (the SDK reference's input)."""
     if not body.campaign_id:
         raise ValidationFailed("campaign_id is required", code="MISSING_CAMPAIGN_ID")
