@@ -70,7 +70,10 @@ def error_statuses(method: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["400", "422", "503"]
     if operation.get("security") or method in _WRITES:
         statuses.append("401")
-    if any(p.get("in") == "path" for p in operation.get("parameters", ())):
+    # An object named by the path, or referred to by the body (a list id, a campaign id …).
+    if "requestBody" in operation or any(
+        p.get("in") == "path" for p in operation.get("parameters", ())
+    ):
         statuses.append("404")
     if method in _WRITES:
         statuses.append("409")

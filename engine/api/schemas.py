@@ -32,8 +32,20 @@ ChannelName = Annotated[str, Field(max_length=32, json_schema_extra={"enum": lis
 #: What the engine reads as a phone number (``normalise_phone``): separators `` -().``, an
 #: optional leading ``+``, then 4 to 20 digits.
 PHONE_PATTERN = r"^\s*[-(). ]*(\+[-(). ]*)?([0-9][-(). ]*){4,20}\s*$"
+
+
 #: Document-only schemas of addresses; the engine checks them (400 ``INVALID_ADDRESS`` …).
-EMAIL_SCHEMA: dict[str, Any] = {"format": "email"}
+def _any_case(word: str) -> str:
+    """``word`` matched in any case, in a pattern every JSON Schema validator reads."""
+    return "".join(f"[{c.upper()}{c}]" for c in word)
+
+
+#: Domains no mail is delivered to (RFC 6761 special-use names): email-validator refuses them.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+EMAIL_SCHEMA: dict[str, Any] = {
+    "format": "email",
+    "not": {"pattern": rf"\.({'|'.join(map(_any_case, SPECIAL_USE_DOMAINS))})\.?$"},
+}
 PHONE_SCHEMA: dict[str, Any] = {"pattern": PHONE_PATTERN}
 ADDRESS_SCHEMA: dict[str, Any] = {"anyOf": [EMAIL_SCHEMA, PHONE_SCHEMA]}
 
@@ -68,6 +80,30 @@ def _text_only(value: Any) -> Any:
 Timestamp = Annotated[datetime, Field(strict=False), BeforeValidator(_text_only)]
 #: ``true`` or ``false``, nothing else.
 Flag = StrictBool
+
+
+def json_integer(value: Any) -> Any:
+    """A JSON integer: ``5`` or ``5.0`` (JSON does not tell them apart), never ``"5"`` or ``true``.
+
+    Raises:
+        ValueError: anything else (a 422 naming the field).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("an integer is expected")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("an integer is expected")
+        return int(value)
+    return value
+
+
+#: An integer as JSON has it (see :func:`json_integer`).
+Integer = Annotated[int, BeforeValidator(json_integer)]
+#: The largest id the API takes: the largest integer every JSON client reads exactly (2^53 - 1;
+#: the store's ids are 64-bit, and far below it).
+MAX_ID = 2**53 - 1
+#: An object's numeric id.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(json_integer)]
 
 
 class ApiModel(BaseModel):
@@ -187,7 +223,7 @@ class ExecuteIn(ApiModel):
     """``POST /campaigns/:id/execute`` (every field optional)."""
 
     test_mode: Flag = Field(default=False, alias="testMode")
-    target_percentage: int = Field(default=100, ge=1, le=100, alias="targetPercentage")
+    target_percentage: Integer = Field(default=100, ge=1, le=100, alias="targetPercentage")
     priority: Literal["high", "normal", "low"] = "normal"
     scheduled_at: Timestamp | None = Field(default=None, alias="scheduledAt")
 

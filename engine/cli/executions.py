@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -24,19 +24,21 @@ def progress(
 ) -> None:
     """Print an execution's progress: percentage, counts, rate, ETA, errors by code."""
     rt = Runtime.from_settings(setup())
-    from engine.execution.progress import get_progress
+    from engine.api.responses import ProgressOut
+    from engine.execution.progress import Progress, get_progress
 
-    def read() -> dict[str, Any]:
+    def read() -> Progress:
         with session_scope(rt.engine) as session:
-            return dict(get_progress(session, execution_id))
+            return get_progress(session, execution_id)
 
     # A database restarting as the command starts is waited for, as the live view does.
     data = run(lambda: through_outages(read, "progress", wait_s=60))
-    if watch and data["status"] not in FINAL_EXECUTION_STATUSES:
+    if watch and data.status not in FINAL_EXECUTION_STATUSES:
         views.watch(rt, execution_id, quiet=as_json)
         data = read()
     if as_json:
-        print(json.dumps(data))
+        # The API's answer, field for field (GET /api/v1/executions/{id}'s data).
+        print(json.dumps(ProgressOut.of(data).wire()))
     else:
         views.print_progress(data)
 

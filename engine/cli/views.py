@@ -4,7 +4,7 @@ and the closing report (``demo``, ``execute --watch``, ``progress``)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -12,8 +12,12 @@ from rich.table import Table
 from engine.cli.shared import console, err_console
 from engine.db import session_scope
 from engine.models import FINAL_EXECUTION_STATUSES
+from engine.models.base import iso
 from engine.outages import is_outage
 from engine.runtime import Runtime
+
+if TYPE_CHECKING:
+    from engine.execution.progress import Progress as ExecutionProgress
 
 
 def watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
@@ -49,38 +53,36 @@ def watch(rt: Runtime, execution_id: str, quiet: bool = False) -> str:
                 bar.update(task, status="reconnecting…")
                 time.sleep(1.0)
                 continue
-            counts = p["progress"]
             bar.update(
                 task,
-                completed=counts["processed"],
-                total=counts["total"] or None,
-                counts=f"{counts['processed']:,}/{counts['total']:,}",
-                status=p["status"],
-                rate=p["currentRate"],
-                failed=counts["failed"],
+                completed=p.processed,
+                total=p.total or None,
+                counts=f"{p.processed:,}/{p.total:,}",
+                status=p.status,
+                rate=p.current_rate,
+                failed=p.failed,
             )
-            if p["status"] in FINAL_EXECUTION_STATUSES:
-                return str(p["status"])
+            if p.status in FINAL_EXECUTION_STATUSES:
+                return str(p.status)
             time.sleep(0.25)
 
 
-def print_progress(data: dict[str, Any]) -> None:
-    """Print an execution's progress (``get_progress``'s answer) as a table."""
-    p = data["progress"]
-    table = Table(title=f"execution {data['executionId']}", show_header=False)
+def print_progress(p: ExecutionProgress) -> None:
+    """Print an execution's progress as a table."""
+    table = Table(title=f"execution {p.execution_id}", show_header=False)
     for key, value in [
-        ("status", data["status"]),
-        ("percentage", f"{p['percentage']}%"),
-        ("processed", f"{p['processed']:,} / {p['total']:,}"),
-        ("successful", f"{p['successful']:,}"),
-        ("failed", f"{p['failed']:,}"),
-        ("skipped", f"{p['skipped']:,}"),
-        ("currentRate", f"{data['currentRate']:,}/s"),
-        ("estimatedCompletion", data["estimatedCompletion"] or "-"),
+        ("status", p.status),
+        ("percentage", f"{p.percentage}%"),
+        ("processed", f"{p.processed:,} / {p.total:,}"),
+        ("successful", f"{p.successful:,}"),
+        ("failed", f"{p.failed:,}"),
+        ("skipped", f"{p.skipped:,}"),
+        ("currentRate", f"{p.current_rate:,}/s"),
+        ("estimatedCompletion", iso(p.estimated_completion) or "-"),
     ]:
         table.add_row(key, str(value))
-    for err in data["errors"]:
-        table.add_row(f"error {err['code']}", f"{err['count']:,}  {err['message']}")
+    for err in p.errors:
+        table.add_row(f"error {err.code}", f"{err.count:,}  {err.message}")
     console.print(table)
 
 
@@ -95,7 +97,7 @@ def print_report(rt: Runtime, execution_id: str) -> None:
     table = Table(title="statistics")
     for col in ("touchpoint", "sent", "failed", "skipped"):
         table.add_column(col)
-    for tp in stats["touchpoints"]:
-        table.add_row(tp["name"], f"{tp['sent']:,}", f"{tp['failed']:,}", f"{tp['skipped']:,}")
+    for tp in stats.touchpoints:
+        table.add_row(tp.name, f"{tp.sent:,}", f"{tp.failed:,}", f"{tp.skipped:,}")
     console.print(table)
-    console.print(f"duration {stats['durationSeconds']} s, average {stats['averageRate']:,}/s")
+    console.print(f"duration {stats.duration_s} s, average {stats.average_rate:,}/s")

@@ -1,13 +1,14 @@
 """Progress and statistics of an execution: a few indexed reads, never a scan of deliveries.
 
-Progress has the shape of the campaigns API's ``GET /campaigns/:id/progress``.
+They are answered as :class:`Progress` and :class:`ExecutionStatistics`; the API and the CLI
+choose how to show them (the campaigns API's ``GET /campaigns/:id/progress`` shape).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -20,10 +21,73 @@ from engine.models import (
     ExecutionRate,
     Touchpoint,
 )
-from engine.models.base import iso, utcnow
+from engine.models.base import utcnow
 
 #: Seconds of the rate timeline that ``currentRate`` averages over.
 RATE_WINDOW_S = 10
+
+
+@dataclass(frozen=True)
+class ErrorCount:
+    """How many deliveries failed with one error code, and the last message seen."""
+
+    code: str
+    count: int
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an execution stands: counts, the current rate and when it should finish."""
+
+    execution_id: str
+    campaign_id: str
+    status: str
+    processed: int
+    total: int
+    successful: int
+    failed: int
+    skipped: int
+    #: Deliveries per second over the last :data:`RATE_WINDOW_S` seconds.
+    current_rate: float
+    #: When it finished, or should at the current rate (``None`` when nothing moves).
+    estimated_completion: datetime | None
+    errors: list[ErrorCount]
+    started_at: datetime | None
+    finished_at: datetime | None
+    #: Why it failed, when it did.
+    error: str | None
+
+    @property
+    def percentage(self) -> float:
+        """Processed share of the audience, in percent with one decimal."""
+        return round(100.0 * self.processed / self.total, 1) if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class TouchpointCounts:
+    """Deliveries of one touchpoint by outcome."""
+
+    touchpoint_id: str
+    name: str
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutionStatistics:
+    """An execution's outcome per touchpoint, its duration and average rate."""
+
+    execution_id: str
+    status: str
+    messages_sent: int
+    failed: int
+    skipped: int
+    processed: int
+    touchpoints: list[TouchpointCounts]
+    duration_s: float
+    average_rate: float
 
 
 def current_rate(
@@ -43,7 +107,7 @@ def current_rate(
     return round(float(total or 0) / window_s, 1)
 
 
-def error_counts(session: Session, execution_id: str) -> list[dict[str, Any]]:
+def error_counts(session: Session, execution_id: str) -> list[ErrorCount]:
     """Return the execution's failures grouped by code, most frequent first."""
     rows = session.execute(
         sa.select(
@@ -54,18 +118,13 @@ def error_counts(session: Session, execution_id: str) -> list[dict[str, Any]]:
         .where(col(ExecutionErrorCount.execution_id) == execution_id)
         .order_by(col(ExecutionErrorCount.count).desc(), col(ExecutionErrorCount.code))
     )
-    return [{"code": code, "count": count, "message": message} for code, count, message in rows]
+    return [ErrorCount(code, count, message) for code, count, message in rows]
 
 
 def get_progress(
     session: Session, execution_id: str, organization_id: str | None = None
-) -> dict[str, Any]:
+) -> Progress:
     """Return an execution's live progress.
-
-    Returns:
-        ``{"executionId", "campaignId", "status", "progress": {"percentage", "processed",
-        "total", "successful", "failed", "skipped"}, "currentRate", "estimatedCompletion",
-        "errors": [{"code", "count", "message"}], "startedAt", "finishedAt"}``.
 
     Raises:
         NotFound: no such execution in the organization.
@@ -84,31 +143,27 @@ def get_progress(
         eta = utcnow() + timedelta(seconds=remaining / rate)
     else:
         eta = None
-    percentage = round(100.0 * ex.processed / ex.total, 1) if ex.total else 0.0
-    return {
-        "executionId": ex.id,
-        "campaignId": ex.campaign_id,
-        "status": ex.status,
-        "progress": {
-            "percentage": percentage,
-            "processed": ex.processed,
-            "total": ex.total,
-            "successful": ex.successful,
-            "failed": ex.failed,
-            "skipped": ex.skipped,
-        },
-        "currentRate": rate,
-        "estimatedCompletion": iso(eta),
-        "errors": error_counts(session, ex.id),
-        "startedAt": iso(ex.started_at),
-        "finishedAt": iso(ex.finished_at),
-        "error": ex.error,
-    }
+    return Progress(
+        execution_id=ex.id,
+        campaign_id=ex.campaign_id,
+        status=ex.status,
+        processed=ex.processed,
+        total=ex.total,
+        successful=ex.successful,
+        failed=ex.failed,
+        skipped=ex.skipped,
+        current_rate=rate,
+        estimated_completion=eta,
+        errors=error_counts(session, ex.id),
+        started_at=ex.started_at,
+        finished_at=ex.finished_at,
+        error=ex.error,
+    )
 
 
 def get_statistics(
     session: Session, execution_id: str, organization_id: str | None = None
-) -> dict[str, Any]:
+) -> ExecutionStatistics:
     """Return delivery counts per touchpoint and status, the duration and the average rate.
 
     Computed from the stored deliveries (one grouped query on the unique index).
@@ -131,24 +186,24 @@ def get_statistics(
         )
         .order_by(col(Touchpoint.position))
     )
-    per_touchpoint: dict[str, dict[str, Any]] = {}
+    per_touchpoint: dict[str, dict[str, int]] = {}
+    names: dict[str, str] = {}
     for tp_id, name, status, count in rows:
-        entry = per_touchpoint.setdefault(
-            tp_id, {"touchpointId": tp_id, "name": name, "sent": 0, "failed": 0, "skipped": 0}
-        )
-        entry[status] = count
+        names[tp_id] = name
+        per_touchpoint.setdefault(tp_id, {})[status] = count
     end = ex.finished_at or utcnow()
     duration = (end - ex.started_at).total_seconds() if ex.started_at else 0.0
-    return {
-        "executionId": ex.id,
-        "status": ex.status,
-        "overview": {
-            "messagesSent": ex.successful,
-            "failed": ex.failed,
-            "skipped": ex.skipped,
-            "processed": ex.processed,
-        },
-        "touchpoints": list(per_touchpoint.values()),
-        "durationSeconds": round(duration, 3),
-        "averageRate": round(ex.processed / duration, 1) if duration > 0 else 0.0,
-    }
+    return ExecutionStatistics(
+        execution_id=ex.id,
+        status=ex.status,
+        messages_sent=ex.successful,
+        failed=ex.failed,
+        skipped=ex.skipped,
+        processed=ex.processed,
+        touchpoints=[
+            TouchpointCounts(tp_id, names[tp_id], **counts)
+            for tp_id, counts in per_touchpoint.items()
+        ],
+        duration_s=round(duration, 3),
+        average_rate=round(ex.processed / duration, 1) if duration > 0 else 0.0,
+    )

@@ -23,7 +23,7 @@ from engine.channels import validate_channel
 from engine.db import get_owned
 from engine.errors import Conflict, ValidationFailed
 from engine.models import Campaign, ChannelAccount
-from engine.models.base import iso, utcnow
+from engine.models.base import utcnow
 from engine.secrets import decrypt_json, encrypt_json
 
 #: Settings that are credentials: encrypted at rest, never shown.
@@ -175,19 +175,6 @@ def delete_account(session: Session, organization_id: str, account_id: str) -> N
             col(ChannelAccount.id) == get_account(session, organization_id, account_id).id
         )
     )
-
-
-def account_public(account: ChannelAccount) -> dict[str, Any]:
-    """An account as the API shows it: settings, and only the names of its secrets."""
-    return {
-        "id": account.id,
-        "channel": account.channel,
-        "name": account.name,
-        "settings": account.settings,
-        "secrets": account.secret_names,
-        "createdAt": iso(account.created_at),
-        "updatedAt": iso(account.updated_at),
-    }
 
 
 def _account_for(session: Session, campaign: Campaign) -> ChannelAccount | None:

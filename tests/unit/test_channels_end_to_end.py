@@ -72,8 +72,8 @@ def test_an_email_campaign_reaches_each_inbox_personalised(rt: Runtime) -> None:
         _, campaign_id = _campaign(rt, "email", smtp.config(), people, message)
         progress = _run(rt, campaign_id)
 
-    assert progress["progress"]["successful"] == 25 and progress["progress"]["failed"] == 1
-    assert [e["code"] for e in progress["errors"]] == ["INVALID_RECIPIENT"]
+    assert progress.successful == 25 and progress.failed == 1
+    assert [e.code for e in progress.errors] == ["INVALID_RECIPIENT"]
     inbox = {r.rcpt_tos[0]: r.message for r in smtp.received}
     assert inbox["reader3@example.com"]["Subject"] == "Hi Reader 3"
     assert inbox["reader3@example.com"].get_content().strip() == "Your plan: pro"
@@ -88,8 +88,8 @@ def test_a_telegram_campaign_blocks_those_who_blocked_the_bot(rt: Runtime) -> No
         _, campaign_id = _campaign(rt, "telegram", account, people, "Hi {{ name }}")
         progress = _run(rt, campaign_id)
 
-    assert progress["progress"]["successful"] == 19
-    assert [(e["code"], e["count"]) for e in progress["errors"]] == [("USER_BLOCKED", 1)]
+    assert progress.successful == 19
+    assert [(e.code, e.count) for e in progress.errors] == [("USER_BLOCKED", 1)]
     texts = {r.body["chat_id"]: r.body["text"] for r in telegram.requests}
     assert texts["1003"] == "Hi Chat 3"
     assert all(TOKEN not in str(r.body) for r in telegram.requests)
@@ -112,8 +112,8 @@ def test_a_whatsapp_template_campaign_counts_undeliverable_numbers(rt: Runtime) 
         _, campaign_id = _campaign(rt, "whatsapp", account, people, message)
         progress = _run(rt, campaign_id)
 
-    assert progress["progress"]["successful"] == 11
-    assert [e["code"] for e in progress["errors"]] == ["INVALID_RECIPIENT"]
+    assert progress.successful == 11
+    assert [e.code for e in progress.errors] == ["INVALID_RECIPIENT"]
     with session_scope(rt.engine) as session:
         ids = session.scalars(
             sa.select(Delivery.provider_message_id).where(Delivery.status == "sent")

@@ -83,22 +83,13 @@ def test_progress_and_statistics_report_the_finished_run(rt: Runtime) -> None:
         progress = get_progress(session, execution_id)
         stats = get_statistics(session, execution_id)
 
-    assert progress["status"] == "completed"
-    assert progress["progress"] == {
-        "percentage": 100.0,
-        "processed": 500,
-        "total": 500,
-        "successful": 500,
-        "failed": 0,
-        "skipped": 0,
-    }
-    assert progress["errors"] == []
-    assert progress["estimatedCompletion"].endswith("Z")
-    assert [(t["name"], t["sent"]) for t in stats["touchpoints"]] == [
-        ("hello", 250),
-        ("again", 250),
-    ]
-    assert stats["averageRate"] > 0
+    assert progress.status == "completed"
+    counts = (progress.processed, progress.total, progress.successful, progress.failed)
+    assert (progress.percentage, counts, progress.skipped) == (100.0, (500, 500, 500, 0), 0)
+    assert progress.errors == []
+    assert progress.estimated_completion == progress.finished_at is not None
+    assert [(t.name, t.sent) for t in stats.touchpoints] == [("hello", 250), ("again", 250)]
+    assert stats.average_rate > 0
 
 
 def test_target_percentage_samples_the_audience_deterministically(rt: Runtime) -> None:
@@ -137,8 +128,8 @@ def test_a_template_that_fails_for_a_contact_fails_only_that_delivery(rt: Runtim
     with EmbeddedStack(rt, threads=2):
         execution = wait_until_finished(rt, execution_id)
     with session_scope(rt.engine) as session:
-        errors = get_progress(session, execution_id)["errors"]
+        errors = get_progress(session, execution_id).errors
 
     assert execution.status == "completed"
     assert (execution.successful, execution.failed) == (20, 20)
-    assert [(e["code"], e["count"]) for e in errors] == [("TEMPLATE_ERROR", 20)]
+    assert [(e.code, e.count) for e in errors] == [("TEMPLATE_ERROR", 20)]

@@ -54,7 +54,7 @@ def test_only_test_contacts_receive_a_test_send(rt: Runtime) -> None:
     progress = _run(rt, campaign_id)
 
     assert _sent(rt) == ["p0@example.com", "p1@example.com"]
-    assert progress["progress"]["successful"] == 2 and progress["progress"]["total"] == 2
+    assert progress.successful == 2 and progress.total == 2
     with session_scope(rt.engine) as session:
         overview = campaign_statistics(session, campaign_id, metrics="overview")["overview"]
     assert overview["messagesSent"] == 0  # test sends are not statistics
@@ -69,5 +69,5 @@ def test_without_test_contacts_messages_are_rendered_but_never_sent(rt: Runtime)
         codes = dict(session.execute(sa.select(Delivery.contact_id, Delivery.error_code)).all())
     # Every contact was rendered; the one whose data breaks the template is reported.
     assert sorted(codes.values()) == ["DRY_RUN"] * 7 + ["TEMPLATE_ERROR"]
-    assert progress["progress"]["failed"] == 1
-    assert [e["code"] for e in progress["errors"]] == ["TEMPLATE_ERROR"]
+    assert progress.failed == 1
+    assert [e.code for e in progress.errors] == ["TEMPLATE_ERROR"]

@@ -36,9 +36,9 @@ def test_each_post_carries_its_idempotency_key_and_a_valid_signature(rt: Runtime
     with WebhookSink() as sink:
         progress = _run(rt, sink, contacts=150, secret="s3cret")
 
-    assert progress["progress"]["successful"] == 150
+    assert progress.successful == 150
     keys = sink.keys()
-    assert len(set(keys)) == 150 and all(k.startswith(progress["executionId"]) for k in keys)
+    assert len(set(keys)) == 150 and all(k.startswith(progress.execution_id) for k in keys)
     for request in sink.requests:
         expected = hmac.new(b"s3cret", request["raw"], hashlib.sha256).hexdigest()
         assert request["headers"]["X-Signature"] == f"sha256={expected}"
@@ -57,8 +57,8 @@ def test_transient_errors_are_retried_and_the_same_key_is_resent(rt: Runtime) ->
     with WebhookSink(flaky) as sink:
         progress = _run(rt, sink, contacts=40)
 
-    assert progress["progress"]["successful"] == 40
-    assert progress["errors"] == []
+    assert progress.successful == 40
+    assert progress.errors == []
     assert set(Counter(sink.keys()).values()) == {2}  # each key sent twice: failed once, then ok
 
 
@@ -74,9 +74,9 @@ def test_permanent_and_exhausted_errors_are_grouped_by_code(rt: Runtime) -> None
     with WebhookSink(answer) as sink:
         progress = _run(rt, sink, contacts=100)
 
-    assert progress["progress"]["successful"] == 80
-    assert progress["progress"]["failed"] == 20
-    errors = {e["code"]: e["count"] for e in progress["errors"]}
+    assert progress.successful == 80
+    assert progress.failed == 20
+    errors = {e.code: e.count for e in progress.errors}
     assert errors == {"HTTP_400": 10, "HTTP_503": 10}
     per_key = Counter(sink.keys())
     # 400 is permanent: sent once. 503 stays transient: retried up to send_max_attempts.
@@ -99,13 +99,13 @@ def test_unreachable_receiver_is_a_retryable_network_error(rt: Runtime) -> None:
         progress = get_progress(session, execution_id)
 
     assert execution.status == "completed"
-    assert progress["errors"][0]["code"] == "NETWORK_ERROR"
-    assert progress["errors"][0]["count"] == 5
+    assert progress.errors[0].code == "NETWORK_ERROR"
+    assert progress.errors[0].count == 5
 
 
 def test_a_2xx_without_json_is_a_success(rt: Runtime) -> None:
     with WebhookSink(lambda body, n: (200, {"Content-Type": "text/plain"}, b"OK")) as sink:
         progress = _run(rt, sink, contacts=10)
 
-    assert progress["progress"]["successful"] == 10
+    assert progress.successful == 10
     assert len(sink.requests) == 10  # sent once each: nothing mistaken for a failure

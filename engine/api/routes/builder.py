@@ -16,7 +16,7 @@ from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.schemas import ApiModel, ChannelName, LoginIn, RefreshIn
+from engine.api.schemas import MAX_ID, ApiModel, ChannelName, LoginIn, RefreshIn
 from engine.bots import actions as service
 from engine.bots import triggers
 from engine.errors import AuthenticationFailed
@@ -239,7 +239,7 @@ def fire_trigger(
 
 @router.get("/triggers/{trigger_id}")
 def get_trigger(
-    trigger_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    trigger_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     principal: ApiKeyPrincipal,
 ) -> dict[str, Any]:

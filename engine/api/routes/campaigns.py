@@ -16,6 +16,18 @@ from engine.api.presenters import (
     present_campaigns,
     touchpoint_public,
 )
+from engine.api.responses import (
+    CampaignCreated,
+    CampaignDetail,
+    CampaignPage,
+    Cancelled,
+    Envelope,
+    ExecutionStarted,
+    Message,
+    Paused,
+    ProgressOut,
+    Resumed,
+)
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
 from engine.audience.targeting import campaign_audience_count
 from engine.campaigns import catalog
@@ -71,7 +83,7 @@ def _full(session: Session, campaign: Campaign) -> dict[str, Any]:
     return data
 
 
-@router.get("")
+@router.get("", response_model=Envelope[CampaignPage])
 def list_campaigns(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -114,7 +126,7 @@ def list_campaigns(
     )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[CampaignCreated])
 def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Create a draft campaign (with touchpoints from ``touchpoints`` and ``messages``)."""
     specs = [
@@ -143,13 +155,13 @@ def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -
     )
 
 
-@router.get("/{campaign_id}")
+@router.get("/{campaign_id}", response_model=Envelope[CampaignDetail])
 def get(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One campaign with its touchpoints, audience count and statistics."""
     return ok(_full(session, get_campaign(session, campaign_id, principal.organization_id)))
 
 
-@router.put("/{campaign_id}")
+@router.put("/{campaign_id}", response_model=Envelope[CampaignDetail])
 def update(
     campaign_id: str, body: CampaignChange, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -168,7 +180,7 @@ def update(
     return ok(_full(session, campaign))
 
 
-@router.delete("/{campaign_id}")
+@router.delete("/{campaign_id}", response_model=Envelope[Message])
 def delete(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Delete a draft or cancelled campaign (409 ``CANNOT_DELETE`` otherwise)."""
     catalog.delete_campaign(session, principal.organization_id, campaign_id)
@@ -190,7 +202,7 @@ def _estimate(
     )
 
 
-@router.post("/{campaign_id}/execute")
+@router.post("/{campaign_id}/execute", response_model=Envelope[ExecutionStarted])
 def execute(
     campaign_id: str,
     session: SessionDep,
@@ -256,7 +268,7 @@ def _current_execution(
     return execution
 
 
-@router.post("/{campaign_id}/pause")
+@router.post("/{campaign_id}/pause", response_model=Envelope[Paused])
 def pause(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Pause the running execution: no new sends within one chunk's time."""
     execution = _current_execution(session, campaign_id, principal.organization_id, "pause")
@@ -270,7 +282,7 @@ def pause(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) ->
     )
 
 
-@router.post("/{campaign_id}/resume")
+@router.post("/{campaign_id}/resume", response_model=Envelope[Resumed])
 def resume(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Resume the paused execution; nobody already reached is sent to again."""
     execution = _current_execution(session, campaign_id, principal.organization_id, "resume")
@@ -284,7 +296,7 @@ def resume(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -
     )
 
 
-@router.post("/{campaign_id}/cancel")
+@router.post("/{campaign_id}/cancel", response_model=Envelope[Cancelled])
 def cancel(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Cancel the campaign: its execution in progress stops within one send batch.
 
@@ -301,7 +313,7 @@ def cancel(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -
     )
 
 
-@router.post("/{campaign_id}/clone", status_code=201)
+@router.post("/{campaign_id}/clone", status_code=201, response_model=Envelope[CampaignCreated])
 def clone(
     campaign_id: str, session: SessionDep, principal: CurrentPrincipal, body: CloneIn | None = None
 ) -> dict[str, Any]:
@@ -331,9 +343,9 @@ def statistics(
     return ok(campaign_statistics(session, campaign_id, period, metrics))
 
 
-@router.get("/{campaign_id}/progress")
+@router.get("/{campaign_id}/progress", response_model=Envelope[ProgressOut])
 def progress(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Live progress of the newest execution (the campaigns API's shape)."""
     get_campaign(session, campaign_id, principal.organization_id)
     execution = catalog.latest_execution(session, campaign_id)
-    return ok(get_progress(session, execution.id))
+    return ok(ProgressOut.of(get_progress(session, execution.id)))

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
+from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message
 from engine.api.schemas import ApiModel, ChannelName
 from engine.integrations import channel_accounts as service
 
@@ -29,14 +30,14 @@ class AccountChange(ApiModel):
     config: dict[str, Any] = Field(max_length=50)
 
 
-@router.get("")
+@router.get("", response_model=Envelope[ChannelAccountList])
 def list_accounts(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Every account of the organization; secrets appear by name only."""
     accounts = service.list_accounts(session, principal.organization_id)
-    return ok({"channels": [service.account_public(a) for a in accounts]})
+    return ok({"channels": [ChannelAccountOut.of(a) for a in accounts]})
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[ChannelAccountOut])
 def create(
     body: AccountIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -49,18 +50,18 @@ def create(
         body.config,
         body.name,
     )
-    return ok(service.account_public(account))
+    return ok(ChannelAccountOut.of(account))
 
 
-@router.get("/{account_id}")
+@router.get("/{account_id}", response_model=Envelope[ChannelAccountOut])
 def get(account_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One account (secrets by name only)."""
     return ok(
-        service.account_public(service.get_account(session, principal.organization_id, account_id))
+        ChannelAccountOut.of(service.get_account(session, principal.organization_id, account_id))
     )
 
 
-@router.put("/{account_id}")
+@router.put("/{account_id}", response_model=Envelope[ChannelAccountOut])
 def update(
     account_id: str,
     body: AccountChange,
@@ -72,10 +73,10 @@ def update(
     account = service.update_account(
         session, settings.secret_key, principal.organization_id, account_id, body.config
     )
-    return ok(service.account_public(account))
+    return ok(ChannelAccountOut.of(account))
 
 
-@router.delete("/{account_id}")
+@router.delete("/{account_id}", response_model=Envelope[Message])
 def delete(account_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Delete an account; campaigns that used it can no longer execute until another is set."""
     service.delete_account(session, principal.organization_id, account_id)

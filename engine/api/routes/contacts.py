@@ -10,7 +10,16 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
-from engine.api.schemas import EMAIL_SCHEMA, PHONE_SCHEMA, ApiModel, ConditionIn
+from engine.api.responses import ContactOut, ContactPage, Envelope, Message
+from engine.api.schemas import (
+    EMAIL_SCHEMA,
+    MAX_ID,
+    PHONE_SCHEMA,
+    ApiModel,
+    ConditionIn,
+    Id,
+    Integer,
+)
 from engine.audience import contacts as service
 from engine.audience import subscriptions
 from engine.audience.contact_data import tags_by_contact
@@ -19,8 +28,6 @@ from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
-#: Ids are 64-bit integers in both databases.
-MAX_ID = 2**63 - 1
 _ContactId = Annotated[int, Field(ge=1, le=MAX_ID)]
 _Name = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -51,16 +58,16 @@ class ContactIn(ContactChange):
         }
     )
 
-    list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
+    list_id: Id | None = Field(default=None, alias="listId")
 
 
 class SearchIn(ApiModel):
     """A condition search, optionally within one list."""
 
     condition: ConditionIn | None = None
-    list_id: int | None = Field(default=None, alias="listId", ge=1, le=MAX_ID)
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    limit: int = Field(default=20, ge=1, le=100)
+    list_id: Id | None = Field(default=None, alias="listId")
+    page: Integer = Field(default=1, ge=1, le=1_000_000)
+    limit: Integer = Field(default=20, ge=1, le=100)
 
 
 def contact_public(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
@@ -95,7 +102,7 @@ def _page(session: Session, contacts: list[Contact], page: Page, total: int) -> 
     )
 
 
-@router.get("")
+@router.get("", response_model=Envelope[ContactPage])
 def list_contacts(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -117,7 +124,7 @@ def list_contacts(
     return _page(session, contacts, page, total)
 
 
-@router.post("/search")
+@router.post("/search", response_model=Envelope[ContactPage])
 def search(body: SearchIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Contacts matching a contact lists API condition (``relation``, up to 10 ``items``)."""
     contacts, total = service.search_contacts(
@@ -131,20 +138,20 @@ def search(body: SearchIn, session: SessionDep, principal: CurrentPrincipal) -> 
     return _page(session, contacts, Page(body.page, body.limit), total)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[ContactOut])
 def create(body: ContactIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Add a contact (email or phone required; unique email within a list: 409 otherwise)."""
     data = body.model_dump(exclude_none=True)
     return _one(session, service.create_contact(session, principal.organization_id, data))
 
 
-@router.get("/{contact_id}")
+@router.get("/{contact_id:int}", response_model=Envelope[ContactOut])
 def get(contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One contact, with its tags and consent."""
     return _one(session, service.get_contact(session, principal.organization_id, contact_id))
 
 
-@router.put("/{contact_id}")
+@router.put("/{contact_id:int}", response_model=Envelope[ContactOut])
 def update(
     contact_id: _ContactId, body: ContactChange, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -154,7 +161,7 @@ def update(
     return _one(session, contact)
 
 
-@router.delete("/{contact_id}")
+@router.delete("/{contact_id:int}", response_model=Envelope[Message])
 def delete(
     contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -163,7 +170,7 @@ def delete(
     return ok({"message": "Contact deleted successfully"})
 
 
-@router.post("/{contact_id}/unsubscribe")
+@router.post("/{contact_id:int}/unsubscribe", response_model=Envelope[ContactOut])
 def unsubscribe(
     contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -172,7 +179,7 @@ def unsubscribe(
     return _one(session, contact)
 
 
-@router.post("/{contact_id}/resubscribe")
+@router.post("/{contact_id:int}/resubscribe", response_model=Envelope[ContactOut])
 def resubscribe(
     contact_id: _ContactId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

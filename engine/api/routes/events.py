@@ -26,7 +26,7 @@ from sqlmodel import Session
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
-from engine.api.schemas import ApiModel, Timestamp
+from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
@@ -144,7 +144,7 @@ class EventIn(ApiModel):
     """A conversion reported by the client."""
 
     type: Literal["conversion"]
-    contact_id: int = Field(alias="contactId", ge=1, le=2**63 - 1)
+    contact_id: Id = Field(alias="contactId")
     campaign_id: str = Field(alias="campaignId", min_length=1, max_length=32)
     value: float | None = Field(default=None, ge=0, le=service.MAX_VALUE)
     occurred_at: Timestamp | None = Field(default=None, alias="occurredAt")
@@ -164,7 +164,11 @@ def _event_public(event: EngagementEvent) -> dict[str, Any]:
     }
 
 
-@router.post("/api/v1/events", status_code=201)
+@router.post(
+    "/api/v1/events",
+    status_code=201,
+    responses={200: {"description": "the event was recorded before (same eventId): as stored"}},
+)
 def post_event(
     body: EventIn, response: Response, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

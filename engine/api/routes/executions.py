@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
+from engine.api.responses import Envelope, ProgressOut, RetryStarted
 from engine.execution.progress import get_progress
 from engine.execution.runs import retry_execution
 from engine.models.base import iso
@@ -19,15 +20,15 @@ ExecutionId = Annotated[
 ]
 
 
-@router.get("/{execution_id}")
+@router.get("/{execution_id}", response_model=Envelope[ProgressOut])
 def get(
     execution_id: ExecutionId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """The execution's live progress: percentage, counts, rate, ETA, errors by code."""
-    return ok(get_progress(session, execution_id, principal.organization_id))
+    return ok(ProgressOut.of(get_progress(session, execution_id, principal.organization_id)))
 
 
-@router.post("/{execution_id}/retry")
+@router.post("/{execution_id}/retry", response_model=Envelope[RetryStarted])
 def retry(
     execution_id: ExecutionId,
     session: SessionDep,

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from engine.api.deps import SessionDep
-from engine.api.schemas import ApiModel, ConditionIn, Flag
+from engine.api.schemas import ApiModel, ConditionIn, Flag, json_integer
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
@@ -46,7 +46,7 @@ class BatchBody(ApiModel):
     """``POST /members``: up to 1000 members (each checked by the service, errors per member)."""
 
     members: list[dict[str, Any]] = Field(min_length=1)
-    tag_flag: Literal[0, 1, 2] = 1
+    tag_flag: Annotated[Literal[0, 1, 2], BeforeValidator(json_integer)] = 1
     update_existing: Flag
 
 

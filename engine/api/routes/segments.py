@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
+from engine.api.responses import Envelope, Message, SegmentPage, SegmentSized
 from engine.api.schemas import ApiModel, ConditionIn, ConditionItemIn
 from engine.audience import segments as service
 from engine.audience.conditions import MAX_CONDITION_ITEMS
@@ -64,7 +65,7 @@ def _with_size(session: Session, organization_id: str, segment: Segment) -> dict
     return {**_public(segment), "size": service.segment_size(session, organization_id, segment)}
 
 
-@router.get("")
+@router.get("", response_model=Envelope[SegmentPage])
 def list_segments(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -82,7 +83,7 @@ def list_segments(
     )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[SegmentSized])
 def create(body: SegmentIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Save a condition under a name (400 ``INVALID_CONDITION``, 409 ``SEGMENT_EXISTS``)."""
     segment = service.create_segment(
@@ -91,14 +92,14 @@ def create(body: SegmentIn, session: SessionDep, principal: CurrentPrincipal) ->
     return ok(_with_size(session, principal.organization_id, segment))
 
 
-@router.get("/{segment_id}")
+@router.get("/{segment_id}", response_model=Envelope[SegmentSized])
 def get(segment_id: SegmentId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One segment and its ``size``: how many people it targets now (subscribed, not suppressed)."""
     segment = service.get_segment(session, principal.organization_id, segment_id)
     return ok(_with_size(session, principal.organization_id, segment))
 
 
-@router.put("/{segment_id}")
+@router.put("/{segment_id}", response_model=Envelope[SegmentSized])
 def update(
     segment_id: SegmentId, body: SegmentChange, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def update(
     return ok(_with_size(session, principal.organization_id, segment))
 
 
-@router.delete("/{segment_id}")
+@router.delete("/{segment_id}", response_model=Envelope[Message])
 def delete(
     segment_id: SegmentId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

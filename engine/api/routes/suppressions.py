@@ -9,6 +9,7 @@ from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
 from engine.api.presenters import ok, pagination
+from engine.api.responses import Envelope, Message, SuppressionOut, SuppressionPage
 from engine.api.schemas import ADDRESS_SCHEMA, ApiModel
 from engine.audience import subscriptions as service
 from engine.models import Suppression
@@ -34,7 +35,7 @@ def _public(suppression: Suppression) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=Envelope[SuppressionPage])
 def list_suppressions(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -52,7 +53,7 @@ def list_suppressions(
     )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[list[SuppressionOut]])
 def create(
     body: SuppressionsIn, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def create(
     return ok([_public(s) for s in stored])
 
 
-@router.delete("/{address:path}")
+@router.delete("/{address:path}", response_model=Envelope[Message])
 def delete(
     address: Annotated[
         str,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok, touchpoint_public
+from engine.api.responses import Envelope, Message, TouchpointOut, Validation
 from engine.api.schemas import TouchpointChange, TouchpointCreate, TouchpointIn, ValidateIn
 from engine.campaigns import touchpoints as service
 from engine.campaigns.campaign import TouchpointSpec, get_campaign
@@ -20,7 +21,9 @@ def _spec(body: TouchpointIn) -> TouchpointSpec:
     return TouchpointSpec(message=body.message, name=body.name, type=body.type, delay_s=body.delay)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/touchpoints")
+@router.get(
+    "/api/v1/campaigns/{campaign_id}/touchpoints", response_model=Envelope[list[TouchpointOut]]
+)
 def list_for_campaign(
     campaign_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -29,7 +32,11 @@ def list_for_campaign(
     return ok([touchpoint_public(tp) for tp in service.list_touchpoints(session, campaign.id)])
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/touchpoints", status_code=201)
+@router.post(
+    "/api/v1/campaigns/{campaign_id}/touchpoints",
+    status_code=201,
+    response_model=Envelope[TouchpointOut],
+)
 def create_for_campaign(
     campaign_id: str, body: TouchpointIn, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -44,7 +51,7 @@ def create_for_campaign(
     return ok(touchpoint_public(touchpoint))
 
 
-@router.post("/api/v1/touchpoints", status_code=201)
+@router.post("/api/v1/touchpoints", status_code=201, response_model=Envelope[TouchpointOut])
 def create(
     body: TouchpointCreate, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -57,7 +64,7 @@ def create(
     return ok(touchpoint_public(touchpoint))
 
 
-@router.post("/api/v1/touchpoints/validate")
+@router.post("/api/v1/touchpoints/validate", response_model=Envelope[Validation])
 def validate_by_body(
     body: ValidateIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def validate_by_body(
     )
 
 
-@router.get("/api/v1/touchpoints/{touchpoint_id}")
+@router.get("/api/v1/touchpoints/{touchpoint_id}", response_model=Envelope[TouchpointOut])
 def get(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One touchpoint."""
     return ok(
@@ -77,7 +84,7 @@ def get(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) ->
     )
 
 
-@router.put("/api/v1/touchpoints/{touchpoint_id}")
+@router.put("/api/v1/touchpoints/{touchpoint_id}", response_model=Envelope[TouchpointOut])
 def update(
     touchpoint_id: str, body: TouchpointChange, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -91,14 +98,14 @@ def update(
     )
 
 
-@router.delete("/api/v1/touchpoints/{touchpoint_id}")
+@router.delete("/api/v1/touchpoints/{touchpoint_id}", response_model=Envelope[Message])
 def delete(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Remove a touchpoint."""
     service.delete_touchpoint(session, principal.organization_id, touchpoint_id)
     return ok({"message": "Touchpoint deleted successfully"})
 
 
-@router.post("/api/v1/touchpoints/{touchpoint_id}/validate")
+@router.post("/api/v1/touchpoints/{touchpoint_id}/validate", response_model=Envelope[Validation])
 def validate(
     touchpoint_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.presenters import ok
+from engine.api.responses import Envelope, Message, WebhookCreated, WebhookOut
 from engine.api.schemas import WebhookIn
 from engine.integrations import webhooks as service
 from engine.models import WEBHOOK_EVENTS, WebhookSubscription
@@ -26,7 +27,7 @@ def _public(subscription: WebhookSubscription) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[WebhookCreated])
 def create(body: WebhookIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Subscribe a URL to events; the answer shows the signing secret (this once only)."""
     subscription = service.subscribe(
@@ -41,19 +42,19 @@ def create(body: WebhookIn, session: SessionDep, principal: CurrentPrincipal) ->
     )
 
 
-@router.get("")
+@router.get("", response_model=Envelope[list[WebhookOut]])
 def list_all(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """The organization's subscriptions."""
     return ok([_public(s) for s in service.list_subscriptions(session, principal.organization_id)])
 
 
-@router.get("/{webhook_id}")
+@router.get("/{webhook_id}", response_model=Envelope[WebhookOut])
 def get(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One subscription (without its secret)."""
     return ok(_public(service.get_subscription(session, principal.organization_id, webhook_id)))
 
 
-@router.delete("/{webhook_id}")
+@router.delete("/{webhook_id}", response_model=Envelope[Message])
 def delete(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Stop sending to this subscription; its delivery log stays readable."""
     service.unsubscribe(session, principal.organization_id, webhook_id)

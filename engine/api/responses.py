@@ -1,0 +1,356 @@
+"""Answers of the HTTP API as declared models: what ``/openapi.json`` says each route returns.
+
+Services return domain objects (dataclasses, rows); these models are the wire format —
+camelCase names, ISO 8601 times with ``Z`` — built from them by ``of``. Routes declare them as
+``response_model=Envelope[...]`` so a generated client knows every field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from engine.execution.progress import ErrorCount, Progress
+from engine.models import ChannelAccount
+from engine.models.base import iso
+
+T = TypeVar("T")
+
+
+#: A time as the API writes it: ISO 8601 in UTC with a ``Z``.
+Time = Annotated[datetime | None, PlainSerializer(iso, return_type=str | None)]
+
+
+class WireModel(BaseModel):
+    """An answer's object: snake_case in Python, camelCase on the wire."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Envelope(BaseModel, Generic[T]):
+    """``{"success": true, "data": …}``: every success of the campaigns API."""
+
+    success: Literal[True] = True
+    data: T
+
+
+class Message(BaseModel):
+    """A confirmation: ``{"message": "Campaign deleted successfully"}``."""
+
+    message: str
+
+
+class ErrorCountOut(WireModel):
+    """Failures with one code."""
+
+    code: str
+    count: int
+    message: str | None
+
+    @classmethod
+    def of(cls, error: ErrorCount) -> ErrorCountOut:
+        """From the domain's count."""
+        return cls(code=error.code, count=error.count, message=error.message)
+
+
+class ProgressCounts(WireModel):
+    """Counts of an execution's progress."""
+
+    percentage: float
+    processed: int
+    total: int
+    successful: int
+    failed: int
+    skipped: int
+
+
+class ProgressOut(WireModel):
+    """An execution's live progress (``GET /campaigns/{id}/progress``, ``/executions/{id}``)."""
+
+    execution_id: str
+    campaign_id: str
+    status: str
+    progress: ProgressCounts
+    current_rate: float
+    estimated_completion: Time
+    errors: list[ErrorCountOut]
+    started_at: Time
+    finished_at: Time
+    error: str | None
+
+    @classmethod
+    def of(cls, p: Progress) -> ProgressOut:
+        """From the domain's progress."""
+        return cls(
+            execution_id=p.execution_id,
+            campaign_id=p.campaign_id,
+            status=p.status,
+            progress=ProgressCounts(
+                percentage=p.percentage,
+                processed=p.processed,
+                total=p.total,
+                successful=p.successful,
+                failed=p.failed,
+                skipped=p.skipped,
+            ),
+            current_rate=p.current_rate,
+            estimated_completion=p.estimated_completion,
+            errors=[ErrorCountOut.of(e) for e in p.errors],
+            started_at=p.started_at,
+            finished_at=p.finished_at,
+            error=p.error,
+        )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object the API answers (the CLI's ``--json`` prints the same)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class ChannelAccountOut(WireModel):
+    """A provider account: its settings, and only the names of its secrets."""
+
+    id: str
+    channel: str
+    name: str
+    settings: dict[str, Any]
+    secrets: list[str]
+    created_at: Time
+    updated_at: Time
+
+    @classmethod
+    def of(cls, account: ChannelAccount) -> ChannelAccountOut:
+        """From the stored account (its secrets never leave it)."""
+        return cls(
+            id=account.id,
+            channel=account.channel,
+            name=account.name,
+            settings=account.settings,
+            secrets=account.secret_names,
+            created_at=account.created_at,
+            updated_at=account.updated_at,
+        )
+
+
+class ChannelAccountList(BaseModel):
+    """``{"channels": [...]}``."""
+
+    channels: list[ChannelAccountOut]
+
+
+# --- answers built from dictionaries by the route modules' presenters ------------------------
+# (validated against these models, by their camelCase names, as FastAPI sends them)
+
+#: An ISO 8601 time with a ``Z``, as the presenters write it.
+IsoTime = str | None
+
+
+class Pagination(BaseModel):
+    """The campaigns API's ``pagination``."""
+
+    page: int
+    limit: int
+    total: int
+    pages: int
+
+
+class TouchpointOut(WireModel):
+    """A touchpoint: a message or a wait, in its campaign's order."""
+
+    id: str
+    campaign_id: str
+    name: str
+    type: str
+    position: int
+    delay: float
+    message: str | dict[str, Any] | None
+    created_at: IsoTime
+
+
+class CampaignCreated(BaseModel):
+    """``POST /campaigns`` and ``/clone``: the new campaign's id, name and status."""
+
+    id: str
+    name: str
+    status: str
+    message: str
+
+
+class CampaignOut(WireModel):
+    """A campaign as the campaigns API shows it. The descriptive fields given at creation
+    (``goals``, ``strategy``, ``messages``, ``budget`` …) come back as they were stored."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    description: str
+    type: str
+    status: str
+    channel: str | None
+    channel_config: dict[str, Any]
+    target_audience: dict[str, Any]
+    statistics: dict[str, int]
+    created_by: str | None
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class CampaignDetail(CampaignOut):
+    """One campaign, with its touchpoints in order."""
+
+    touchpoints: list[TouchpointOut]
+
+
+class CampaignPage(BaseModel):
+    """A page of campaigns."""
+
+    campaigns: list[CampaignOut]
+    pagination: Pagination
+
+
+class ExecutionStarted(WireModel):
+    """``POST /campaigns/{id}/execute``: the execution started or scheduled."""
+
+    execution_id: str
+    status: Literal["started", "scheduled"]
+    scheduled_at: IsoTime
+    estimated_completion: IsoTime
+    message: str
+
+
+class RetryStarted(WireModel):
+    """``POST /executions/{id}/retry``: the new execution for those not reached."""
+
+    execution_id: str
+    retry_of: str | None
+    status: Literal["started"]
+    scheduled_at: IsoTime
+    message: str
+
+
+class Paused(WireModel):
+    """``POST /campaigns/{id}/pause``."""
+
+    status: Literal["paused"]
+    message: str
+    paused_at: IsoTime
+
+
+class Resumed(WireModel):
+    """``POST /campaigns/{id}/resume``."""
+
+    status: Literal["active"]
+    message: str
+    resumed_at: IsoTime
+
+
+class Cancelled(WireModel):
+    """``POST /campaigns/{id}/cancel``."""
+
+    status: Literal["cancelled"]
+    message: str
+    cancelled_at: IsoTime
+
+
+class Validation(BaseModel):
+    """Whether a touchpoint can be sent as configured, and why not."""
+
+    valid: bool
+    errors: list[Any]
+
+
+class ContactOut(WireModel):
+    """A contact, its tags and consent."""
+
+    id: int
+    list_id: int | None
+    email: str | None
+    phone: str | None
+    name: str | None
+    fields: dict[str, Any]
+    tags: list[str]
+    subscribed: bool
+    unsubscribed_at: IsoTime
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class ContactPage(BaseModel):
+    """A page of contacts."""
+
+    contacts: list[ContactOut]
+    pagination: Pagination
+
+
+class ListOut(WireModel):
+    """A contact list and how many contacts it holds."""
+
+    id: int
+    name: str
+    member_count: int
+    created_at: IsoTime
+
+
+class ListDeleted(WireModel):
+    """A deleted list and how many of its contacts went with it."""
+
+    message: str
+    deleted_contacts: int
+
+
+class SegmentOut(WireModel):
+    """A saved condition, with how many contacts match it now when asked for one."""
+
+    id: str
+    name: str
+    description: str
+    condition: dict[str, Any]
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class SegmentSized(SegmentOut):
+    """A segment and how many contacts match it now."""
+
+    size: int
+
+
+class SegmentPage(BaseModel):
+    """A page of segments."""
+
+    segments: list[SegmentOut]
+    pagination: Pagination
+
+
+class SuppressionOut(WireModel):
+    """An address the organization never messages."""
+
+    address: str
+    reason: str
+    created_at: IsoTime
+
+
+class SuppressionPage(BaseModel):
+    """A page of the suppression list."""
+
+    suppressions: list[SuppressionOut]
+    pagination: Pagination
+
+
+class WebhookOut(WireModel):
+    """A lifecycle webhook subscription (its secret is shown once, at creation)."""
+
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    created_at: IsoTime
+
+
+class WebhookCreated(WebhookOut):
+    """A new subscription: its signing secret (shown this once) and the events there are."""
+
+    secret: str
+    available_events: list[str]
