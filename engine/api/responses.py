@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from engine.execution.progress import ErrorCount, Progress
 from engine.models import ChannelAccount
 from engine.models.base import iso
+from engine.services.auth import Tokens
 
 T = TypeVar("T")
 
@@ -41,6 +42,26 @@ class Message(BaseModel):
     """A confirmation: ``{"message": "Campaign deleted successfully"}``."""
 
     message: str
+
+
+class BotTokens(BaseModel):
+    """The bot campaigns API's tokens: ``{"token", "refresh_token"}``."""
+
+    token: str
+    refresh_token: str
+
+
+class TokensOut(BotTokens):
+    """An access ``token``, the ``refresh_token`` that renews it, and ``expires_in`` seconds."""
+
+    expires_in: int
+
+    @classmethod
+    def of(cls, tokens: Tokens) -> TokensOut:
+        """From the issued tokens."""
+        return cls(
+            token=tokens.token, refresh_token=tokens.refresh_token, expires_in=tokens.expires_in
+        )
 
 
 class ErrorCountOut(WireModel):

@@ -10,7 +10,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -86,7 +85,7 @@ def bootstrap(
     return org, user, key
 
 
-def login(session: Session, settings: Settings, username: str, password: str) -> dict[str, Any]:
+def login(session: Session, settings: Settings, username: str, password: str) -> Tokens:
     """Check a user's password and return ``{"token", "refresh_token", "expires_in"}``.
 
     Raises:
@@ -98,16 +97,26 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
     return issue_tokens(settings, Principal(user.organization_id, user.id))
 
 
-def issue_tokens(settings: Settings, principal: Principal) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Tokens:
+    """An access token, the refresh token that renews it, and the access token's lifetime."""
+
+    token: str
+    refresh_token: str
+    #: Seconds the access token is valid.
+    expires_in: int
+
+
+def issue_tokens(settings: Settings, principal: Principal) -> Tokens:
     """Return a fresh access token and refresh token for ``principal``."""
-    return {
-        "token": _encode(settings, principal, "access", settings.access_token_ttl_s),
-        "refresh_token": _encode(settings, principal, "refresh", settings.refresh_token_ttl_s),
-        "expires_in": settings.access_token_ttl_s,
-    }
+    return Tokens(
+        token=_encode(settings, principal, "access", settings.access_token_ttl_s),
+        refresh_token=_encode(settings, principal, "refresh", settings.refresh_token_ttl_s),
+        expires_in=settings.access_token_ttl_s,
+    )
 
 
-def refresh(settings: Settings, refresh_token: str) -> dict[str, Any]:
+def refresh(settings: Settings, refresh_token: str) -> Tokens:
     """Exchange a valid refresh token for new tokens.
 
     Raises:

@@ -344,14 +344,14 @@ def test_an_expired_token_is_renewed_and_the_call_repeated(
     http, paths = _recording(live.base_url)
 
     with Client(
-        live.base_url, token=expired["token"], refresh_token=valid["refresh_token"], http=http
+        live.base_url, token=expired.token, refresh_token=valid.refresh_token, http=http
     ) as renewing:
         assert renewing.campaign.list() == {"data": []}
-        assert renewing.token not in (None, expired["token"])
+        assert renewing.token not in (None, expired.token)
     assert paths == ["/api/v1/campaigns", "/api/v1/auth/refresh", "/api/v1/campaigns"]
-    with Client(live.base_url, token=expired["token"]) as stale:
+    with Client(live.base_url, token=expired.token) as stale:
         _raises(AuthenticationError, 401, "TOKEN_EXPIRED", stale.campaign.list)
-    with Client(live.base_url, token=expired["token"], refresh_token="garbage") as refused:
+    with Client(live.base_url, token=expired.token, refresh_token="garbage") as refused:
         _raises(AuthenticationError, 401, "INVALID_TOKEN", refused.campaign.list)
 
 

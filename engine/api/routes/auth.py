@@ -8,19 +8,20 @@ from fastapi import APIRouter
 
 from engine.api.deps import SessionDep, SettingsDep
 from engine.api.presenters import ok
+from engine.api.responses import Envelope, TokensOut
 from engine.api.schemas import LoginIn, RefreshIn
 from engine.services import auth
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login")
+@router.post("/login", response_model=Envelope[TokensOut])
 def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Exchange user + password for ``token`` (access) and ``refresh_token``."""
-    return ok(auth.login(session, settings, body.user, body.password))
+    return ok(TokensOut.of(auth.login(session, settings, body.user, body.password)))
 
 
-@router.post("/refresh")
+@router.post("/refresh", response_model=Envelope[TokensOut])
 def refresh(body: RefreshIn, settings: SettingsDep) -> dict[str, Any]:
     """Exchange a refresh token for new tokens."""
-    return ok(auth.refresh(settings, body.refresh_token))
+    return ok(TokensOut.of(auth.refresh(settings, body.refresh_token)))

@@ -16,6 +16,7 @@ from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.responses import BotTokens
 from engine.api.schemas import MAX_ID, ApiModel, ChannelName, LoginIn, RefreshIn
 from engine.bots import actions as service
 from engine.bots import triggers
@@ -90,17 +91,17 @@ ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 
 
 @router.post("/login")
-def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
+def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> BotTokens:
     """Login: ``{"user", "password"}`` → ``{"token", "refresh_token"}`` (401 when wrong)."""
     tokens = auth.login(session, settings, body.user, body.password)
-    return {"token": tokens["token"], "refresh_token": tokens["refresh_token"]}
+    return BotTokens(token=tokens.token, refresh_token=tokens.refresh_token)
 
 
 @router.post("/refresh")
-def refresh(body: RefreshIn, settings: SettingsDep) -> dict[str, str]:
+def refresh(body: RefreshIn, settings: SettingsDep) -> BotTokens:
     """A refresh token → new ``{"token", "refresh_token"}``."""
     tokens = auth.refresh(settings, body.refresh_token)
-    return {"token": tokens["token"], "refresh_token": tokens["refresh_token"]}
+    return BotTokens(token=tokens.token, refresh_token=tokens.refresh_token)
 
 
 def _bot_public(bot: Bot) -> dict[str, Any]:
