@@ -1,7 +1,7 @@
 """CSV import/export benchmark: N generated rows imported, imported again, exported.
 
 Writes a CSV of N rows to a temporary file (one in 1,000 with an invalid email), imports it
-through ``engine.audience.contact_csv`` into a fresh organization's list, imports the same file
+through ``engine.audience.contact_import`` into a fresh organization's list, imports the same file
 again (every row matches, nothing changes) and exports the list. Prints one JSON object: rows/s
 of each phase and the peak resident memory of this process (the file is never loaded whole).
 
@@ -27,7 +27,8 @@ from typing import Any
 import psutil
 import sqlalchemy as sa
 
-from engine.audience.contact_csv import BATCH_SIZE, ImportResult, export_contacts, import_contacts
+from engine.audience.contact_export import export_contacts
+from engine.audience.contact_import import BATCH_SIZE, ImportResult, import_contacts
 from engine.audience.lists import get_or_create_list
 from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings

@@ -5,5 +5,6 @@
 - ``contacts``, ``contact_data``: contacts and their normalised fields.
 - ``lists``, ``members``: lists, and their members as the contact lists API manages them.
 - ``segments``: named conditions. ``subscriptions``: unsubscribes, suppressions, channel blocks.
-- ``contact_csv``: streamed CSV import and export.
+- ``contact_import``, ``contact_export``: contacts of a list as CSV files, streamed.
+- ``contact_upsert``: the one way contacts are written in bulk (match, insert, update, tag).
 """

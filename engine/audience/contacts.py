@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 
 from engine.audience.conditions import compile_condition
 from engine.audience.contact_data import normalise_address, register_fields, set_tags
+from engine.audience.contact_upsert import ContactRow, ContactTarget, insert_contacts
 from engine.audience.lists import get_list
-from engine.db import get_owned, table_of
+from engine.db import get_owned
 from engine.errors import Conflict, ValidationFailed
 from engine.models import Contact, ContactTag
 from engine.models.base import utcnow
@@ -23,26 +24,28 @@ def add_contacts(
 ) -> int:
     """Insert contacts in batches (``email``, ``phone``, ``name``, ``fields``); return how many.
 
-    Their custom field names are registered (as strings) so conditions can name them.
+    For demo and test data: the rows are stored as given, in no list, matching nothing (see
+    :func:`engine.audience.contact_upsert.insert_contacts`). Their custom field names are
+    registered (as strings) so conditions can name them.
     """
-    table = table_of(Contact)
+    target = ContactTarget.of(session, organization_id, None)
     now = utcnow()
     count = 0
     iterator = iter(rows)
     while page := list(islice(iterator, batch)):
-        session.execute(
-            sa.insert(table),
+        insert_contacts(
+            session,
+            target,
             [
-                {
-                    "organization_id": organization_id,
-                    "email": row.get("email"),
-                    "phone": row.get("phone"),
-                    "name": row.get("name"),
-                    "fields": row.get("fields", {}),
-                    "created_at": now,
-                }
+                ContactRow(
+                    email=row.get("email"),
+                    phone=row.get("phone"),
+                    name=row.get("name"),
+                    fields=row.get("fields", {}),
+                )
                 for row in page
             ],
+            now=now,
         )
         count += len(page)
         register_fields(

@@ -9,6 +9,7 @@ Where the contact lists API is silent we decided (docs/contacts.md): a member th
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -17,11 +18,19 @@ from sqlmodel import Session, col, select
 
 from engine.audience.conditions import compile_condition
 from engine.audience.contact_data import (
+    TagMode,
     normalise_email,
     normalise_phone,
     register_fields,
     set_tags,
+    tag_ids,
     tags_by_contact,
+)
+from engine.audience.contact_upsert import (
+    ContactRow,
+    ContactTarget,
+    stored_contacts,
+    upsert_contacts,
 )
 from engine.errors import NotFound, ValidationFailed
 from engine.models import ApiUser, Contact, ContactTag
@@ -33,18 +42,6 @@ MAX_BATCH = 1000
 TAG_OVERWRITE, TAG_ADD, TAG_SKIP = 0, 1, 2
 #: The contact lists API shows times in UTC+8.
 SEED_TZ = timezone(timedelta(hours=8))
-
-
-def merge_tags(existing: list[str], given: list[str] | None, flag: int) -> list[str]:
-    """The member's tags after an update, by the contact lists API's ``tag_flag`` table.
-
-    ``None`` (tags not passed) never changes anything; ``[]`` clears them only with flag 0.
-    """
-    if given is None or flag == TAG_SKIP:
-        return list(existing)
-    if flag == TAG_OVERWRITE:
-        return list(dict.fromkeys(given))
-    return list(dict.fromkeys([*existing, *given]))
 
 
 def _member_not_found(member_id: Any) -> NotFound:
@@ -101,6 +98,10 @@ def batch_upsert(
     """Add or update up to 1000 members of the api user's list, matched on email.
 
     Invalid members are reported one by one in ``error_members``; the rest of the batch applies.
+    Every member written has its ``updated_at`` set (and counts as updated if it existed), and
+    its tags follow the ``tag_flag`` table: flag 0 replaces them with the given ones, flag 1
+    adds the given ones, flag 2 (or no ``tags``) leaves them alone. A member named twice is
+    created (or updated), then updated, as if the batch were sent one member at a time.
 
     Raises:
         ValidationFailed: more than 1000 members, or a ``tag_flag`` other than 0, 1, 2 — nothing
@@ -108,29 +109,23 @@ def batch_upsert(
     """
     _check_batch(members, tag_flag)
     valid, errors = _split_valid(members)
-    existing = {
-        (c.email or "").lower(): c
-        for c in session.exec(
-            select(Contact).where(
-                _scope(api_user), sa.func.lower(col(Contact.email)).in_([e for e, _ in valid])
-            )
-        )
-    }
-    tags = tags_by_contact(session, [c.id for c in existing.values() if c.id is not None])
     register_fields(
         session, api_user.organization_id, {k for _, m in valid for k in m.get("fields") or {}}
     )
+    target = ContactTarget.of(
+        session, api_user.organization_id, api_user.list_id, any_case_email=True
+    )
+    rows = [(email, _row(email, member, tag_flag)) for email, member in valid]
+    if not update_existing:
+        rows = _refuse_existing(session, target, rows, errors)
+    # New tags get ids in the order the members name them, as one member at a time would.
+    names = [name for _, row in rows for name in row.tags or []]
+    tag_ids(session, api_user.organization_id, names, cache=target.tag_ids)
+    mode = TagMode.replace if tag_flag == TAG_OVERWRITE else TagMode.add
     created: list[dict[str, str]] = []
     updated: list[dict[str, str]] = []
-    for email, member in valid:
-        contact = existing.get(email)
-        if contact is not None and not update_existing:
-            errors.append({"email": email, "message": "member exists and update_existing is false"})
-            continue
-        existing[email] = _upsert_one(session, api_user, contact, email, member, tag_flag, tags)
-        (created if contact is None else updated).append(
-            {"email": email, "member_id": str(existing[email].id)}
-        )
+    for email, member_id, is_new in _write_in_rounds(session, target, rows, mode):
+        (created if is_new else updated).append({"email": email, "member_id": str(member_id)})
     session.flush()
     return {
         "created_count": len(created),
@@ -170,35 +165,63 @@ def _split_valid(
     return valid, errors
 
 
-def _upsert_one(
+def _row(email: str, member: dict[str, Any], tag_flag: int) -> ContactRow:
+    """A checked member as the contact it writes: an empty phone or an absent name stays as
+    stored, fields merge, tags as ``tag_flag`` says (None: left alone)."""
+    given = member.get("tags")
+    return ContactRow(
+        email=email,
+        phone=normalise_phone(member["phone"]) if member.get("phone") else None,
+        name=member.get("name"),
+        fields=dict(member.get("fields") or {}),
+        tags=None if given is None or tag_flag == TAG_SKIP else list(dict.fromkeys(given)),
+    )
+
+
+def _refuse_existing(
     session: Session,
-    api_user: ApiUser,
-    contact: Contact | None,
-    email: str,
-    member: dict[str, Any],
-    tag_flag: int,
-    tags: dict[int, list[tuple[int, str]]],
-) -> Contact:
-    if contact is None:
-        contact = Contact(
-            organization_id=api_user.organization_id,
-            list_id=api_user.list_id,
-            email=email,
-            fields={},
+    target: ContactTarget,
+    rows: list[tuple[str, ContactRow]],
+    errors: list[dict[str, Any]],
+) -> list[tuple[str, ContactRow]]:
+    """The rows naming no member of the list (nor one an earlier row names); the others are
+    reported in ``errors``."""
+    known = {email for _, email in stored_contacts(session, target, [row for _, row in rows])}
+    kept: list[tuple[str, ContactRow]] = []
+    for email, row in rows:
+        if email in known:
+            errors.append({"email": email, "message": "member exists and update_existing is false"})
+            continue
+        known.add(email)
+        kept.append((email, row))
+    return kept
+
+
+def _write_in_rounds(
+    session: Session, target: ContactTarget, rows: list[tuple[str, ContactRow]], mode: TagMode
+) -> list[tuple[str, int, bool]]:
+    """Write the rows; return each one's email, member id and whether it was created, in order.
+
+    A batch of the upsert core merges rows naming one contact; members apply one after the
+    other instead, so the n-th row naming an email goes in the n-th round.
+    """
+    rounds: list[list[tuple[int, str, ContactRow]]] = []
+    seen: Counter[str] = Counter()
+    for position, (email, row) in enumerate(rows):
+        if seen[email] == len(rounds):
+            rounds.append([])
+        rounds[seen[email]].append((position, email, row))
+        seen[email] += 1
+    written: list[tuple[int, str, int, bool]] = []
+    for batch in rounds:
+        done = upsert_contacts(
+            session, target, [row for *_, row in batch], tag_mode=mode, touch=True
         )
-        session.add(contact)
-    _set_phone_and_name(contact, member)
-    if member.get("fields"):
-        contact.fields = {**(contact.fields or {}), **member["fields"]}
-    contact.updated_at = utcnow()
-    session.flush()
-    assert contact.id is not None
-    before = [name for _, name in tags.get(contact.id, [])]
-    after = merge_tags(before, member.get("tags"), tag_flag)
-    if after != before:
-        set_tags(session, api_user.organization_id, contact.id, after)
-    tags[contact.id] = [(0, name) for name in after]
-    return contact
+        new = set(done.created)
+        for position, email, _ in batch:
+            member_id = done.ids[("email", email)]
+            written.append((position, email, member_id, member_id in new))
+    return [(email, member_id, is_new) for _, email, member_id, is_new in sorted(written)]
 
 
 def _get(session: Session, api_user: ApiUser, member_id: str) -> Contact:

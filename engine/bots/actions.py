@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from engine.audience.contact_data import register_fields
+from engine.audience.contact_upsert import ContactRow, ContactTarget, insert_contacts
 from engine.bots.sheets import (
     Recipients,
     decode_file,
@@ -276,10 +277,8 @@ def _store_contacts(session: Session, action: CampaignAction, found: Recipients)
     session.add(contact_list)
     session.flush()
     assert contact_list.id is not None
-    session.add_all(
-        Contact(organization_id=action.organization_id, list_id=contact_list.id, **contact)
-        for contact in found.contacts
-    )
+    target = ContactTarget.of(session, action.organization_id, contact_list.id)
+    insert_contacts(session, target, [ContactRow(**contact) for contact in found.contacts])
     register_fields(
         session, action.organization_id, {k for c in found.contacts for k in c["fields"]}
     )

@@ -15,7 +15,7 @@ from engine.db import session_scope
 from engine.errors import NotFound
 
 if TYPE_CHECKING:
-    from engine.audience.contact_csv import ImportResult
+    from engine.audience.contact_import import ImportResult
 
 #: The ``contacts`` command group.
 contacts_app = typer.Typer(help="Contacts of a list: CSV import and export.", no_args_is_help=True)
@@ -52,7 +52,7 @@ def contacts_import(
         err_console.print(f"[red]error[/red] FILE_NOT_FOUND: {path} is not a readable file")
         raise typer.Exit(EXIT_BAD_INPUT)
     rt = migrated_runtime()
-    from engine.audience.contact_csv import import_contacts
+    from engine.audience.contact_import import import_contacts
     from engine.audience.lists import get_or_create_list
     from engine.campaigns.campaign import get_organization_by_name
 
@@ -101,7 +101,7 @@ def contacts_export(
 ) -> None:
     """Export a list's contacts as CSV; the file imports back unchanged."""
     rt = migrated_runtime()
-    from engine.audience.contact_csv import export_contacts
+    from engine.audience.contact_export import export_contacts
     from engine.audience.lists import all_lists, list_sizes
     from engine.campaigns.campaign import get_organization_by_name
 

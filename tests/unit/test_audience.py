@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.audience.audience_spec import parse_audience
-from engine.audience.contact_csv import import_contacts
+from engine.audience.contact_import import import_contacts
 from engine.audience.contacts import create_contact
 from engine.audience.lists import create_list
 from engine.audience.segments import create_segment

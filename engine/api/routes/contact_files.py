@@ -24,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
-from engine.audience.contact_csv import ImportResult, export_contacts, import_contacts
+from engine.audience.contact_export import export_contacts
+from engine.audience.contact_import import ImportResult, import_contacts
 from engine.audience.lists import get_list
 from engine.db import session_scope
 from engine.errors import ValidationFailed

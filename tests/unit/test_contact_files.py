@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from engine.audience.contact_csv import ImportResult, export_contacts, import_contacts
+from engine.audience.contact_export import export_contacts
+from engine.audience.contact_import import ImportResult, import_contacts
 from engine.audience.lists import get_or_create_list
 from engine.audience.members import get_member
 from engine.db import session_scope
