@@ -2,7 +2,7 @@
 
 An import's body is streamed to a spooled temporary file (memory up to :data:`SPOOL_BYTES`,
 then disk), checked to be UTF-8 on the way, then imported batch by batch on the request's
-session (each batch committed, see :mod:`engine.audience.contact_csv`). An export streams from
+session (each batch committed, see :mod:`engine.audience.contact_import`). An export streams from
 a server-side cursor in its own unit of work.
 """
 
@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.api.schemas import MAX_ID
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts
 from engine.audience.lists import get_list
@@ -38,7 +39,7 @@ SPOOL_BYTES = 4 * 1024 * 1024
 #: Content types accepted for an import (``text/csv`` is the one to send).
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 
-ListId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The list's id")]
+ListId = Annotated[int, Path(ge=1, le=MAX_ID, description="The list's id")]
 
 _CSV_BODY: dict[str, Any] = {
     "requestBody": {
@@ -109,7 +110,10 @@ def _import(session: Session, organization_id: str, list_id: int, spool: IO[byte
 @router.post(
     "/{list_id}/import",
     openapi_extra=_CSV_BODY,
-    responses={413: {"description": "larger than MAX_IMPORT_BYTES"}},
+    responses={
+        413: {"description": "larger than MAX_IMPORT_BYTES"},
+        415: {"description": "the body is not text/csv"},
+    },
 )
 async def import_csv(
     list_id: ListId, request: Request, session: SessionDep, principal: CurrentPrincipal
