@@ -331,7 +331,7 @@ def time_case(engine: Engine, user: ApiUser, condition: Any, runs: int) -> tuple
             page = list_members(session, user, condition, limit=10)
             elapsed = (time.perf_counter() - began) * 1000
             session.rollback()
-        total = page["total"]
+        total = page.total
         if run:
             samples.append(elapsed)
     return samples, total

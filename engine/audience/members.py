@@ -10,7 +10,7 @@ Where the contact lists API is silent we decided (docs/contacts.md): a member th
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta, timezone
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,8 +40,47 @@ from engine.models.base import utcnow
 MAX_BATCH = 1000
 #: ``tag_flag`` values: replace the tags, add to them, or leave them alone.
 TAG_OVERWRITE, TAG_ADD, TAG_SKIP = 0, 1, 2
-#: The contact lists API shows times in UTC+8.
-SEED_TZ = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class Member:
+    """A contact of the api user's list, with its tags as ``(id, name)`` pairs."""
+
+    contact: Contact
+    tags: list[tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of the members matching a condition, and how many match in all."""
+
+    members: list[Member]
+    total: int
+
+
+@dataclass(frozen=True)
+class MemberWritten:
+    """A member a batch created or updated."""
+
+    email: str
+    member_id: int
+
+
+@dataclass(frozen=True)
+class MemberRefused:
+    """A member a batch could not write, and why (the rest of the batch applies)."""
+
+    email: Any
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a members batch did, member by member, in the order given."""
+
+    created: list[MemberWritten]
+    updated: list[MemberWritten]
+    refused: list[MemberRefused]
 
 
 def _member_not_found(member_id: Any) -> NotFound:
@@ -94,10 +133,10 @@ def batch_upsert(
     members: list[Any],
     tag_flag: int = TAG_ADD,
     update_existing: bool = True,
-) -> dict[str, Any]:
+) -> BatchResult:
     """Add or update up to 1000 members of the api user's list, matched on email.
 
-    Invalid members are reported one by one in ``error_members``; the rest of the batch applies.
+    Invalid members are reported one by one in ``refused``; the rest of the batch applies.
     Every member written has its ``updated_at`` set (and counts as updated if it existed), and
     its tags follow the ``tag_flag`` table: flag 0 replaces them with the given ones, flag 1
     adds the given ones, flag 2 (or no ``tags``) leaves them alone. A member named twice is
@@ -122,19 +161,12 @@ def batch_upsert(
     names = [name for _, row in rows for name in row.tags or []]
     tag_ids(session, api_user.organization_id, names, cache=target.tag_ids)
     mode = TagMode.replace if tag_flag == TAG_OVERWRITE else TagMode.add
-    created: list[dict[str, str]] = []
-    updated: list[dict[str, str]] = []
+    created: list[MemberWritten] = []
+    updated: list[MemberWritten] = []
     for email, member_id, is_new in _write_in_rounds(session, target, rows, mode):
-        (created if is_new else updated).append({"email": email, "member_id": str(member_id)})
+        (created if is_new else updated).append(MemberWritten(email, member_id))
     session.flush()
-    return {
-        "created_count": len(created),
-        "created_members": created,
-        "updated_count": len(updated),
-        "updated_members": updated,
-        "error_count": len(errors),
-        "error_members": errors,
-    }
+    return BatchResult(created, updated, errors)
 
 
 def _check_batch(members: Any, tag_flag: Any) -> None:
@@ -152,16 +184,16 @@ def _check_batch(members: Any, tag_flag: Any) -> None:
 
 def _split_valid(
     members: list[Any],
-) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[str, dict[str, Any]]], list[MemberRefused]]:
     """Members that can be stored (with their normalised email), and why the others can't."""
     valid: list[tuple[str, dict[str, Any]]] = []
-    errors: list[dict[str, Any]] = []
+    errors: list[MemberRefused] = []
     for member in members:
         try:
             valid.append((_check_member(member), member))
         except ValidationFailed as exc:
             email = member.get("email") if isinstance(member, dict) else None
-            errors.append({"email": email, "message": exc.message})
+            errors.append(MemberRefused(email, exc.message))
     return valid, errors
 
 
@@ -182,7 +214,7 @@ def _refuse_existing(
     session: Session,
     target: ContactTarget,
     rows: list[tuple[str, ContactRow]],
-    errors: list[dict[str, Any]],
+    errors: list[MemberRefused],
 ) -> list[tuple[str, ContactRow]]:
     """The rows naming no member of the list (nor one an earlier row names); the others are
     reported in ``errors``."""
@@ -190,7 +222,7 @@ def _refuse_existing(
     kept: list[tuple[str, ContactRow]] = []
     for email, row in rows:
         if email in known:
-            errors.append({"email": email, "message": "member exists and update_existing is false"})
+            errors.append(MemberRefused(email, "member exists and update_existing is false"))
             continue
         known.add(email)
         kept.append((email, row))
@@ -235,28 +267,7 @@ def _get(session: Session, api_user: ApiUser, member_id: str) -> Contact:
     return contact
 
 
-def _seed_time(value: Any) -> str | None:
-    return value.astimezone(SEED_TZ).strftime("%Y-%m-%dT%H:%M:%S%z") if value else None
-
-
-def present(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
-    """A member in the contact lists API's shape."""
-    return {
-        "member_id": str(contact.id),
-        "list_id": contact.list_id,
-        "email": contact.email,
-        "phone": contact.phone,
-        "name": contact.name,
-        "fields": contact.fields or {},
-        "tag_ids": [str(tag_id) for tag_id, _ in tags],
-        "tag_names": [name for _, name in tags],
-        "create_time": _seed_time(contact.created_at),
-        "update_time": _seed_time(contact.updated_at or contact.created_at),
-        "unsubscribe_time": _seed_time(contact.unsubscribed_at),
-    }
-
-
-def get_member(session: Session, api_user: ApiUser, member_id: str) -> dict[str, Any]:
+def get_member(session: Session, api_user: ApiUser, member_id: str) -> Member:
     """One member of the list.
 
     Raises:
@@ -264,7 +275,7 @@ def get_member(session: Session, api_user: ApiUser, member_id: str) -> dict[str,
     """
     contact = _get(session, api_user, member_id)
     assert contact.id is not None
-    return present(contact, tags_by_contact(session, [contact.id])[contact.id])
+    return Member(contact, tags_by_contact(session, [contact.id])[contact.id])
 
 
 def update_member(
@@ -327,8 +338,8 @@ def delete_by_condition(session: Session, api_user: ApiUser, condition: Any) -> 
 
 def list_members(
     session: Session, api_user: ApiUser, condition: Any, limit: int = 10, offset: int = 0
-) -> dict[str, Any]:
-    """Members matching ``condition``: ``{"result": [...], "total": N, "count": n}``.
+) -> MemberPage:
+    """A page of the members matching ``condition``, in id order, and how many match.
 
     Raises:
         ValidationFailed: bad condition, limit outside 1 to 100 or negative offset.
@@ -345,5 +356,4 @@ def list_members(
         )
     )
     tags = tags_by_contact(session, [c.id for c in contacts if c.id is not None])
-    result = [present(c, tags[c.id]) for c in contacts if c.id is not None]
-    return {"result": result, "total": total, "count": len(result)}
+    return MemberPage([Member(c, tags[c.id]) for c in contacts if c.id is not None], total)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from engine.api.responses import MemberOut
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts
 from engine.audience.lists import get_or_create_list
@@ -56,7 +57,7 @@ def member(rt: Runtime, target: tuple[str, int], contact: Contact) -> dict[str, 
     """The contact as the contact lists API shows it (with its tag names)."""
     with session_scope(rt.engine) as session:
         api_user = ApiUser(organization_id=target[0], list_id=target[1], api_user="x", key_hash="")
-        return get_member(session, api_user, str(contact.id))
+        return MemberOut.of(get_member(session, api_user, str(contact.id))).model_dump()
 
 
 def export_text(rt: Runtime, target: tuple[str, int], **kwargs: object) -> str:

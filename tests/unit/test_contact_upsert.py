@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from engine.api.responses import BatchOut, MemberOut
 from engine.audience.contacts import add_contacts
 from engine.audience.lists import get_or_create_list
 from engine.audience.members import batch_upsert, get_member
@@ -34,13 +35,15 @@ def api_user(rt: Runtime) -> ApiUser:
 
 
 def upsert(rt: Runtime, api_user: ApiUser, members: list[Any], **kwargs: Any) -> dict[str, Any]:
+    """The batch's answer, as the contact lists API gives it."""
     with session_scope(rt.engine) as session:
-        return batch_upsert(session, api_user, members, **kwargs)
+        return BatchOut.of(batch_upsert(session, api_user, members, **kwargs)).model_dump()
 
 
 def shown(rt: Runtime, api_user: ApiUser, member_id: str) -> dict[str, Any]:
+    """The member, as the contact lists API shows it."""
     with session_scope(rt.engine) as session:
-        return get_member(session, api_user, member_id)
+        return MemberOut.of(get_member(session, api_user, member_id)).model_dump()
 
 
 def stored(session: Session, list_id: int) -> dict[str, Contact]:

@@ -14,6 +14,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BeforeValidator, Field
 
 from engine.api.deps import SessionDep
+from engine.api.responses import BatchOut, Count, MemberList, MemberOut, MemberResult
 from engine.api.schemas import ApiModel, ConditionIn, Flag, json_integer
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
@@ -64,43 +65,40 @@ def _condition(body: ConditionBody | None) -> dict[str, Any] | None:
 
 
 @router.post("/members")
-def add_or_update(body: BatchBody, session: SessionDep, api_user: CurrentApiUser) -> dict[str, Any]:
+def add_or_update(body: BatchBody, session: SessionDep, api_user: CurrentApiUser) -> BatchOut:
     """Add or update members in batch (matched on email) per ``tag_flag``/``update_existing``."""
-    return service.batch_upsert(
-        session, api_user, body.members, body.tag_flag, body.update_existing
+    return BatchOut.of(
+        service.batch_upsert(session, api_user, body.members, body.tag_flag, body.update_existing)
     )
 
 
 @router.delete("/members/delete")
 def delete_by_condition(
     body: ConditionBody, session: SessionDep, api_user: CurrentApiUser
-) -> dict[str, int]:
+) -> Count:
     """Delete the members matching the condition: ``{"count": n}``."""
-    return {"count": service.delete_by_condition(session, api_user, _condition(body))}
+    return Count(count=service.delete_by_condition(session, api_user, _condition(body)))
 
 
 @router.delete("/members/{member_id}")
-def delete(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> dict[str, int]:
+def delete(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> Count:
     """Delete one member: ``{"count": 1}``."""
-    return {"count": service.delete_member(session, api_user, member_id)}
+    return Count(count=service.delete_member(session, api_user, member_id))
 
 
 @router.put("/members/{member_id}")
 def update(
     member_id: str, body: MemberChange, session: SessionDep, api_user: CurrentApiUser
-) -> dict[str, int]:
+) -> Count:
     """Update one member: ``{"count": 1}``."""
-    return {
-        "count": service.update_member(
-            session, api_user, member_id, body.model_dump(exclude_unset=True)
-        )
-    }
+    changes = body.model_dump(exclude_unset=True)
+    return Count(count=service.update_member(session, api_user, member_id, changes))
 
 
 @router.get("/members/{member_id}")
-def get(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> dict[str, Any]:
+def get(member_id: str, session: SessionDep, api_user: CurrentApiUser) -> MemberResult:
     """One member: ``{"result": {...}}``."""
-    return {"result": service.get_member(session, api_user, member_id)}
+    return MemberResult(result=MemberOut.of(service.get_member(session, api_user, member_id)))
 
 
 def _list(
@@ -109,9 +107,9 @@ def _list(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     body: ConditionBody | None = None,
-) -> dict[str, Any]:
+) -> MemberList:
     """Members matching the condition: ``{"result": [...], "total": N, "count": n}``."""
-    return service.list_members(session, api_user, _condition(body), limit, offset)
+    return MemberList.of(service.list_members(session, api_user, _condition(body), limit, offset))
 
 
 router.post("/list_members", summary="List members by condition")(_list)
