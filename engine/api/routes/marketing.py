@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BeforeValidator, Field
 
+from engine.api.contact_lists import BatchOut, Count, MemberList, MemberOut, MemberResult
 from engine.api.deps import SessionDep
-from engine.api.responses import BatchOut, Count, MemberList, MemberOut, MemberResult
 from engine.api.schemas import ApiModel, ConditionIn, Flag, json_integer
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
