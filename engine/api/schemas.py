@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API (campaigns API names); responses are built in ``presenters``.
+"""Request bodies of the HTTP API (campaigns API names); answers are declared in ``responses``.
 
 The models say what ``/openapi.json`` promises: a body the document allows is never refused as
 malformed, and one it forbids is refused. Types are strict (``0`` is not ``false``, ``"5"`` is not
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from engine.audience.audience_spec import MAX_PARTS
 from engine.audience.conditions import MAX_CONDITION_ITEMS, OPERATORS
 from engine.channels import CHANNEL_NAMES
 from engine.models.webhook import WEBHOOK_EVENTS
@@ -48,6 +49,28 @@ EMAIL_SCHEMA: dict[str, Any] = {
 }
 PHONE_SCHEMA: dict[str, Any] = {"pattern": PHONE_PATTERN}
 ADDRESS_SCHEMA: dict[str, Any] = {"anyOf": [EMAIL_SCHEMA, PHONE_SCHEMA]}
+
+
+#: A campaign's channel: ``""`` (or null) leaves it without one, as the engine has always read it.
+CampaignChannel = Annotated[
+    str, Field(max_length=32, json_schema_extra={"enum": ["", *CHANNEL_NAMES]})
+]
+_NAMES: dict[str, Any] = {
+    "type": ["array", "null"],
+    "maxItems": MAX_PARTS,
+    "items": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+#: The parts of a ``targetAudience``, each optional (null: not given); the engine checks their
+#: content (400 ``INVALID_AUDIENCE``).
+AUDIENCE_PARTS: dict[str, Any] = {
+    "segments": {**_NAMES, "description": "segment ids"},
+    "tags": {**_NAMES, "description": "tag names"},
+    # An empty value of any type (false, 0, "") reads as "not given", as it always has.
+    "lists": {"description": f"list ids (integers), at most {MAX_PARTS}"},
+    "filters": {"description": f"an object of at most {MAX_PARTS} fields and their values"},
+    "condition": {"type": ["object", "null"], "description": "a contact lists API condition"},
+    "totalCount": {"description": "computed by the engine; ignored"},
+}
 
 
 def required_in_document(*names: str) -> Callable[[dict[str, Any]], None]:
@@ -184,13 +207,18 @@ class CampaignFields(ApiModel):
     """Optional campaign fields shared by create and update: channel and the campaigns API's
     details."""
 
-    channel: ChannelName | None = None
-    channel_type: ChannelName | None = Field(
+    channel: CampaignChannel | None = None
+    channel_type: CampaignChannel | None = Field(
         default=None, description="the SDK reference's name for channel"
     )
     channel_config: dict[str, Any] | None = Field(default=None, alias="channelConfig")
     goals: dict[str, Any] | None = None
-    target_audience: dict[str, Any] | None = Field(default=None, alias="targetAudience")
+    target_audience: dict[str, Any] | None = Field(
+        default=None,
+        alias="targetAudience",
+        description="who the campaign reaches: every part given must hold (docs/contacts.md)",
+        json_schema_extra={"properties": AUDIENCE_PARTS, "additionalProperties": False},
+    )
     strategy: dict[str, Any] | None = None
     messages: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     budget: float | None = Field(default=None, ge=0)

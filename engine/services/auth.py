@@ -86,7 +86,7 @@ def bootstrap(
 
 
 def login(session: Session, settings: Settings, username: str, password: str) -> Tokens:
-    """Check a user's password and return ``{"token", "refresh_token", "expires_in"}``.
+    """Check a user's password and return fresh :class:`Tokens`.
 
     Raises:
         AuthenticationFailed: unknown user or wrong password (the same message for both).

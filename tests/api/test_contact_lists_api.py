@@ -15,7 +15,7 @@ from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import create_api_user
 
-SEED_BATCH = {  # the seed's request example, verbatim
+DOCUMENTED_BATCH = {  # the documented request example, verbatim
     "members": [
         {
             "email": "xjmfc@126.com",
@@ -38,9 +38,9 @@ def _basic(user: str, key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def seed_client(live_url: str, rt: Runtime) -> Iterator[httpx.Client]:
+def lists_client(live_url: str, rt: Runtime) -> Iterator[httpx.Client]:
     """An HTTP client of a live server (uvicorn on loopback), authenticated with Basic
-    api_user:api_key for list "newsletter" of "acme": the seed's requests go over the wire."""
+    api_user:api_key for list "newsletter" of "acme": the documented requests go over the wire."""
     with session_scope(rt.engine) as session:
         org = get_or_create_organization(session, "acme")
         _, key = create_api_user(session, org.id, "newsletter", "api_user")
@@ -61,8 +61,8 @@ def _tags(client: httpx.Client, member_id: str) -> list[str]:
     )
 
 
-def test_seed_batch_example_creates_the_member(seed_client: httpx.Client) -> None:
-    response = seed_client.post("/v1/marketing/lists/members", json=SEED_BATCH)
+def test_documented_batch_example_creates_the_member(lists_client: httpx.Client) -> None:
+    response = lists_client.post("/v1/marketing/lists/members", json=DOCUMENTED_BATCH)
 
     assert response.status_code == 200
     body = response.json()
@@ -71,7 +71,7 @@ def test_seed_batch_example_creates_the_member(seed_client: httpx.Client) -> Non
     assert (body["created_count"], body["updated_count"], body["error_count"]) == (1, 0, 0)
     member_id = body["created_members"][0]["member_id"]
     assert body["created_members"][0]["email"] == "xjmfc@126.com"
-    result = seed_client.get(f"/v1/marketing/lists/members/{member_id}").json()["result"]
+    result = lists_client.get(f"/v1/marketing/lists/members/{member_id}").json()["result"]
     assert set(result) == {
         "member_id", "list_id", "email", "phone", "name", "fields", "tag_ids", "tag_names",
         "create_time", "update_time", "unsubscribe_time",
@@ -79,13 +79,13 @@ def test_seed_batch_example_creates_the_member(seed_client: httpx.Client) -> Non
     assert result["fields"] == {"Birthday": "03/30", "Age": "12", "customField": "My test"}
     assert result["tag_names"] == ["testTag"] and len(result["tag_ids"]) == 1
     assert result["create_time"].endswith("+0800") and result["unsubscribe_time"] is None
-    again = seed_client.post("/v1/marketing/lists/members", json=SEED_BATCH).json()
+    again = lists_client.post("/v1/marketing/lists/members", json=DOCUMENTED_BATCH).json()
     assert (again["created_count"], again["updated_count"]) == (0, 1)  # matched on email
 
 
 @pytest.mark.parametrize(
     ("flag", "given", "expected"),
-    [  # the seed's tag_flag table, row by row ("null" = not passed)
+    [  # the documented tag_flag table, row by row ("null" = not passed)
         (0, [], []),
         (0, None, ["1", "2", "3"]),
         (0, ["3", "4", "5"], ["3", "4", "5"]),
@@ -98,94 +98,94 @@ def test_seed_batch_example_creates_the_member(seed_client: httpx.Client) -> Non
     ],
 )
 def test_tag_flag_table(
-    seed_client: httpx.Client, flag: int, given: list[str] | None, expected: list[str]
+    lists_client: httpx.Client, flag: int, given: list[str] | None, expected: list[str]
 ) -> None:
-    created = _add(seed_client, [{"email": "a@example.com", "tags": ["1", "2", "3"]}], tag_flag=0)
+    created = _add(lists_client, [{"email": "a@example.com", "tags": ["1", "2", "3"]}], tag_flag=0)
     member_id = created["created_members"][0]["member_id"]
     member: dict[str, Any] = {"email": "a@example.com"}
     if given is not None:
         member["tags"] = given
-    _add(seed_client, [member], tag_flag=flag)
-    assert _tags(seed_client, member_id) == expected
+    _add(lists_client, [member], tag_flag=flag)
+    assert _tags(lists_client, member_id) == expected
 
 
-def test_tag_flag_table_last_row_skip_on_empty_tags(seed_client: httpx.Client) -> None:
-    created = _add(seed_client, [{"email": "b@example.com", "tags": []}], tag_flag=0)
+def test_tag_flag_table_last_row_skip_on_empty_tags(lists_client: httpx.Client) -> None:
+    created = _add(lists_client, [{"email": "b@example.com", "tags": []}], tag_flag=0)
     member_id = created["created_members"][0]["member_id"]
-    _add(seed_client, [{"email": "b@example.com", "tags": ["3", "4", "5"]}], tag_flag=2)
-    assert _tags(seed_client, member_id) == []
+    _add(lists_client, [{"email": "b@example.com", "tags": ["3", "4", "5"]}], tag_flag=2)
+    assert _tags(lists_client, member_id) == []
 
 
-def test_invalid_members_are_reported_and_the_rest_applies(seed_client: httpx.Client) -> None:
+def test_invalid_members_are_reported_and_the_rest_applies(lists_client: httpx.Client) -> None:
     body = _add(
-        seed_client, [{"email": "good@example.com"}, {"email": "not-an-email"}, {"phone": "1"}]
+        lists_client, [{"email": "good@example.com"}, {"email": "not-an-email"}, {"phone": "1"}]
     )
     assert (body["created_count"], body["error_count"]) == (1, 2)
     assert (
         body["error_members"][0]["email"] == "not-an-email" and body["error_members"][0]["message"]
     )
-    kept = _add(seed_client, [{"email": "good@example.com", "name": "x"}], update_existing=False)
+    kept = _add(lists_client, [{"email": "good@example.com", "name": "x"}], update_existing=False)
     assert (kept["updated_count"], kept["error_count"]) == (0, 1)
 
 
-def test_1001_members_are_refused_and_nothing_is_written(seed_client: httpx.Client) -> None:
+def test_1001_members_are_refused_and_nothing_is_written(lists_client: httpx.Client) -> None:
     members = [{"email": f"m{i}@example.com"} for i in range(1001)]
-    response = seed_client.post(
+    response = lists_client.post(
         "/v1/marketing/lists/members", json={"members": members, "update_existing": True}
     )
     assert response.status_code == 400
     assert response.json()["code"] == 30001 and "1000" in response.json()["message"]
-    listed = seed_client.post("/v1/marketing/lists/list_members", json={}).json()
+    listed = lists_client.post("/v1/marketing/lists/list_members", json={}).json()
     assert listed["total"] == 0
-    assert _add(seed_client, members[:1000])["created_count"] == 1000
+    assert _add(lists_client, members[:1000])["created_count"] == 1000
 
 
-def test_update_delete_and_not_found(seed_client: httpx.Client) -> None:
-    member_id = _add(seed_client, [{"email": "c@example.com"}])["created_members"][0]["member_id"]
+def test_update_delete_and_not_found(lists_client: httpx.Client) -> None:
+    member_id = _add(lists_client, [{"email": "c@example.com"}])["created_members"][0]["member_id"]
     change = {"phone": "13681312919", "name": "朱锁锁", "fields": {"Age": "13"}, "tags": ["vip"]}
-    assert seed_client.put(f"/v1/marketing/lists/members/{member_id}", json=change).json() == {
+    assert lists_client.put(f"/v1/marketing/lists/members/{member_id}", json=change).json() == {
         "count": 1
     }
-    result = seed_client.get(f"/v1/marketing/lists/members/{member_id}").json()["result"]
+    result = lists_client.get(f"/v1/marketing/lists/members/{member_id}").json()["result"]
     assert (result["name"], result["fields"]["Age"], result["tag_names"]) == (
         "朱锁锁",
         "13",
         ["vip"],
     )
-    assert seed_client.delete(f"/v1/marketing/lists/members/{member_id}").json() == {"count": 1}
+    assert lists_client.delete(f"/v1/marketing/lists/members/{member_id}").json() == {"count": 1}
     for response in (
-        seed_client.get(f"/v1/marketing/lists/members/{member_id}"),
-        seed_client.delete(f"/v1/marketing/lists/members/{member_id}"),
-        seed_client.put("/v1/marketing/lists/members/999999", json={"name": "x"}),
+        lists_client.get(f"/v1/marketing/lists/members/{member_id}"),
+        lists_client.delete(f"/v1/marketing/lists/members/{member_id}"),
+        lists_client.put("/v1/marketing/lists/members/999999", json={"name": "x"}),
     ):
         assert response.status_code == 404
         assert response.json() == {"code": 30036, "message": "resource not found"}
 
 
-def test_list_and_delete_by_condition_as_in_the_seed(seed_client: httpx.Client) -> None:
-    _add(seed_client, [
+def test_list_and_delete_by_condition_as_documented(lists_client: httpx.Client) -> None:
+    _add(lists_client, [
         {"email": "one@qq.com", "phone": "18800001111"},
         {"email": "two@qq.com", "phone": "13000000000"},
         {"email": "three@hotmail.com", "phone": "13000000001"},
         {"email": "four@gmail.com", "phone": "13000000002"},
     ])  # fmt: skip
-    seed_query = {
+    documented_query = {
         "condition": {
             "relation": "and",
             "items": [{"field_name": "Email", "op": "contain", "value": "qq.com"}],
         }
     }
-    page = seed_client.post(
-        "/v1/marketing/lists/listMembers?offset=0&limit=10", json=seed_query
+    page = lists_client.post(
+        "/v1/marketing/lists/listMembers?offset=0&limit=10", json=documented_query
     ).json()
     assert (page["total"], page["count"]) == (2, 2)
     assert {m["email"] for m in page["result"]} == {"one@qq.com", "two@qq.com"}
-    first = seed_client.post(
-        "/v1/marketing/lists/list_members?offset=1&limit=1", json=seed_query
+    first = lists_client.post(
+        "/v1/marketing/lists/list_members?offset=1&limit=1", json=documented_query
     ).json()
     assert (first["total"], first["count"]) == (2, 1)
 
-    seed_delete = {
+    documented_delete = {
         "condition": {
             "relation": "or",
             "items": [
@@ -194,11 +194,11 @@ def test_list_and_delete_by_condition_as_in_the_seed(seed_client: httpx.Client) 
             ],
         }
     }
-    deleted = seed_client.request(
-        "DELETE", "/v1/marketing/lists/members/delete", json=seed_delete
+    deleted = lists_client.request(
+        "DELETE", "/v1/marketing/lists/members/delete", json=documented_delete
     ).json()
     assert deleted == {"count": 2}
-    remaining = seed_client.post("/v1/marketing/lists/list_members", json={}).json()
+    remaining = lists_client.post("/v1/marketing/lists/list_members", json={}).json()
     assert {m["email"] for m in remaining["result"]} == {"two@qq.com", "four@gmail.com"}
 
 
@@ -226,39 +226,39 @@ def test_list_and_delete_by_condition_as_in_the_seed(seed_client: httpx.Client) 
         },
     ],
 )
-def test_bad_conditions_are_clear_errors(seed_client: httpx.Client, body: dict[str, Any]) -> None:
-    _add(seed_client, [{"email": "keep@example.com"}])
+def test_bad_conditions_are_clear_errors(lists_client: httpx.Client, body: dict[str, Any]) -> None:
+    _add(lists_client, [{"email": "keep@example.com"}])
     for method, path in [
         ("POST", "/v1/marketing/lists/list_members"),
         ("DELETE", "/v1/marketing/lists/members/delete"),
     ]:
-        response = seed_client.request(method, path, json=body)
+        response = lists_client.request(method, path, json=body)
         assert response.status_code in (400, 422)
         assert response.json()["code"] == 30001 and response.json()["message"]
-    assert seed_client.post("/v1/marketing/lists/list_members", json={}).json()["total"] == 1
+    assert lists_client.post("/v1/marketing/lists/list_members", json={}).json()["total"] == 1
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "offset=-1"])
-def test_bad_paging_is_a_clear_error(seed_client: httpx.Client, query: str) -> None:
-    response = seed_client.post(f"/v1/marketing/lists/list_members?{query}", json={})
+def test_bad_paging_is_a_clear_error(lists_client: httpx.Client, query: str) -> None:
+    response = lists_client.post(f"/v1/marketing/lists/list_members?{query}", json={})
     assert response.status_code == 422 and response.json()["code"] == 30001
 
 
-def test_wrong_credentials_answer_30000(seed_client: httpx.Client) -> None:
+def test_wrong_credentials_answer_30000(lists_client: httpx.Client) -> None:
     for headers in (
         {"Authorization": ""},
         _basic("api_user", "wrong"),
         _basic("nobody", "x"),
         {"Authorization": "Basic !!!"},
     ):
-        response = seed_client.post("/v1/marketing/lists/list_members", json={}, headers=headers)
+        response = lists_client.post("/v1/marketing/lists/list_members", json={}, headers=headers)
         assert response.status_code == 401
         assert response.json() == {"code": 30000, "message": "Authentication failed"}
 
 
-def test_an_oversized_body_answers_in_the_seeds_shape(seed_client: httpx.Client) -> None:
+def test_an_oversized_body_answers_in_the_lists_api_shape(lists_client: httpx.Client) -> None:
     body = b'{"members": [' + b" " * 2_000_000 + b"]}"
-    response = seed_client.post(
+    response = lists_client.post(
         "/v1/marketing/lists/members",
         content=body,
         headers={"Content-Type": "application/json"},

@@ -1,4 +1,4 @@
-"""Writing contacts in bulk: the contact lists API's batch, demo/seed inserts, a bot's recipients.
+"""Writing contacts in bulk: the contact lists API's batch, demo inserts, a bot's recipients.
 
 These pin what each writer stores (matching, counts, ids, tags and their order, times) on
 SQLite and PostgreSQL; the CSV import has its own tests (test_contact_files.py).

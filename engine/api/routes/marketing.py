@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Field
 
 from engine.api.contact_lists import BatchOut, Count, MemberList, MemberOut, MemberResult
 from engine.api.deps import SessionDep
-from engine.api.schemas import ApiModel, ConditionIn, Flag, json_integer
+from engine.api.schemas import PHONE_SCHEMA, ApiModel, ConditionIn, Flag, json_integer
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
@@ -46,7 +46,9 @@ class ConditionBody(ApiModel):
 class BatchBody(ApiModel):
     """``POST /members``: up to 1000 members (each checked by the service, errors per member)."""
 
-    members: list[dict[str, Any]] = Field(min_length=1)
+    members: list[dict[str, Any]] = Field(
+        min_length=1, json_schema_extra={"maxItems": service.MAX_BATCH}
+    )
     tag_flag: Annotated[Literal[0, 1, 2], BeforeValidator(json_integer)] = 1
     update_existing: Flag
 
@@ -54,10 +56,12 @@ class BatchBody(ApiModel):
 class MemberChange(ApiModel):
     """``PUT /members/{member_id}``."""
 
-    phone: str | None = Field(default=None, max_length=32)
+    phone: Annotated[str, Field(max_length=32, json_schema_extra=PHONE_SCHEMA)] | None = None
     name: str | None = Field(default=None, max_length=200)
     fields: dict[str, Any] | None = None
-    tags: list[str] | None = Field(default=None, max_length=100)
+    tags: (
+        list[Annotated[str, Field(json_schema_extra={"minLength": 1, "maxLength": 100})]] | None
+    ) = Field(default=None, max_length=100)
 
 
 def _condition(body: ConditionBody | None) -> dict[str, Any] | None:
