@@ -20,7 +20,7 @@ from tests.api.conftest import Tenant
 schema = schemathesis.pytest.from_fixture("api_schema")
 #: Examples per operation: bounded for CI's time budget; ``FUZZ_EXAMPLES=200 pytest
 #: tests/api/test_fuzz.py`` runs the deeper search (our scheduled run does).
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 
 
 @pytest.fixture
