@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from engine.execution.progress import ErrorCount, Progress
-from engine.models import ChannelAccount
+from engine.integrations.webhooks import LoggedDelivery
+from engine.models import ChannelAccount, WebhookDeliveryStatus
 from engine.models.base import iso
 from engine.services.auth import Tokens
 
@@ -368,6 +369,40 @@ class WebhookOut(WireModel):
     events: list[str]
     active: bool
     created_at: IsoTime
+
+
+class WebhookDeliveryOut(WireModel):
+    """One lifecycle event's delivery to a subscription: its status, attempts, last answer."""
+
+    id: int
+    event_id: str
+    event: str
+    status: str
+    attempts: int
+    status_code: int | None
+    error: str | None
+    next_attempt_at: Time
+    delivered_at: Time
+    created_at: Time
+
+    @classmethod
+    def of(cls, logged: LoggedDelivery) -> WebhookDeliveryOut:
+        """From the logged delivery (the next attempt only while one is pending)."""
+        d = logged.delivery
+        assert d.id is not None  # read from the store
+        pending = d.status == WebhookDeliveryStatus.pending
+        return cls(
+            id=d.id,
+            event_id=f"evt_{d.event_id}",
+            event=logged.event,
+            status=d.status,
+            attempts=d.attempts,
+            status_code=d.last_status_code,
+            error=d.last_error,
+            next_attempt_at=d.next_attempt_at if pending else None,
+            delivered_at=d.delivered_at,
+            created_at=d.created_at,
+        )
 
 
 class WebhookCreated(WebhookOut):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -272,9 +273,17 @@ def _record(session: Session, delivery_id: int, code: int | None, error: str | N
     return str(delivery.status)
 
 
+@dataclass(frozen=True)
+class LoggedDelivery:
+    """One lifecycle event's delivery to a subscription, and the event's name."""
+
+    delivery: WebhookDelivery
+    event: str
+
+
 def delivery_log(
     session: Session, organization_id: str, subscription_id: str, limit: int = 100
-) -> list[dict[str, Any]]:
+) -> list[LoggedDelivery]:
     """The subscription's deliveries, newest first: event, status, attempts, last answer."""
     get_subscription(session, organization_id, subscription_id)
     rows = session.execute(
@@ -284,20 +293,4 @@ def delivery_log(
         .order_by(col(WebhookDelivery.event_id).desc())
         .limit(limit)
     ).all()
-    return [
-        {
-            "id": d.id,
-            "eventId": f"evt_{d.event_id}",
-            "event": event,
-            "status": d.status,
-            "attempts": d.attempts,
-            "statusCode": d.last_status_code,
-            "error": d.last_error,
-            "nextAttemptAt": iso(d.next_attempt_at)
-            if d.status == WebhookDeliveryStatus.pending
-            else None,
-            "deliveredAt": iso(d.delivered_at),
-            "createdAt": iso(d.created_at),
-        }
-        for d, event in rows
-    ]
+    return [LoggedDelivery(d, event) for d, event in rows]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.presenters import ok
-from engine.api.responses import Envelope, Message, WebhookCreated, WebhookOut
+from engine.api.responses import Envelope, Message, WebhookCreated, WebhookDeliveryOut, WebhookOut
 from engine.api.schemas import WebhookIn
 from engine.integrations import webhooks as service
 from engine.models import WEBHOOK_EVENTS, WebhookSubscription
@@ -61,7 +61,7 @@ def delete(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) ->
     return ok({"message": "Webhook deleted successfully"})
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get("/{webhook_id}/deliveries", response_model=Envelope[list[WebhookDeliveryOut]])
 def deliveries(
     webhook_id: str,
     session: SessionDep,
@@ -69,4 +69,5 @@ def deliveries(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
     """The delivery log: event, status, attempts, the receiver's last status code."""
-    return ok(service.delivery_log(session, principal.organization_id, webhook_id, limit))
+    log = service.delivery_log(session, principal.organization_id, webhook_id, limit)
+    return ok([WebhookDeliveryOut.of(entry) for entry in log])
