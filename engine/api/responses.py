@@ -3,6 +3,10 @@
 Services return domain objects (dataclasses, rows); these models are the wire format —
 camelCase names, ISO 8601 times with ``Z`` — built from them by ``of``. Routes declare them as
 ``response_model=Envelope[...]`` so a generated client knows every field.
+
+Why this module is long (about 450 lines): it is the one place the campaigns, contacts and
+channels APIs' answers are written down, read as one document; each model is a few lines. The
+contact lists API's own shapes live in ``contact_lists``.
 """
 
 from __future__ import annotations
@@ -344,6 +348,39 @@ class SegmentPage(BaseModel):
 
     segments: list[SegmentOut]
     pagination: Pagination
+
+
+class RowErrorOut(BaseModel):
+    """A CSV row that could not be stored: its line, email, code and why."""
+
+    line: int
+    email: str | None
+    code: str
+    message: str
+
+
+class ImportResultOut(WireModel):
+    """What a CSV import did: contacts created, updated, unchanged, and the rows refused."""
+
+    created: int
+    updated: int
+    unchanged: int
+    error_count: int
+    errors: list[RowErrorOut]
+    rows: int
+
+
+class ConversionOut(WireModel):
+    """A recorded conversion, attributed to an execution when the contact was messaged."""
+
+    id: int
+    type: Literal["conversion"]
+    contact_id: int
+    campaign_id: str
+    execution_id: str | None
+    attributed: bool
+    value: float | None
+    occurred_at: IsoTime
 
 
 class SuppressionOut(WireModel):

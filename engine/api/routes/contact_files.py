@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.api.responses import Envelope, ImportResultOut
 from engine.api.schemas import MAX_ID
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts
@@ -110,6 +111,7 @@ def _import(session: Session, organization_id: str, list_id: int, spool: IO[byte
 @router.post(
     "/{list_id}/import",
     openapi_extra=_CSV_BODY,
+    response_model=Envelope[ImportResultOut],
     responses={
         413: {"description": "larger than MAX_IMPORT_BYTES"},
         415: {"description": "the body is not text/csv"},

@@ -26,6 +26,7 @@ from sqlmodel import Session
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
 from engine.api.presenters import ok
+from engine.api.responses import ConversionOut, Envelope
 from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
@@ -167,6 +168,7 @@ def _event_public(event: EngagementEvent) -> dict[str, Any]:
 @router.post(
     "/api/v1/events",
     status_code=201,
+    response_model=Envelope[ConversionOut],
     responses={200: {"description": "the event was recorded before (same eventId): as stored"}},
 )
 def post_event(
