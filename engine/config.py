@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     #: Key that signs access and refresh tokens (HS256). Set it in production.
     secret_key: str = DEV_SECRET_KEY
+    #: Earlier keys, still accepted for verifying tokens and links and for decrypting stored
+    #: credentials while ``secret_key`` signs and encrypts everything new (key rotation).
+    secret_key_fallbacks: list[str] = Field(default_factory=list)
     access_token_ttl_s: int = Field(default=900, ge=60)
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     #: Largest request body the HTTP API accepts.
