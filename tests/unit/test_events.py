@@ -170,24 +170,25 @@ def test_statistics_count_conversions_per_segment_and_variation(rt: Runtime) -> 
 
     with session_scope(rt.engine) as session:
         stats = campaign_statistics(session, campaign_id)
-    assert stats["overview"]["messagesSent"] == 4
-    assert stats["overview"]["converted"] == 2 and stats["overview"]["revenue"] == 35
-    assert stats["overview"]["clicked"] == 1
-    assert stats["performance"]["conversionRate"] == 50.0
-    assert stats["performance"]["clickRate"] == 25.0  # no receipts: over the contacts sent to
-    [seg] = stats["segments"]
-    assert seg["performance"]["sent"] == 4 and seg["performance"]["conversionRate"] == 50.0
+    assert stats.overview and stats.performance and stats.segments and stats.variations
+    assert stats.overview.messages_sent == 4
+    assert stats.overview.converted == 2 and stats.overview.revenue == 35
+    assert stats.overview.clicked == 1
+    assert stats.performance.conversion_rate == 50.0
+    assert stats.performance.click_rate == 25.0  # no receipts: over the contacts sent to
+    [seg] = stats.segments
+    assert seg.performance.sent == 4 and seg.performance.conversion_rate == 50.0
     by_arm: dict[str, dict[str, int]] = {}
     for contact_id in us:
         arm = by_arm.setdefault(variations[contact_id], {"sent": 0, "converted": 0})
         arm["sent"] += 1
         arm["converted"] += contact_id in (us[0], us[1])
-    assert {row["variationId"] for row in stats["variations"]} == set(by_arm)
-    for row in stats["variations"]:
-        expected = by_arm[row["variationId"]]
-        assert row["sent"] == expected["sent"]
-        assert row["conversions"] == expected["converted"]
-        assert row["conversionRate"] == round(100 * expected["converted"] / expected["sent"], 1)
+    assert {row.variation_id for row in stats.variations} == set(by_arm)
+    for row in stats.variations:
+        expected = by_arm[row.variation_id]
+        assert row.sent == expected["sent"]
+        assert row.conversions == expected["converted"]
+        assert row.conversion_rate == round(100 * expected["converted"] / expected["sent"], 1)
 
 
 def test_statuses_for_unknown_or_foreign_messages_are_not_recorded(rt: Runtime) -> None:

@@ -29,6 +29,7 @@ from engine.api.responses import (
     Resumed,
 )
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
+from engine.api.statistics import StatisticsOut
 from engine.audience.targeting import campaign_audience_count
 from engine.campaigns import catalog
 from engine.campaigns.campaign import (
@@ -330,7 +331,11 @@ def clone(
     )
 
 
-@router.get("/{campaign_id}/statistics")
+@router.get(
+    "/{campaign_id}/statistics",
+    response_model=Envelope[StatisticsOut],
+    response_model_exclude_none=True,
+)
 def statistics(
     campaign_id: str,
     session: SessionDep,
@@ -340,7 +345,7 @@ def statistics(
 ) -> dict[str, Any]:
     """Overview, performance, timeline, segments and variations from stored deliveries."""
     get_campaign(session, campaign_id, principal.organization_id)
-    return ok(campaign_statistics(session, campaign_id, period, metrics))
+    return ok(StatisticsOut.of(campaign_statistics(session, campaign_id, period, metrics)))
 
 
 @router.get("/{campaign_id}/progress", response_model=Envelope[ProgressOut])
