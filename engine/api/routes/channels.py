@@ -8,8 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import ok
-from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message
+from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message, ok
 from engine.api.schemas import ApiModel, ChannelName
 from engine.integrations import channel_accounts as service
 

@@ -25,16 +25,13 @@ from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
-from engine.api.presenters import ok
-from engine.api.responses import ConversionOut, Envelope
+from engine.api.responses import ConversionOut, Envelope, ok
 from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
 from engine.integrations import events as service
 from engine.integrations.links import LinkSigner, UnsubscribeLink
-from engine.models import EngagementEvent
-from engine.models.base import iso
 
 router = APIRouter(tags=["engagement"])
 
@@ -152,19 +149,6 @@ class EventIn(ApiModel):
     event_id: str | None = Field(default=None, alias="eventId", min_length=1, max_length=100)
 
 
-def _event_public(event: EngagementEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "type": "conversion",
-        "contactId": event.contact_id,
-        "campaignId": event.campaign_id,
-        "executionId": event.execution_id,
-        "attributed": event.execution_id is not None,
-        "value": event.value,
-        "occurredAt": iso(event.occurred_at),
-    }
-
-
 @router.post(
     "/api/v1/events",
     status_code=201,
@@ -185,7 +169,7 @@ def post_event(
     event, created = service.record_conversion(session, principal.organization_id, conversion)
     if not created:
         response.status_code = 200
-    return ok(_event_public(event))
+    return ok(ConversionOut.of(event))
 
 
 # --- links in messages -----------------------------------------------------------------------
