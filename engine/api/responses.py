@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from engine.execution.progress import ErrorCount, Progress
+from engine.integrations.events import StatusReport
 from engine.integrations.webhooks import LoggedDelivery
 from engine.models import ChannelAccount, WebhookDeliveryStatus
 from engine.models.base import iso
@@ -381,6 +382,21 @@ class ConversionOut(WireModel):
     attributed: bool
     value: float | None
     occurred_at: IsoTime
+
+
+class StatusReportOut(BaseModel):
+    """What became of a provider callback's statuses (``/api/v1/providers/…``)."""
+
+    recorded: int
+    duplicates: int
+    ignored: int
+    unmatched: int = Field(description="for messages the engine does not know")
+    pending: int = Field(description="for messages not recorded yet: the answer is then 503")
+
+    @classmethod
+    def of(cls, report: StatusReport) -> StatusReportOut:
+        """From the callback's report."""
+        return cls.model_validate(report, from_attributes=True)
 
 
 class SuppressionOut(WireModel):
