@@ -14,13 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from engine.audience.contact_import import ImportResult
 from engine.campaigns.catalog import CampaignFigures
 from engine.execution.progress import ErrorCount, Progress
 from engine.integrations.channel_accounts import SECRET_SETTINGS
+from engine.integrations.events import StatusReport
 from engine.integrations.webhooks import LoggedDelivery
 from engine.models import (
     WEBHOOK_EVENTS,
@@ -578,6 +579,21 @@ class ConversionOut(WireModel):
             value=event.value,
             occurred_at=event.occurred_at,
         )
+
+
+class StatusReportOut(BaseModel):
+    """What became of a provider callback's statuses (``/api/v1/providers/…``)."""
+
+    recorded: int
+    duplicates: int
+    ignored: int
+    unmatched: int = Field(description="for messages the engine does not know")
+    pending: int = Field(description="for messages not recorded yet: the answer is then 503")
+
+    @classmethod
+    def of(cls, report: StatusReport) -> StatusReportOut:
+        """From the callback's report."""
+        return cls.model_validate(report, from_attributes=True)
 
 
 class SuppressionOut(WireModel):

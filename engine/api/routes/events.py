@@ -19,13 +19,13 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
-from engine.api.responses import ConversionOut, Envelope, ok
+from engine.api.responses import ConversionOut, Envelope, StatusReportOut, ok
 from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
@@ -51,17 +51,18 @@ def _json(body: bytes) -> Any:
         raise ValidationFailed("the request body is not valid JSON", code="INVALID_JSON") from None
 
 
-def _answer(report: service.StatusReport) -> Response:
+def _answer(report: service.StatusReport) -> Response | dict[str, Any]:
     """200 with the counts; 503 when some statuses are for messages not recorded yet, so the
     provider retries (those recorded now count once: they are deduplicated)."""
+    counts = StatusReportOut.of(report)
     if report.pending:
         return error_response(
             503,
             "NOT_YET_RECORDED",
             f"{report.pending} status(es) for messages not recorded yet; retry later",
-            report=report.as_dict(),
+            report=counts.model_dump(),
         )
-    return JSONResponse(ok(report.as_dict()))
+    return ok(counts)
 
 
 # --- WhatsApp Cloud API ----------------------------------------------------------------------
@@ -69,6 +70,7 @@ def _answer(report: service.StatusReport) -> Response:
 
 @router.get(
     "/api/v1/providers/whatsapp/{account_id}",
+    response_class=PlainTextResponse,
     response_model=None,
     responses={403: {"description": "wrong hub.mode or hub.verify_token"}},
 )
@@ -96,14 +98,14 @@ def _same(given: str | None, expected: Any) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@router.post("/api/v1/providers/whatsapp/{account_id}", response_model=None)
+@router.post("/api/v1/providers/whatsapp/{account_id}", response_model=Envelope[StatusReportOut])
 def whatsapp_webhook(
     account_id: str,
     session: SessionDep,
     settings: SettingsDep,
     body: RawBody,
     x_hub_signature_256: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Response | dict[str, Any]:
     """Message statuses (``sent``, ``delivered``, ``read``, ``failed``), signed
     ``X-Hub-Signature-256: sha256=HMAC(app_secret, body)``; a bad signature is 401."""
     account, secrets = service.callback_account(
@@ -118,7 +120,9 @@ def whatsapp_webhook(
 # --- any provider ----------------------------------------------------------------------------
 
 
-@router.post("/api/v1/providers/{channel}/{account_id}/status", response_model=None)
+@router.post(
+    "/api/v1/providers/{channel}/{account_id}/status", response_model=Envelope[StatusReportOut]
+)
 def provider_status(
     channel: str,
     account_id: str,
@@ -126,7 +130,7 @@ def provider_status(
     settings: SettingsDep,
     body: RawBody,
     x_signature: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Response | dict[str, Any]:
     """Statuses from a provider or relay: ``{"provider_message_id", "status", "occurred_at"?}``
     or a list, signed ``X-Signature: sha256=HMAC(callback_secret, body)``."""
     account, secrets = service.callback_account(session, settings.secret_key, channel, account_id)
