@@ -51,7 +51,7 @@ def step_links(
         # sequence number on PostgreSQL, and these numbers are what keeps tokens short.
         table = table_of(MessageLinks)
         dialect = session.get_bind().dialect.name
-        session.execute(
+        inserted = session.execute(
             insert_ignore(table, dialect).values(
                 organization_id=execution.organization_id,
                 campaign_id=execution.campaign_id,
@@ -62,7 +62,9 @@ def step_links(
             )
         )
         row = session.execute(query).one()  # ours, or the one a concurrent claim wrote
-        log.info("message_links.created", execution_id=execution.id, touchpoint_id=touchpoint_id)
+        if inserted.rowcount:  # type: ignore[attr-defined]
+            ids = {"execution_id": execution.id, "touchpoint_id": touchpoint_id}
+            log.info("message_links.created", links_id=row[0], **ids)
     links_id, urls = row
     return LinkSigner(link_tokens(settings), settings.public_base_url, int(links_id), urls)
 

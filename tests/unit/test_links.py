@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 
+import sqlalchemy as sa
+
+from engine.db import session_scope
 from engine.integrations.links import (
     ClickLink,
     LinkSigner,
@@ -14,6 +17,9 @@ from engine.integrations.links import (
     UnsubscribeLink,
     template_urls,
 )
+from engine.integrations.message_links import link_tokens, read_click, step_links
+from engine.models import Execution, MessageLinks
+from engine.runtime import Runtime
 from tests.factories import v1_link_token
 
 KEY = "a-secret-key"
@@ -118,3 +124,18 @@ def test_the_urls_written_in_a_template_are_numbered_and_built_ones_left_out() -
         "https://y.example.com/sale",
         "https://z.example.com/b",
     ]
+
+
+def test_a_step_writes_its_links_row_once_and_every_chunk_reads_it(rt: Runtime) -> None:
+    execution = Execution(id="exe_links", organization_id="org_links", campaign_id="cmp_links")
+    message = {"html": '<a href="https://x.example.com/a">x</a>'}
+    with session_scope(rt.engine) as session:  # the first chunk's claim
+        first = step_links(session, rt.settings, execution, "tp_links", message)
+    with session_scope(rt.engine) as session:  # the next chunks' claims: no new row
+        second = step_links(session, rt.settings, execution, "tp_links", message)
+        rows = session.scalar(sa.select(sa.func.count()).select_from(MessageLinks))
+    assert rows == 1 and first.links_id == second.links_id
+    token = second.click_url(5, "https://x.example.com/a").rsplit("/", 1)[1]
+    with session_scope(rt.engine) as session:
+        click = read_click(session, link_tokens(rt.settings), token)
+    assert click == ClickLink("exe_links", "tp_links", 5, "https://x.example.com/a")
