@@ -110,6 +110,24 @@ def test_html_only_gets_a_derived_text_part_and_the_recipient_url_wins(
     assert email["List-Unsubscribe"] == "<https://e.com/u/1>"
 
 
+def test_a_long_unsubscribe_link_stays_a_plain_uri_next_to_the_mailbox(
+    channel: EmailChannel, loop: EventLoopThread
+) -> None:
+    # 140 characters: the default policy folded such a value into RFC 2047 encoded-words.
+    url = "https://links.newsletters.a-rather-long-company-name.example.com/u/" + "T" * 73
+    mailbox = "mailto:unsubscribe@example.com?subject=unsubscribe"
+    with SmtpSink() as sink:
+        config = sink.config(unsubscribe_url=mailbox)
+        loop.run(channel.send_async(_message(1, config, {"text": "Hi"}, unsubscribe_url=url)))
+
+    [received] = sink.received
+    head = received.raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert "=?" not in head
+    assert f"List-Unsubscribe: <{url}>,\r\n <{mailbox}>\r\n" in head
+    assert received.message["List-Unsubscribe"] == f"<{url}>, <{mailbox}>"
+    assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
 def test_a_string_body_is_plain_text_without_unsubscribe_headers(
     channel: EmailChannel, loop: EventLoopThread
 ) -> None:

@@ -31,7 +31,8 @@ from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
 from engine.integrations import events as service
-from engine.integrations.links import LinkSigner, UnsubscribeLink
+from engine.integrations import message_links
+from engine.integrations.links import UnsubscribeLink
 
 router = APIRouter(tags=["engagement"])
 
@@ -179,10 +180,6 @@ def post_event(
 # --- links in messages -----------------------------------------------------------------------
 
 
-def _signer(settings: Settings) -> LinkSigner:
-    return LinkSigner(settings.secret_key, settings.public_base_url)
-
-
 def _page(title: str, text: str, status: int = 200, form: bool = False) -> HTMLResponse:
     """A small HTML page; ``form``: a button that POSTs to this same URL."""
     button = (
@@ -206,8 +203,8 @@ def _invalid_link() -> HTMLResponse:
 
 @router.get("/c/{token}", include_in_schema=False, response_model=None)
 def click(token: str, session: SessionDep, settings: SettingsDep) -> Response:
-    """Record a click, then redirect (302) to the URL the signed token carries."""
-    link = _signer(settings).read_click(token)
+    """Record a click, then redirect (302) to the URL the sealed token names."""
+    link = message_links.read_click(session, message_links.link_tokens(settings), token)
     if link is None:
         return _invalid_link()
     service.record_click(session, link.execution_id, link.touchpoint_id, link.contact_id, link.url)
@@ -215,9 +212,9 @@ def click(token: str, session: SessionDep, settings: SettingsDep) -> Response:
 
 
 @router.get("/u/{token}", include_in_schema=False, response_model=None)
-def unsubscribe_page(token: str, settings: SettingsDep) -> Response:
+def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     """A confirmation page; nothing changes until its form is posted (link scanners GET)."""
-    if _signer(settings).read_unsubscribe(token) is None:
+    if _read_unsubscribe(session, settings, token) is None:
         return _invalid_link()
     return _page("Unsubscribe", "Do you want to stop receiving these messages?", form=True)
 
@@ -225,10 +222,14 @@ def unsubscribe_page(token: str, settings: SettingsDep) -> Response:
 @router.post("/u/{token}", include_in_schema=False, response_model=None)
 def unsubscribe(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     """Unsubscribe: the page's form, or RFC 8058 one-click (``List-Unsubscribe=One-Click``)."""
-    link = _signer(settings).read_unsubscribe(token)
+    link = _read_unsubscribe(session, settings, token)
     if link is None:
         return _invalid_link()
     return _unsubscribe(session, link)
+
+
+def _read_unsubscribe(session: Session, settings: Settings, token: str) -> UnsubscribeLink | None:
+    return message_links.read_unsubscribe(session, message_links.link_tokens(settings), token)
 
 
 def _unsubscribe(session: Session, link: UnsubscribeLink) -> Response:
