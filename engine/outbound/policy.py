@@ -61,6 +61,8 @@ _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 #: Names that are this machine by definition (RFC 6761), refused without resolving.
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+#: The loopback networks, for a run that reaches a sink on this machine on purpose (the demo).
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 
 
 class TargetRefused(PermanentDeliveryError):
