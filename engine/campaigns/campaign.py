@@ -14,6 +14,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.integrations.channel_accounts import check_campaign_channel
 from engine.integrations.webhooks import emit_campaign
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
+from engine.outbound import OutboundPolicy
 from engine.templating import check_template
 
 #: Longest wait before a touchpoint: one year.
@@ -68,8 +69,12 @@ def create_campaign(
     type: str = "message",
     details: dict[str, Any] | None = None,
     created_by: str | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Create a draft campaign with its ordered touchpoints.
+
+    ``outbound`` says which internal networks its ``channel_config`` may name (default: this
+    process's ``OUTBOUND_ALLOWED_NETWORKS``).
 
     A draft may have no channel yet (``None``); it needs one before it can execute.
 
@@ -84,7 +89,7 @@ def create_campaign(
     check_type(type)
     config = dict(channel_config or {})
     if channel:
-        check_campaign_channel(session, organization_id, channel, config)
+        check_campaign_channel(session, organization_id, channel, config, policy=outbound)
     for spec in touchpoints:
         check_touchpoint(spec)
     details = checked_details(details)

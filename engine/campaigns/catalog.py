@@ -29,6 +29,7 @@ from engine.models import (
     Touchpoint,
 )
 from engine.models.base import utcnow
+from engine.outbound import OutboundPolicy
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
 SORT_FIELDS = {
@@ -150,9 +151,16 @@ def latest_execution(session: Session, campaign_id: str) -> Execution:
 
 
 def update_campaign(
-    session: Session, organization_id: str, campaign_id: str, changes: dict[str, Any]
+    session: Session,
+    organization_id: str,
+    campaign_id: str,
+    changes: dict[str, Any],
+    *,
+    outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Apply ``changes`` (name, description, type, channel, channel_config, status, details).
+
+    ``outbound`` is as for :func:`~engine.campaigns.campaign.create_campaign`.
 
     A ``status`` equal to the campaign's is accepted and changes nothing; any other is refused:
     statuses change through execute, pause, resume and cancel. The channel, its configuration
@@ -188,7 +196,7 @@ def update_campaign(
     if "channel" in changes or "channel_config" in changes:
         channel = changes.get("channel", campaign.channel)
         config = dict(changes.get("channel_config", campaign.channel_config) or {})
-        check_campaign_channel(session, organization_id, channel, config)
+        check_campaign_channel(session, organization_id, channel, config, policy=outbound)
         campaign.channel, campaign.channel_config = channel, config
     if changes.get("details"):
         campaign.details = checked_details({**campaign.details, **changes["details"]})

@@ -16,7 +16,7 @@ from engine.channels.email.mime import html_to_text
 from engine.errors import PermanentDeliveryError, ValidationFailed
 from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
-from tests.conftest import make_settings
+from tests.conftest import LOOPBACK_POLICY, make_settings
 from tests.providers import outgoing
 from tests.smtp_server import HOST, SmtpSink, free_port, make_certificate, server_tls_context
 
@@ -37,7 +37,7 @@ def _message(
 
 @pytest.fixture
 def channel(loop: EventLoopThread) -> Iterator[EmailChannel]:
-    channel = EmailChannel(loop, timeout_s=5.0)
+    channel = EmailChannel(loop, timeout_s=5.0, policy=LOOPBACK_POLICY)
     yield channel
     channel.close()
 

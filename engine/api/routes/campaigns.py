@@ -44,6 +44,7 @@ from engine.execution.runs import (
     start_execution,
 )
 from engine.models import Campaign
+from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 
@@ -116,7 +117,9 @@ def list_campaigns(
 
 
 @router.post("", status_code=201, response_model=Envelope[CampaignCreated])
-def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def create(
+    body: CampaignIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Create a draft campaign (with touchpoints from ``touchpoints`` and ``messages``)."""
     specs = [
         TouchpointSpec(message=tp.message, name=tp.name, type=tp.type, delay_s=tp.delay)
@@ -133,6 +136,7 @@ def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -
         type=body.type,
         details=details_of(body),
         created_by=principal.subject,
+        outbound=OutboundPolicy.from_settings(settings),
     )
     return ok(CampaignCreated.of(campaign, "Campaign created successfully"))
 
@@ -145,7 +149,11 @@ def get(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> d
 
 @router.put("/{campaign_id}", response_model=Envelope[CampaignDetail])
 def update(
-    campaign_id: str, body: CampaignChange, session: SessionDep, principal: CurrentPrincipal
+    campaign_id: str,
+    body: CampaignChange,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> dict[str, Any]:
     """Change a campaign's fields; status only where no execution is involved (else 409)."""
     given = body.model_dump(exclude_unset=True)
@@ -158,7 +166,13 @@ def update(
     if body.channel_config is not None:
         changes["channel_config"] = body.channel_config
     changes["details"] = details_of(body)
-    campaign = catalog.update_campaign(session, principal.organization_id, campaign_id, changes)
+    campaign = catalog.update_campaign(
+        session,
+        principal.organization_id,
+        campaign_id,
+        changes,
+        outbound=OutboundPolicy.from_settings(settings),
+    )
     return ok(_full(session, campaign))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.responses import (
     Envelope,
     Message,
@@ -17,15 +17,25 @@ from engine.api.responses import (
 )
 from engine.api.schemas import WebhookIn
 from engine.integrations import webhooks as service
+from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("", status_code=201, response_model=Envelope[WebhookCreated])
-def create(body: WebhookIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Subscribe a URL to events; the answer shows the signing secret (this once only)."""
+def create(
+    body: WebhookIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Subscribe a URL to events; the answer shows the signing secret (this once only).
+
+    A URL on an internal address is refused (400 ``OUTBOUND_TARGET_REFUSED``)."""
     subscription = service.subscribe(
-        session, principal.organization_id, body.url, body.events, body.secret
+        session,
+        principal.organization_id,
+        body.url,
+        body.events,
+        body.secret,
+        policy=OutboundPolicy.from_settings(settings),
     )
     return ok(WebhookCreated.created(subscription, subscription.secret))
 
