@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -14,6 +15,31 @@ from sqlalchemy.dialects.postgresql import JSONB
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 #: 64-bit ids on PostgreSQL; SQLite only auto-increments a plain INTEGER primary key.
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class StatusType(sa.types.TypeDecorator[S], Generic[S]):
+    """A status column: stored as its text (``VARCHAR(16)``), read back as its enum member.
+
+    Writing a value that is not a member raises ``ValueError`` before it reaches the store.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[S], length: int = 16) -> None:
+        self.enum = enum
+        super().__init__(length)
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        """The member's text (a bare string is checked against the enum)."""
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> S | None:
+        """The stored text as the enum's member."""
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from engine.models.base import BigIntId, json_column, new_id, utcnow
+from engine.models.base import BigIntId, StatusType, json_column, new_id, utcnow
 
 
 class ActionStatus(StrEnum):
@@ -61,7 +61,7 @@ class CampaignAction(SQLModel, table=True):
     content: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     sheet_values: list[str] = Field(default_factory=list, sa_column=json_column(nullable=False))
     #: Last status seen (refreshed from the execution whenever the action is read).
-    status: str = Field(default=ActionStatus.not_started, max_length=16)
+    status: ActionStatus = Field(default=ActionStatus.not_started, sa_type=StatusType(ActionStatus))
     #: Why the action is in ``error``.
     error: str | None = Field(default=None, max_length=2000)
     #: Rows that could not be sent: ``[{"row", "recipient", "code", "message"}]``.

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from engine.models.base import json_column, new_id, utcnow
+from engine.models.base import StatusType, json_column, new_id, utcnow
 
 
 class CampaignStatus(StrEnum):
@@ -41,7 +41,7 @@ class Campaign(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str = Field(default="", max_length=2000)
     type: str = Field(default="message", max_length=32)
-    status: str = Field(default=CampaignStatus.draft, max_length=16)
+    status: CampaignStatus = Field(default=CampaignStatus.draft, sa_type=StatusType(CampaignStatus))
     #: Channel name (``log``, ``webhook``, ``null`` …) — see ``engine.channels``.
     channel: str = Field(max_length=32)
     #: Channel options, e.g. ``{"url": …}`` for webhook or ``{"rate_per_s": 50}``.

@@ -8,7 +8,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from engine.models.base import BigIntId, new_id, utcnow
+from engine.models.base import BigIntId, StatusType, new_id, utcnow
 
 
 class ExecutionStatus(StrEnum):
@@ -102,7 +102,9 @@ class Execution(SQLModel, table=True):
     id: str = Field(default_factory=lambda: new_id("exe"), primary_key=True, max_length=32)
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)
     campaign_id: str = Field(foreign_key="campaigns.id", index=True, max_length=32)
-    status: str = Field(default=ExecutionStatus.scheduled, max_length=16)
+    status: ExecutionStatus = Field(
+        default=ExecutionStatus.scheduled, sa_type=StatusType(ExecutionStatus)
+    )
     priority: str = Field(default=Priority.normal, max_length=8)
     test_mode: bool = False
     target_percentage: int = Field(default=100, ge=1, le=100)
@@ -145,7 +147,7 @@ class Chunk(SQLModel, table=True):
     first_contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     last_contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     size: int
-    status: str = Field(default=ChunkStatus.pending, max_length=16)
+    status: ChunkStatus = Field(default=ChunkStatus.pending, sa_type=StatusType(ChunkStatus))
     priority_rank: int = 1
     not_before: datetime = Field(default_factory=utcnow)
     #: Incremented at each dispatch: the fencing token of the worker that runs it.
@@ -177,7 +179,7 @@ class Delivery(SQLModel, table=True):
     execution_id: str = Field(max_length=32)
     touchpoint_id: str = Field(max_length=32)
     contact_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    status: str = Field(max_length=16)
+    status: DeliveryStatus = Field(sa_type=StatusType(DeliveryStatus))
     error_code: str | None = Field(default=None, max_length=64)
     attempts: int = 1
     #: The provider's id of the message (indexed: status callbacks are matched by it).

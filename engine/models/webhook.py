@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from engine.models.base import BigIntId, json_column, new_id, utcnow
+from engine.models.base import BigIntId, StatusType, json_column, new_id, utcnow
 
 #: Campaign lifecycle events a webhook subscription can receive.
 WEBHOOK_EVENTS = (
@@ -71,7 +71,9 @@ class WebhookDelivery(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntId, primary_key=True))
     subscription_id: str = Field(foreign_key="webhook_subscriptions.id", max_length=32)
     event_id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    status: str = Field(default=WebhookDeliveryStatus.pending, max_length=16)
+    status: WebhookDeliveryStatus = Field(
+        default=WebhookDeliveryStatus.pending, sa_type=StatusType(WebhookDeliveryStatus)
+    )
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     last_status_code: int | None = None
