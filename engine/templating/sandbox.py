@@ -38,6 +38,16 @@ LOOP_FILTER = "_bounded_loop"
 _NUMBER = re.compile(r"\d+")
 
 
+#: What a template needs a budget for: everything that loops, calls or builds (``{{ name }}``,
+#: ``{% if %}``, attribute and item access need none; their output is counted all the same).
+_COSTLY = (nodes.For, nodes.Call, nodes.Filter, nodes.BinExpr, nodes.Concat, nodes.FilterBlock)
+
+
+def needs_budget(tree: nodes.Template) -> bool:
+    """Whether rendering ``tree`` can do anything a budget counts (else it renders without)."""
+    return any(isinstance(node, _COSTLY) for node in tree.find_all(nodes.Node))
+
+
 class _Generator(CodeGenerator):
     """Jinja's code generator, but ``a ~ b`` joins through :meth:`BoundedEnvironment.join`."""
 

@@ -74,6 +74,15 @@ def test_a_message_longer_than_the_limit_is_refused_and_one_below_renders() -> N
         render("{% for i in range(300) %}{{ 'x' * 1000 }}{% endfor %}", CONTACT)
 
 
+def test_plain_templates_of_large_values_are_limited_too() -> None:
+    # no loop, call or operator: rendered without a budget, its output still counted
+    big = {"big": "x" * 100_000, "many": ["x" * 1000] * 300}
+    assert len(render("{{ big }}{{ big }}", big)) == 200_000
+    for source in ("{{ big }}{{ big }}{{ big }}", "{{ many }}"):
+        with pytest.raises(TemplateTooLarge):
+            render(source, big)
+
+
 def test_ordinary_templates_render_as_before() -> None:
     source = (
         "{% macro greet(who) %}Hi {{ who|title }}{% endmacro %}{{ greet(name) }}; "
