@@ -87,6 +87,11 @@ class Budget:
 _current: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
 
 
+def current() -> Budget | None:
+    """The budget of the render under way, if any."""
+    return _current.get()
+
+
 def budget() -> Budget:
     """The budget of the render under way.
 

@@ -8,8 +8,8 @@ hooks every place where a template can grow something or repeat work:
   generator that joins through :meth:`BoundedEnvironment.join`);
 * every call (``str.center``, ``str.format``, ``list.extend``, macros…:
   :meth:`BoundedEnvironment.call`), every filter (wrapped), ``range`` and ``lipsum``;
-* every ``for`` loop (each item is a step) and every printed value (a list printed in full is
-  as long as its items).
+* every ``for`` loop (each item is a step), every printed value (a list printed in full is
+  as long as its items) and every block joined (macros, ``{% set %}``, ``{% filter %}``).
 
 What would outgrow the budget is refused *before* it is built, so the cost of a refused
 template is that of checking it. The common path (``Hi {{ name }}``) pays one function call
@@ -32,6 +32,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
 from engine.templating.limits import TemplateLimits, TemplateTooLarge, budget, size
+from engine.templating.limits import current as _current_budget
 
 #: The filter every ``for`` loop's items pass through (one step each).
 LOOP_FILTER = "_bounded_loop"
@@ -132,10 +133,25 @@ class BoundedEnvironment(SandboxedEnvironment):
         spend.need(sum(map(len, parts)), "'~'")
         return "".join(parts)
 
+    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+        """Join what a macro, a ``{% set %}`` block or a ``{% filter %}`` block wrote, its
+        length checked first (a buffer holds references: 100,000 of one long string are cheap
+        to hold and costly to join)."""
+        pieces = list(parts)
+        length = sum(map(len, pieces))
+        current = _current_budget()
+        if current is not None:
+            current.need(length, "a block")
+        elif length > self.limits.max_chars:
+            raise TemplateTooLarge(f"a block is longer than {self.limits.max_chars} characters")
+        return "".join(pieces)
+
     def _printable(self, value: Any) -> Any:
         """Refuse to print a value longer than a whole render (``[name] * 100000``)."""
         if type(value) is str:  # the common case, first and cheap
             return value
+        if type(value) is int and value.bit_length() > 256:  # a long str() of its own
+            budget().need(value.bit_length() // 3, "a number printed")
         if isinstance(value, list | tuple | dict | set | frozenset | range):
             limit = self.limits.max_chars
             if size(value, limit) > limit:

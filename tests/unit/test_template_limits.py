@@ -56,6 +56,13 @@ BOMBS = [
     "{{ [[1]] * 10000|sum(start=[]) }}",
     "{{ lipsum(1000000) }}",
     "{{ {'a': 1}|tojson(indent=100000000) }}",
+    # blocks buffer what they write, then join it: 50,000 references to one long string
+    "{% set s = 'x' * 200000 %}{% macro m() %}{% for i in range(50000) %}{{ s }}{% endfor %}"
+    "{% endmacro %}{{ m()|length }}",
+    "{% set s = 'x' * 200000 %}{% set b %}{% for i in range(50000) %}{{ s }}{% endfor %}"
+    "{% endset %}{{ b|length }}",
+    "{% set s = 'x' * 200000 %}{% filter length %}{% for i in range(50000) %}{{ s }}{% endfor %}"
+    "{% endfilter %}",
 ]
 
 
