@@ -98,8 +98,12 @@ class BoundedEnvironment(SandboxedEnvironment):
         elif operator == "**":
             _check_power(left, right)
         elif operator == "+":
-            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            if isinstance(left, str) and isinstance(right, str):
                 spend.need(len(left) + len(right), "a '+'")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                # ns.l + [s[1:]] keeps a new string each time: the shorter side's size counts
+                shorter = min(left, right, key=len)
+                spend.need(len(left) + len(right) + size(shorter, spend.limits.max_built), "a '+'")
             elif isinstance(left, int) and isinstance(right, int):
                 spend.number(max(left.bit_length(), right.bit_length()) + 1)
         elif operator == "%" and isinstance(left, str):
@@ -117,10 +121,11 @@ class BoundedEnvironment(SandboxedEnvironment):
             _check_format(wrapped.__self__, args, kwargs)
         elif isinstance(owner, str) and name in _STR_CHECKS:
             args = _STR_CHECKS[name](owner, args, kwargs)
-        grown = len(owner) if isinstance(owner, list | dict | set) else None
+        elif isinstance(owner, list | dict | set):  # append, extend, update… keep what they get
+            limit = spend.limits.max_built
+            kept = sum(size(value, limit) for value in (*args, *kwargs.values()))
+            spend.need(kept, f"{name}()")
         result = super().call(__context, __obj, *args, **kwargs)
-        if grown is not None:  # list.extend, dict.update…: the container grew in place
-            spend.need(max(len(owner) - grown, 0), f"{name}()")  # type: ignore[arg-type]
         _charge(result, f"{name}()")
         return result
 

@@ -45,6 +45,10 @@ BOMBS = [
     "{% set n = namespace(x='ab') %}{% for i in range(60) %}{% set n.x = n.x ~ n.x %}{% endfor %}",
     "{% set n = namespace(x='ab') %}{% for i in range(60) %}{% set n.x = n.x + n.x %}{% endfor %}",
     "{% set l = [name] %}{% for i in range(60) %}{% set _ = l.extend(l) %}{% endfor %}",
+    "{% set s = 'x' * 200000 %}{% set l = [] %}{% for i in range(50000) %}"
+    "{% set _ = l.append(s[1:]) %}{% endfor %}",
+    "{% set s = 'x' * 200000 %}{% set n = namespace(l=[]) %}{% for i in range(50000) %}"
+    "{% set n.l = n.l + [s[1:]] %}{% endfor %}",
     "{% set s = 'ab' * 100000 %}{{ '-'.join([s, s, s, s, s]) }}",
     "{% set s = 'ab' * 100000 %}{{ [s, s, s, s, s]|join }}",
     "{% set l = [name] * 30000 %}{{ l }}",
