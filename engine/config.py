@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     #: Where the API is reachable from recipients: the base of click and unsubscribe links.
     public_base_url: str = "http://127.0.0.1:8000"
 
+    #: Most characters one rendered message string may have (subject, text, html each); a
+    #: template that would render more is refused at create and fails its contact's delivery
+    #: with ``TEMPLATE_TOO_LARGE``. A render may build four times this in intermediate values.
+    template_max_rendered_chars: int = Field(default=262_144, ge=1024)
+    #: Most loop iterations, calls and filters one rendered message string may run.
+    template_max_steps: int = Field(default=100_000, ge=100)
+
     #: File the ``log`` channel appends JSON lines to.
     log_channel_path: str = "deliveries.jsonl"
     #: Seconds an outbound HTTP request may take.

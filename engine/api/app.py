@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from engine import __version__
 from engine.api import errors, openapi
+from engine.api.access_log import redact_access_log
 from engine.api.limits import BodySizeLimit
 from engine.api.routes import (
     auth,
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
+    redact_access_log()  # ?apikey= never reaches a log file
     errors.install(app)
     openapi.install(app)
     app.add_middleware(

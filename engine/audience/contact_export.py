@@ -3,7 +3,9 @@
 A header and one line per contact: ``id, email, phone, name, tags, <every custom field of the
 organization, by name>, created_at, unsubscribed_at``. Contacts are read with ``yield_per`` (a
 server-side cursor on PostgreSQL) so memory stays flat whatever the list's size; what it writes
-imports back unchanged (:mod:`engine.audience.contact_import`). See docs/contacts-csv.md.
+imports back unchanged (:mod:`engine.audience.contact_import`). Cells a spreadsheet would read
+as a formula are neutralised unless the caller asks for ``raw`` values (:mod:`engine.csv_cells`).
+See docs/contacts-csv.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.audience.contact_import import (
     TAG_SEPARATOR,
 )
 from engine.audience.lists import get_list
+from engine.csv_cells import neutralise_row
 from engine.db import table_of
 from engine.models import Contact, ContactField, ContactTag, Tag
 from engine.models.base import iso
@@ -52,12 +55,15 @@ def export_contacts(
     *,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    raw: bool = False,
 ) -> Iterator[str]:
     """Yield a list's contacts as CSV text: the header, then ``batch_size`` lines at a time.
 
     Contacts are read in id order with ``yield_per`` (a server-side cursor on PostgreSQL), so
     memory stays flat whatever the list's size. Tags are joined with ``;`` in name order;
-    custom field values that are not text are written as JSON.
+    custom field values that are not text are written as JSON. A cell starting with ``=``,
+    ``+``, ``-``, ``@``, a tab, a carriage return or ``'`` gets a leading ``'`` so that no
+    spreadsheet runs it as a formula; the import drops it again.
 
     Args:
         session: a session, kept open while the iterator is consumed.
@@ -65,6 +71,8 @@ def export_contacts(
         list_id: the list.
         on_progress: called with the number of contacts written after each batch.
         batch_size: contacts fetched and written at a time.
+        raw: write cells as stored, formula prefixes included (for tools other than
+            spreadsheets and the import).
 
     Raises:
         NotFound: no such list in the organization (when iteration starts).
@@ -76,7 +84,8 @@ def export_contacts(
     get_list(session, organization_id, list_id)
     header = export_columns(session, organization_id)
     fields = header[5:-2]
-    yield _csv_text([header])
+    line = _export_line if raw else _safe_line
+    yield _csv_text([header if raw else neutralise_row(header)])
     table, tags, links = table_of(Contact), table_of(Tag), table_of(ContactTag)
     # Tags come with each row (a correlated subquery) rather than a query per batch.
     tag_names = (
@@ -102,7 +111,7 @@ def export_contacts(
     )
     written = 0
     for part in session.execute(query).partitions():
-        yield _csv_text(_export_line(contact, fields) for contact in part)
+        yield _csv_text(line(contact, fields) for contact in part)
         written += len(part)
         if on_progress is not None:
             on_progress(written)
@@ -121,6 +130,10 @@ def _export_line(contact: Any, fields: list[str]) -> list[str]:
         iso(contact.created_at) or "",
         iso(contact.unsubscribed_at) or "",
     ]
+
+
+def _safe_line(contact: Any, fields: list[str]) -> list[str]:
+    return neutralise_row(_export_line(contact, fields))
 
 
 def _cell(value: Any) -> str:

@@ -33,6 +33,7 @@ from sqlmodel import Session
 from engine.audience.contact_data import normalise_email, normalise_phone, register_fields
 from engine.audience.contact_upsert import ContactRow, ContactTarget, upsert_contacts
 from engine.audience.lists import get_list
+from engine.csv_cells import restore
 from engine.errors import ValidationFailed
 
 #: The contact's own columns.
@@ -198,8 +199,8 @@ def _read_header(reader: Iterator[list[str]]) -> _Columns:
             "the CSV is empty: its first line must name the columns (email, phone, name, tags, …)",
             code="EMPTY_CSV",
         )
-    names = [c.strip() for c in header]
-    names[0] = names[0].lstrip("\ufeff").strip()
+    names = [header[0].lstrip("\ufeff"), *header[1:]]
+    names = [restore(n).strip() for n in names]  # an export's "'=…" names the column "=…"
     _check_header(names)
     own = {n.lower(): i for i, n in enumerate(names) if n.lower() in CONTACT_COLUMNS}
     skip = (*CONTACT_COLUMNS, *IGNORED_COLUMNS)
@@ -256,6 +257,7 @@ def _parse(columns: _Columns, cells: list[str]) -> ContactRow:
         )
     if any("\x00" in c for c in cells):
         raise _BadRow("INVALID_VALUE", "a cell contains a NUL character")
+    cells = [restore(c) for c in cells]  # an export's "'=…" is the value "=…"
     email = _normalised(columns.cell(cells, "email"), normalise_email)
     phone = _normalised(columns.cell(cells, "phone"), normalise_phone)
     if email is None and phone is None:

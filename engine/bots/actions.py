@@ -42,6 +42,7 @@ from engine.campaigns.campaign import (
     get_organization_by_name,
 )
 from engine.channels import ensure_available
+from engine.csv_cells import neutralise_row
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.execution.runs import cancel_execution, start_execution
 from engine.models import (
@@ -415,8 +416,9 @@ def log_csv(session: Session, action: CampaignAction) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(LOG_COLUMNS)
+    # Recipients and details come from the sheet a third party filled: no cell may run.
     writer.writerows(
-        (row.recipient, row.status, row.error_code, iso(row.time) or "", row.detail)
+        neutralise_row((row.recipient, row.status, row.error_code, iso(row.time) or "", row.detail))
         for row in log_rows(session, action)
     )
     return buffer.getvalue()

@@ -22,7 +22,7 @@ from engine.execution.runs import check_editable
 from engine.integrations.channel_accounts import check_credentials
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
-from engine.templating import contact_context, render
+from engine.templating import contact_context, error_code, render
 
 
 def get_touchpoint(
@@ -176,7 +176,7 @@ def _render_errors(sample: Contact, message: Any) -> list[dict[str, str]]:
     except TemplateError as exc:
         return [
             {
-                "code": "TEMPLATE_ERROR",
+                "code": error_code(exc),
                 "message": f"the message does not render for contact {sample.id}: {exc}",
             }
         ]

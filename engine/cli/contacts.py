@@ -98,6 +98,13 @@ def contacts_export(
     output: Annotated[
         Path | None, typer.Option(help="File to write (default: standard output)")
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            help="Write cells as stored, without the ' that keeps spreadsheets from running "
+            "cells starting with = + - @ as formulas"
+        ),
+    ] = False,
 ) -> None:
     """Export a list's contacts as CSV; the file imports back unchanged."""
     rt = migrated_runtime()
@@ -120,7 +127,9 @@ def contacts_export(
                     bar.update(task, completed=written, counts=f"{written:,}/{total:,}")
 
                 try:
-                    for text in export_contacts(session, org.id, found.id, on_progress=show):
+                    for text in export_contacts(
+                        session, org.id, found.id, on_progress=show, raw=raw
+                    ):
                         out.write(text)
                 finally:
                     if output:

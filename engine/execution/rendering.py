@@ -13,7 +13,7 @@ from engine.campaigns.variations import pick_variation
 from engine.channels import OutgoingMessage, idempotency_key
 from engine.execution.sending import SendOutcome
 from engine.models import DeliveryStatus
-from engine.templating import contact_context, render
+from engine.templating import contact_context, error_code, render
 
 if TYPE_CHECKING:
     from engine.execution.claiming import ChunkJob
@@ -49,7 +49,7 @@ def outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOu
             contact["id"],
             DeliveryStatus.failed,
             0,
-            "TEMPLATE_ERROR",
+            error_code(exc),
             str(exc)[:500],
             variation=variation,
         )

@@ -36,7 +36,7 @@ SHEET = [
     "phone,name,pedido",
     "+55 11 99999-0001,Ana,42",
     "+5511999990002,Bruno,43",
-    "not-a-phone,Carla,44",
+    "@SUM(A1),Carla,44",
     "+5511999990004,Dora",
     "+5511999990005,Edu,45",
 ]
@@ -149,9 +149,10 @@ def test_an_action_scheduled_two_seconds_ahead_concludes_with_its_log_file(
         "+5511999990002",
         "+5511999990005",
     }
-    assert by_recipient["not-a-phone"]["status"] == "invalid"
-    assert by_recipient["not-a-phone"]["error_code"] == "INVALID_RECIPIENT"
-    assert "row 4" in by_recipient["not-a-phone"]["detail"]
+    # A recipient typed as a formula is written so that a spreadsheet shows it, never runs it.
+    hostile = by_recipient["'@SUM(A1)"]
+    assert hostile["status"] == "invalid" and hostile["error_code"] == "INVALID_RECIPIENT"
+    assert "row 4" in hostile["detail"]
     short = next(r for r in rows if r["error_code"] == "INVALID_ROW")
     assert short["status"] == "invalid" and "row 5" in short["detail"]
     assert all(parse_date(r["time"]) >= scheduled for r in rows if r["status"] == "sent")

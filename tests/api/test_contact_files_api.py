@@ -69,13 +69,34 @@ def test_export_downloads_the_list_as_csv_that_imports_back(
     )
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [(r["email"], r["phone"], r["tags"], r["plan"]) for r in rows] == [
-        ("ann@example.com", "+15550111", "vip", "pro"),
+        ("ann@example.com", "+15550111", "vip", "pro"),  # a signed number is not marked
         ("", "+15550333", "", ""),
     ]
     back = client.post(f"/api/v1/lists/{list_id}/import", content=response.content, headers=CSV)
     assert back.json()["data"] | {"errors": []} == {
         "created": 0, "updated": 0, "unchanged": 2, "errorCount": 0, "errors": [], "rows": 2
     }  # fmt: skip
+
+
+def test_export_neutralises_formulas_unless_raw_is_asked(client: TestClient, list_id: int) -> None:
+    hostile = 'email,name,note\nann@example.com,@Ann,"=HYPERLINK(""http://evil.example"",""x"")"\n'
+    client.post(f"/api/v1/lists/{list_id}/import", content=hostile, headers=CSV)
+
+    safe = list(csv.DictReader(io.StringIO(client.get(f"/api/v1/lists/{list_id}/export").text)))
+    raw = client.get(f"/api/v1/lists/{list_id}/export", params={"raw": "true"})
+
+    assert (safe[0]["name"], safe[0]["note"]) == (
+        "'@Ann",
+        '\'=HYPERLINK("http://evil.example","x")',
+    )
+    [as_stored] = list(csv.DictReader(io.StringIO(raw.text)))
+    assert (as_stored["name"], as_stored["note"]) == (
+        "@Ann",
+        '=HYPERLINK("http://evil.example","x")',
+    )
+    for text in (client.get(f"/api/v1/lists/{list_id}/export").text, raw.text):
+        back = client.post(f"/api/v1/lists/{list_id}/import", content=text, headers=CSV).json()
+        assert (back["data"]["unchanged"], back["data"]["errorCount"]) == (1, 0)
 
 
 def test_a_body_streamed_in_chunks_is_imported(client: TestClient, list_id: int) -> None:

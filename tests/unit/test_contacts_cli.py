@@ -71,3 +71,19 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     ]:
         assert result.returncode == 2, result.stderr
         assert code in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_neutralises_formulas_unless_raw(tmp_path: Path) -> None:
+    source = tmp_path / "contacts.csv"
+    source.write_text("email,note\nann@example.com,=1+1\n")
+    bootstrap(tmp_path)
+    campaign(
+        tmp_path, "contacts", "import", str(source), "--organization", "acme", "--list", "news"
+    )
+
+    safe = campaign(tmp_path, "contacts", "export", "--organization", "acme", "--list", "news")
+    raw = campaign(tmp_path, "contacts", "export", "--organization", "acme", "--list", "news",
+                   "--raw")  # fmt: skip
+
+    assert [r["note"] for r in csv.DictReader(io.StringIO(safe.stdout))] == ["'=1+1"]
+    assert [r["note"] for r in csv.DictReader(io.StringIO(raw.stdout))] == ["=1+1"]

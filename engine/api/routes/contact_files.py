@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -137,11 +137,23 @@ def _filename(name: str, list_id: int) -> str:
     responses={200: {"content": {"text/csv": {}}, "description": "The list's contacts as CSV"}},
 )
 def export_csv(
-    list_id: ListId, request: Request, session: SessionDep, principal: CurrentPrincipal
+    list_id: ListId,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    raw: Annotated[
+        bool,
+        Query(
+            description="write cells as stored: no leading ' before a cell a spreadsheet "
+            "would read as a formula (=, +, -, @, tab, CR)"
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """Download the list's contacts as CSV (id, email, phone, name, tags, custom fields, times).
 
-    The file imports back unchanged. It is streamed: any list size, flat memory.
+    Cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a CR get a leading ``'`` (no
+    spreadsheet runs them; the import drops it) unless ``raw=true``. The file imports back
+    unchanged. It is streamed: any list size, flat memory.
     """
     found = _own_list(session, principal.organization_id, list_id)
     engine: Engine = request.app.state.engine
@@ -150,7 +162,7 @@ def export_csv(
     def body() -> Iterator[str]:
         # Its own unit of work: the request's session is closed before the body is sent.
         with session_scope(engine) as export_session:
-            yield from export_contacts(export_session, organization_id, list_id)
+            yield from export_contacts(export_session, organization_id, list_id, raw=raw)
 
     return StreamingResponse(
         body(),
