@@ -14,6 +14,9 @@ hooks every place where a template can grow something or repeat work:
 What would outgrow the budget is refused *before* it is built, so the cost of a refused
 template is that of checking it. The common path (``Hi {{ name }}``) pays one function call
 per printed value.
+
+Why this module is long (about 430 lines): the environment, its code generator and the hooks
+share one budget and one notion of size; split apart they would reach into each other's privates.
 """
 
 from __future__ import annotations
