@@ -14,6 +14,7 @@ from engine.api.routes import (
     channels,
     contact_files,
     contacts,
+    credentials,
     events,
     executions,
     lists,
@@ -25,6 +26,7 @@ from engine.api.routes import (
 )
 from engine.config import Settings, get_settings
 from engine.db import make_engine
+from engine.services.attempts import AttemptLimiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
+    app.state.attempts = AttemptLimiter.from_settings(settings)
     errors.install(app)
     openapi.install(app)
     app.add_middleware(
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         suppressions,
         channels,
         events,
+        credentials,
         builder,
     ):
         app.include_router(module.router)

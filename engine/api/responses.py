@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from engine.execution.progress import ErrorCount, Progress
 from engine.integrations.webhooks import LoggedDelivery
-from engine.models import ChannelAccount, WebhookDeliveryStatus
+from engine.models import ApiKey, ChannelAccount, User, WebhookDeliveryStatus
 from engine.models.base import iso
 from engine.services.auth import Tokens
 
@@ -447,3 +447,45 @@ class WebhookCreated(WebhookOut):
 
     secret: str
     available_events: list[str]
+
+
+class ApiKeyOut(WireModel):
+    """An API key of the organization: its public prefix and use, never the key itself."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: Time
+    last_used_at: Time
+    revoked_at: Time
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        """From the stored key."""
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class UserOut(WireModel):
+    """A user of the organization (``disabledAt`` once disabled)."""
+
+    id: str
+    username: str
+    created_at: Time
+    disabled_at: Time
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        """From the stored user."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            created_at=user.created_at,
+            disabled_at=user.disabled_at,
+        )

@@ -1,6 +1,7 @@
-"""Authentication: passwords and API keys (argon2id hashes), access and refresh tokens (JWT).
+"""Authentication: passwords and API keys (argon2id hashes); users and keys revoked.
 
-Every authenticated call resolves to a :class:`Principal`: the organization it acts for.
+Every authenticated call resolves to a :class:`Principal`: the organization it acts for. Tokens
+(JWT) are :mod:`engine.services.tokens`; attempt limits :mod:`engine.services.attempts`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from functools import cache
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
@@ -19,21 +19,25 @@ from sqlmodel import Session, select
 from engine.audience.lists import get_or_create_list
 from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
-from engine.errors import AuthenticationFailed, ValidationFailed
-from engine.models import ApiKey, ApiUser, Organization, User
+from engine.errors import AuthenticationFailed, NotFound, ValidationFailed
+from engine.logging import get_logger
+from engine.models import ApiKey, ApiUser, Organization, TokenFamily, User
 from engine.models.base import utcnow
+from engine.services.attempts import Attempts
+from engine.services.tokens import Principal as Principal
+from engine.services.tokens import Tokens as Tokens
+from engine.services.tokens import authenticate_access_token, revoke_families
+from engine.services.tokens import issue_tokens as issue_tokens
+from engine.services.tokens import refresh as refresh
+
+log = get_logger()
 
 _hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).
 KEY_PREFIX = "ce_"
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the organization, and the user or key acting for it."""
-
-    organization_id: str
-    subject: str
+#: What login and Basic auth check attempts under (separate namespaces of names).
+LOGIN, BASIC = "login", "basic"
 
 
 def _verify(hash_: str, secret: str) -> bool:
@@ -41,6 +45,20 @@ def _verify(hash_: str, secret: str) -> bool:
         return _hasher.verify(hash_, secret)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash no secret matches, computed once: unknown names cost as much as known ones."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def _verify_or_dummy(hash_: str | None, secret: str) -> bool:
+    """Check ``secret`` against ``hash_``, or spend the same argon2 time when there is none."""
+    if hash_ is None:
+        _verify(_dummy_hash(), secret)
+        return False
+    return _verify(hash_, secret)
 
 
 def create_user(session: Session, organization_id: str, username: str, password: str) -> User:
@@ -85,73 +103,29 @@ def bootstrap(
     return org, user, key
 
 
-def login(session: Session, settings: Settings, username: str, password: str) -> Tokens:
-    """Check a user's password and return fresh :class:`Tokens`.
+def login(
+    session: Session, settings: Settings, username: str, password: str, attempts: Attempts
+) -> Tokens:
+    """Check a user's password and start a login: fresh :class:`Tokens`.
+
+    Unknown users cost the same argon2 time as known ones; failures count against the user and
+    the client address (:mod:`engine.services.attempts`).
 
     Raises:
-        AuthenticationFailed: unknown user or wrong password (the same message for both).
+        TooManyAttempts: too many failures lately (checked before the password).
+        AuthenticationFailed: unknown user or wrong password (the same answer for both), or a
+            disabled user (``USER_DISABLED``, only with the right password).
     """
+    attempts.check(LOGIN, username)
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not _verify(user.password_hash, password):
+    if not _verify_or_dummy(user.password_hash if user else None, password):
+        attempts.failed(LOGIN, username)
         raise AuthenticationFailed("wrong username or password", code="INVALID_CREDENTIALS")
-    return issue_tokens(settings, Principal(user.organization_id, user.id))
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """An access token, the refresh token that renews it, and the access token's lifetime."""
-
-    token: str
-    refresh_token: str
-    #: Seconds the access token is valid.
-    expires_in: int
-
-
-def issue_tokens(settings: Settings, principal: Principal) -> Tokens:
-    """Return a fresh access token and refresh token for ``principal``."""
-    return Tokens(
-        token=_encode(settings, principal, "access", settings.access_token_ttl_s),
-        refresh_token=_encode(settings, principal, "refresh", settings.refresh_token_ttl_s),
-        expires_in=settings.access_token_ttl_s,
-    )
-
-
-def refresh(settings: Settings, refresh_token: str) -> Tokens:
-    """Exchange a valid refresh token for new tokens.
-
-    Raises:
-        AuthenticationFailed: the refresh token is invalid or expired.
-    """
-    return issue_tokens(settings, _decode(settings, refresh_token, "refresh"))
-
-
-def _encode(settings: Settings, principal: Principal, kind: str, ttl_s: int) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": principal.subject,
-        "org": principal.organization_id,
-        "typ": kind,
-        "iat": now,
-        "exp": now + ttl_s,
-    }
-    return jwt.encode(claims, settings.secret_key, algorithm="HS256")
-
-
-def _decode(settings: Settings, token: str, kind: str) -> Principal:
-    try:
-        claims = jwt.decode(
-            token,
-            settings.secret_key,
-            algorithms=["HS256"],
-            options={"require": ["exp", "sub", "org"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthenticationFailed("token expired", code="TOKEN_EXPIRED") from exc
-    except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed("invalid token", code="INVALID_TOKEN") from exc
-    if claims.get("typ") != kind:
-        raise AuthenticationFailed(f"not an {kind} token", code="INVALID_TOKEN")
-    return Principal(str(claims["org"]), str(claims["sub"]))
+    assert user is not None
+    attempts.succeeded(LOGIN, username)
+    if user.disabled_at is not None:
+        raise AuthenticationFailed("this user is disabled", code="USER_DISABLED")
+    return issue_tokens(session, settings, Principal(user.organization_id, user.id))
 
 
 def authenticate_bearer(session: Session, settings: Settings, credential: str) -> Principal:
@@ -162,7 +136,7 @@ def authenticate_bearer(session: Session, settings: Settings, credential: str) -
     """
     if credential.startswith(KEY_PREFIX):
         return authenticate_api_key(session, credential)
-    return _decode(settings, credential, "access")
+    return authenticate_access_token(session, settings, credential)
 
 
 class _VerifiedKeys:
@@ -226,21 +200,30 @@ def create_api_user(
     return row, key
 
 
-def authenticate_api_user(session: Session, api_user: str, api_key: str) -> ApiUser:
+def authenticate_api_user(
+    session: Session, api_user: str, api_key: str, attempts: Attempts
+) -> ApiUser:
     """Resolve the contact lists API's Basic ``api_user:api_key`` to its credential (organization
     and list).
 
+    A pair verified lately is recognised without argon2; any other check is attempt-limited and
+    costs the same for unknown users.
+
     Raises:
+        TooManyAttempts: too many failures lately (checked before the key).
         AuthenticationFailed: unknown user or wrong key.
     """
     row = session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first()
-    if row is None:
-        raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
     digest = hashlib.sha256(f"{api_user}:{api_key}".encode()).hexdigest()
-    if (digest, row.id) not in _verified:
-        if not _verify(row.key_hash, api_key):
-            raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
-        _verified.add(digest, row.id)
+    if row is not None and (digest, row.id) in _verified:
+        return row
+    attempts.check(BASIC, api_user)
+    if not _verify_or_dummy(row.key_hash if row else None, api_key):
+        attempts.failed(BASIC, api_user)
+        raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
+    assert row is not None
+    attempts.succeeded(BASIC, api_user)
+    _verified.add(digest, row.id)
     return row
 
 
@@ -264,3 +247,75 @@ def authenticate_api_key(session: Session, key: str) -> Principal:
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # at most once a minute: no write on every request
     return Principal(row.organization_id, row.id)
+
+
+def list_api_keys(session: Session, organization_id: str) -> list[ApiKey]:
+    """The organization's API keys, revoked ones too, oldest first."""
+    return list(
+        session.exec(
+            select(ApiKey)
+            .where(ApiKey.organization_id == organization_id)
+            .order_by(ApiKey.created_at, ApiKey.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def revoke_api_key(session: Session, organization_id: str, key_id: str) -> ApiKey:
+    """Revoke an API key of the organization: it answers 401 from the next request on.
+
+    Revoking a revoked key changes nothing.
+
+    Raises:
+        NotFound: no such key in the organization.
+    """
+    key = session.get(ApiKey, key_id)
+    if key is None or key.organization_id != organization_id:
+        raise NotFound(f"API key {key_id!r} not found", code="API_KEY_NOT_FOUND")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        log.info("auth.api_key_revoked", organization_id=organization_id, key_id=key.id)
+    return key
+
+
+def list_users(session: Session, organization_id: str) -> list[User]:
+    """The organization's users, disabled ones too, oldest first."""
+    return list(
+        session.exec(
+            select(User)
+            .where(User.organization_id == organization_id)
+            .order_by(User.created_at, User.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def disable_user(session: Session, organization_id: str, user_id: str) -> User:
+    """Disable a user of the organization: no more logins, and its tokens stop working at once.
+
+    Its logins are revoked too, so that enabling it again would not revive old tokens.
+    Disabling a disabled user changes nothing.
+
+    Raises:
+        NotFound: no such user in the organization.
+    """
+    user = session.get(User, user_id)
+    if user is None or user.organization_id != organization_id:
+        raise NotFound(f"user {user_id!r} not found", code="USER_NOT_FOUND")
+    if user.disabled_at is None:
+        user.disabled_at = utcnow()
+        revoke_families(session, TokenFamily.user_id == user.id)
+        log.info("auth.user_disabled", organization_id=organization_id, user_id=user.id)
+    return user
+
+
+def find_user(session: Session, organization_id: str, username: str) -> User:
+    """The organization's user named ``username``.
+
+    Raises:
+        NotFound: no such user in the organization.
+    """
+    user = session.exec(
+        select(User).where(User.username == username, User.organization_id == organization_id)
+    ).first()
+    if user is None:
+        raise NotFound(f"user {username!r} not found", code="USER_NOT_FOUND")
+    return user

@@ -23,6 +23,7 @@ from engine.client import (
     ValidationError,
 )
 from engine.config import Settings
+from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import Principal, issue_tokens
 from engine.testing import wait_for
@@ -336,11 +337,13 @@ def test_a_token_about_to_expire_is_renewed_first(
 
 
 def test_an_expired_token_is_renewed_and_the_call_repeated(
-    live: LiveTenant, settings: Settings
+    live: LiveTenant, settings: Settings, rt: Runtime
 ) -> None:
     principal = Principal(live.organization_id, live.user_id)
-    expired = issue_tokens(settings.model_copy(update={"access_token_ttl_s": -60}), principal)
-    valid = issue_tokens(settings, principal)
+    with session_scope(rt.engine) as session:
+        stale_settings = settings.model_copy(update={"access_token_ttl_s": -60})
+        expired = issue_tokens(session, stale_settings, principal)
+        valid = issue_tokens(session, settings, principal)
     http, paths = _recording(live.base_url)
 
     with Client(
