@@ -5,6 +5,7 @@ known ones."""
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -153,3 +154,16 @@ def test_basic_auth_is_attempt_limited_and_constant_time(
         # The right key, verified before, still passes without argon2.
         ok = client.post(members, json={}, headers=_basic("lists-user", key))
         assert ok.status_code == 200 and len(argon2_checks) == 5
+
+
+def test_an_unreachable_redis_lets_logins_through(settings: Settings, rt: Runtime) -> None:
+    with session_scope(rt.engine) as session:
+        bootstrap(session, "acme", "ana", PASSWORD)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", **LIMITS})
+        with TestClient(create_app(down), raise_server_exceptions=False) as client:
+            for _ in range(4):
+                assert _login(client, "ana", "wrong").status_code == 401
+            assert _login(client, "ana", PASSWORD).status_code == 200
