@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from engine.audience.lists import get_or_create_list
 from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
-from engine.errors import AuthenticationFailed, NotFound, ValidationFailed
+from engine.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from engine.logging import get_logger
 from engine.models import ApiKey, ApiUser, Organization, TokenFamily, User
 from engine.models.base import utcnow
@@ -260,17 +260,29 @@ def list_api_keys(session: Session, organization_id: str) -> list[ApiKey]:
     )
 
 
-def revoke_api_key(session: Session, organization_id: str, key_id: str) -> ApiKey:
+def revoke_api_key(
+    session: Session, organization_id: str, key_id: str, caller: str | None = None
+) -> ApiKey:
     """Revoke an API key of the organization: it answers 401 from the next request on.
 
     Revoking a revoked key changes nothing.
 
+    Args:
+        caller: the key or user asking (``Principal.subject``); ``None`` for an operator (CLI).
+
     Raises:
         NotFound: no such key in the organization.
+        Conflict: the key asked to revoke itself (``CURRENT_CREDENTIAL``): a client would cut
+            itself off mid-work; another key, a login or ``campaign admin revoke-key`` can.
     """
     key = session.get(ApiKey, key_id)
     if key is None or key.organization_id != organization_id:
         raise NotFound(f"API key {key_id!r} not found", code="API_KEY_NOT_FOUND")
+    if key.id == caller:
+        raise Conflict(
+            "a key cannot revoke itself: use another key, a login or the CLI",
+            code="CURRENT_CREDENTIAL",
+        )
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         log.info("auth.api_key_revoked", organization_id=organization_id, key_id=key.id)
@@ -288,18 +300,29 @@ def list_users(session: Session, organization_id: str) -> list[User]:
     )
 
 
-def disable_user(session: Session, organization_id: str, user_id: str) -> User:
+def disable_user(
+    session: Session, organization_id: str, user_id: str, caller: str | None = None
+) -> User:
     """Disable a user of the organization: no more logins, and its tokens stop working at once.
 
     Its logins are revoked too, so that enabling it again would not revive old tokens.
     Disabling a disabled user changes nothing.
 
+    Args:
+        caller: the key or user asking (``Principal.subject``); ``None`` for an operator (CLI).
+
     Raises:
         NotFound: no such user in the organization.
+        Conflict: the user asked to disable itself (``CURRENT_CREDENTIAL``).
     """
     user = session.get(User, user_id)
     if user is None or user.organization_id != organization_id:
         raise NotFound(f"user {user_id!r} not found", code="USER_NOT_FOUND")
+    if user.id == caller:
+        raise Conflict(
+            "a user cannot disable itself: use another user, an API key or the CLI",
+            code="CURRENT_CREDENTIAL",
+        )
     if user.disabled_at is None:
         user.disabled_at = utcnow()
         revoke_families(session, TokenFamily.user_id == user.id)

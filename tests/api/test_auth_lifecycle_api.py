@@ -80,6 +80,9 @@ def test_a_disabled_user_is_shut_out_at_once(client: TestClient, tenant: Tenant,
         f"/api/v1/users/{users[0]['id']}/disable", headers=other.headers()
     )  # another organization's admin
     assert foreign.status_code == 404 and _code(foreign) == "USER_NOT_FOUND"
+    bearer = {"Authorization": f"Bearer {tokens['token']}"}
+    itself = client.post(f"/api/v1/users/{users[0]['id']}/disable", headers=bearer)
+    assert itself.status_code == 409 and _code(itself) == "CURRENT_CREDENTIAL"
 
     disabled = client.post(f"/api/v1/users/{users[0]['id']}/disable")
 
@@ -102,8 +105,11 @@ def test_a_revoked_api_key_answers_401_at_once(client: TestClient, tenant: Tenan
     other = make_tenant(client, rt, "globex", contacts=0)
     foreign = client.post(f"/api/v1/api-keys/{keys[0]['id']}/revoke", headers=other.headers())
     assert foreign.status_code == 404 and _code(foreign) == "API_KEY_NOT_FOUND"
+    itself = client.post(f"/api/v1/api-keys/{keys[0]['id']}/revoke")
+    assert itself.status_code == 409 and _code(itself) == "CURRENT_CREDENTIAL"
+    token = {"Authorization": f"Bearer {_login(client, tenant)['token']}"}
 
-    revoked = client.post(f"/api/v1/api-keys/{keys[0]['id']}/revoke")
+    revoked = client.post(f"/api/v1/api-keys/{keys[0]['id']}/revoke", headers=token)
 
     assert revoked.status_code == 200 and revoked.json()["data"]["revokedAt"]
     after = client.get("/api/v1/campaigns")

@@ -30,8 +30,10 @@ def list_keys(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any
 
 @router.post("/api-keys/{key_id}/revoke", response_model=Envelope[ApiKeyOut])
 def revoke_key(key_id: KeyId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Revoke an API key: it answers 401 at once (404 ``API_KEY_NOT_FOUND``)."""
-    return ok(ApiKeyOut.of(auth.revoke_api_key(session, principal.organization_id, key_id)))
+    """Revoke an API key: it answers 401 at once (404 ``API_KEY_NOT_FOUND``; 409
+    ``CURRENT_CREDENTIAL`` for the key making the request)."""
+    org = principal.organization_id
+    return ok(ApiKeyOut.of(auth.revoke_api_key(session, org, key_id, principal.subject)))
 
 
 @router.get("/users", response_model=Envelope[list[UserOut]])
@@ -45,5 +47,6 @@ def disable_user(
     user_id: UserId, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Disable a user: its logins, access and refresh tokens stop working at once (404
-    ``USER_NOT_FOUND``)."""
-    return ok(UserOut.of(auth.disable_user(session, principal.organization_id, user_id)))
+    ``USER_NOT_FOUND``; 409 ``CURRENT_CREDENTIAL`` for the user making the request)."""
+    org = principal.organization_id
+    return ok(UserOut.of(auth.disable_user(session, org, user_id, principal.subject)))
