@@ -61,7 +61,8 @@ def list_keys(organization: Annotated[str, typer.Option(help="Organization name"
     rt = migrated_runtime()
     from engine.campaigns.campaign import get_organization_by_name
     from engine.models.base import iso
-    from engine.services.auth import KEY_PREFIX, list_api_keys
+    from engine.services.auth import KEY_PREFIX
+    from engine.services.credentials import list_api_keys
 
     def rows() -> list[tuple[str, ...]]:
         with session_scope(rt.engine) as session:
@@ -88,7 +89,7 @@ def revoke_key(
     """Revoke an API key: it answers 401 from the next request on."""
     rt = migrated_runtime()
     from engine.campaigns.campaign import get_organization_by_name
-    from engine.services.auth import revoke_api_key
+    from engine.services.credentials import revoke_api_key
 
     def revoke() -> str:
         with session_scope(rt.engine) as session:
@@ -104,7 +105,7 @@ def list_users(organization: Annotated[str, typer.Option(help="Organization name
     rt = migrated_runtime()
     from engine.campaigns.campaign import get_organization_by_name
     from engine.models.base import iso
-    from engine.services.auth import list_users as users_of
+    from engine.services.credentials import list_users as users_of
 
     def rows() -> list[tuple[str, ...]]:
         with session_scope(rt.engine) as session:
@@ -125,8 +126,8 @@ def disable_user(
     """Disable a user: no more logins, and its access and refresh tokens stop working at once."""
     rt = migrated_runtime()
     from engine.campaigns.campaign import get_organization_by_name
-    from engine.services.auth import disable_user as disable
-    from engine.services.auth import find_user
+    from engine.services.credentials import disable_user as disable
+    from engine.services.credentials import find_user
 
     def run_disable() -> str:
         with session_scope(rt.engine) as session:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.presenters import ok
 from engine.api.responses import ApiKeyOut, Envelope, UserOut
-from engine.services import auth
+from engine.services import credentials as service
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 
@@ -24,7 +24,7 @@ UserId = Annotated[str, Path(min_length=1, max_length=32, description="the user'
 @router.get("/api-keys", response_model=Envelope[list[ApiKeyOut]])
 def list_keys(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """The organization's API keys (prefix, last use, revocation; never the key)."""
-    keys = auth.list_api_keys(session, principal.organization_id)
+    keys = service.list_api_keys(session, principal.organization_id)
     return ok([ApiKeyOut.of(k) for k in keys])
 
 
@@ -33,13 +33,13 @@ def revoke_key(key_id: KeyId, session: SessionDep, principal: CurrentPrincipal) 
     """Revoke an API key: it answers 401 at once (404 ``API_KEY_NOT_FOUND``; 409
     ``CURRENT_CREDENTIAL`` for the key making the request)."""
     org = principal.organization_id
-    return ok(ApiKeyOut.of(auth.revoke_api_key(session, org, key_id, principal.subject)))
+    return ok(ApiKeyOut.of(service.revoke_api_key(session, org, key_id, principal.subject)))
 
 
 @router.get("/users", response_model=Envelope[list[UserOut]])
 def list_users(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """The organization's users."""
-    return ok([UserOut.of(u) for u in auth.list_users(session, principal.organization_id)])
+    return ok([UserOut.of(u) for u in service.list_users(session, principal.organization_id)])
 
 
 @router.post("/users/{user_id}/disable", response_model=Envelope[UserOut])
@@ -49,4 +49,4 @@ def disable_user(
     """Disable a user: its logins, access and refresh tokens stop working at once (404
     ``USER_NOT_FOUND``; 409 ``CURRENT_CREDENTIAL`` for the user making the request)."""
     org = principal.organization_id
-    return ok(UserOut.of(auth.disable_user(session, org, user_id, principal.subject)))
+    return ok(UserOut.of(service.disable_user(session, org, user_id, principal.subject)))
