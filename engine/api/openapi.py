@@ -67,7 +67,6 @@ DESCRIPTIONS = {
     "409": "The object's state does not allow it, or it clashes with another",
     "413": "The body is larger than the server accepts",
     "422": "The request does not match this document",
-    "429": "Too many failed password checks lately; retry after Retry-After seconds",
     "503": "The store is unreachable; retry (see Retry-After)",
 }
 
