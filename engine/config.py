@@ -83,7 +83,14 @@ class Settings(BaseSettings):
     #: credentials while ``secret_key`` signs and encrypts everything new (key rotation).
     secret_key_fallbacks: list[str] = Field(default_factory=list)
     access_token_ttl_s: int = Field(default=900, ge=60)
+    #: Lifetime of a login: its refresh tokens rotate on use but never outlive it.
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    #: Failed password checks (login, Basic auth) of one user within ``auth_failure_window_s``
+    #: after which its next attempts answer 429 until the oldest failure leaves the window.
+    auth_failures_per_user: int = Field(default=10, ge=1)
+    #: The same for one client address (every user it tries together).
+    auth_failures_per_address: int = Field(default=50, ge=1)
+    auth_failure_window_s: int = Field(default=900, ge=1)
     #: Largest request body the HTTP API accepts.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: Largest CSV body ``POST /api/v1/lists/{id}/import`` accepts (streamed to a temp file).

@@ -50,6 +50,20 @@ class AuthenticationFailed(EngineError):
     code = "UNAUTHORIZED"
 
 
+class TooManyAttempts(EngineError):
+    """Too many failed password checks for a user or a client address: retry later.
+
+    Attributes:
+        retry_after: seconds until an attempt is accepted again.
+    """
+
+    code = "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class DeliveryError(EngineError):
     """A channel could not deliver one message."""
 

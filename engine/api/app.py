@@ -15,6 +15,7 @@ from engine.api.routes import (
     channels,
     contact_files,
     contacts,
+    credentials,
     events,
     executions,
     lists,
@@ -26,6 +27,7 @@ from engine.api.routes import (
 )
 from engine.config import Settings, get_settings
 from engine.db import make_engine
+from engine.services.attempts import AttemptLimiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     redact_access_log()  # ?apikey= never reaches a log file
+    app.state.attempts = AttemptLimiter.from_settings(settings)
     errors.install(app)
     openapi.install(app)
     app.add_middleware(
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         suppressions,
         channels,
         events,
+        credentials,
         builder,
     ):
         app.include_router(module.router)

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from engine.config import Settings
 from engine.db import session_scope
 from engine.errors import AuthenticationFailed
+from engine.services.attempts import Attempts
 from engine.services.auth import Principal, authenticate_bearer
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
@@ -55,6 +56,19 @@ def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_attempts(request: Request) -> Attempts:
+    """The attempt limits of password checks, for the calling client's address.
+
+    The address is the connection's peer: behind a reverse proxy, run uvicorn with
+    ``--proxy-headers`` and ``FORWARDED_ALLOW_IPS`` so that it is the real client's.
+    """
+    address = request.client.host if request.client else "unknown"
+    return request.app.state.attempts.for_client(address)  # type: ignore[no-any-return]
+
+
+AttemptsDep = Annotated[Attempts, Depends(get_attempts)]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from engine.errors import (
     EngineError,
     InvalidTransition,
     NotFound,
+    TooManyAttempts,
     ValidationFailed,
 )
 from engine.logging import get_logger
@@ -31,6 +32,7 @@ STATUS_BY_ERROR: list[tuple[type[EngineError], int]] = [
     (InvalidTransition, 409),
     (Conflict, 409),
     (ValidationFailed, 400),
+    (TooManyAttempts, 429),
 ]
 
 
@@ -73,7 +75,10 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EngineError)
     status = next((s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
-    return _answer(request, status, exc.code, exc.message)
+    response = _answer(request, status, exc.code, exc.message)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

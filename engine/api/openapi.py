@@ -51,6 +51,14 @@ CONTACT_LISTS_ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
+#: What a route that checks passwords declares (``responses=ATTEMPT_LIMITED``): its 429.
+ATTEMPT_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many failed password checks lately; retry after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
 #: What each error status means, as the document says it.
 DESCRIPTIONS = {
     "400": "Refused input (the code says why)",

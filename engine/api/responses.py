@@ -25,6 +25,7 @@ from engine.integrations.events import StatusReport
 from engine.integrations.webhooks import LoggedDelivery
 from engine.models import (
     WEBHOOK_EVENTS,
+    ApiKey,
     Campaign,
     ChannelAccount,
     Contact,
@@ -34,6 +35,7 @@ from engine.models import (
     Segment,
     Suppression,
     Touchpoint,
+    User,
     WebhookDeliveryStatus,
     WebhookSubscription,
 )
@@ -685,3 +687,45 @@ class WebhookCreated(WebhookOut):
     def created(cls, subscription: WebhookSubscription, secret: str) -> WebhookCreated:
         """The new subscription and its signing secret."""
         return cls(**WebhookOut.of(subscription).model_dump(), secret=secret)
+
+
+class ApiKeyOut(WireModel):
+    """An API key of the organization: its public prefix and use, never the key itself."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: Time
+    last_used_at: Time
+    revoked_at: Time
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        """From the stored key."""
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class UserOut(WireModel):
+    """A user of the organization (``disabledAt`` once disabled)."""
+
+    id: str
+    username: str
+    created_at: Time
+    disabled_at: Time
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        """From the stored user."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            created_at=user.created_at,
+            disabled_at=user.disabled_at,
+        )

@@ -257,7 +257,7 @@ def _write_in_rounds(
 
 
 def _get(session: Session, api_user: ApiUser, member_id: str) -> Contact:
-    if not member_id.isdigit():
+    if not (member_id.isascii() and member_id.isdigit()):  # '③' is a digit, not a number
         raise _member_not_found(member_id)
     contact = session.exec(
         select(Contact).where(_scope(api_user), col(Contact.id) == int(member_id))

@@ -1,5 +1,5 @@
-"""``campaign admin``: an organization's first user, its API keys, the contact lists API's
-``api_user`` credentials, and bots."""
+"""``campaign admin``: an organization's first user, its API keys (created, listed, revoked), its
+users (listed, disabled), the contact lists API's ``api_user`` credentials, and bots."""
 
 from __future__ import annotations
 
@@ -53,6 +53,94 @@ def create_key(
 
     print(f"api key {run(create)}")
     err_console.print("the API key is shown once: store it now")
+
+
+@admin_app.command("list-keys")
+def list_keys(organization: Annotated[str, typer.Option(help="Organization name")]) -> None:
+    """List an organization's API keys: id, prefix, name, last use and revocation."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.models.base import iso
+    from engine.services.auth import KEY_PREFIX
+    from engine.services.credentials import list_api_keys
+
+    def rows() -> list[tuple[str, ...]]:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return [
+                (
+                    k.id,
+                    f"{KEY_PREFIX}{k.prefix}_…",
+                    k.name,
+                    iso(k.last_used_at) or "never",
+                    f"revoked {iso(k.revoked_at)}" if k.revoked_at else "active",
+                )
+                for k in list_api_keys(session, org.id)
+            ]
+
+    _table(("id", "key", "name", "last used", "status"), run(rows))
+
+
+@admin_app.command("revoke-key")
+def revoke_key(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    key: Annotated[str, typer.Option(help="The key's id (key_…, see list-keys)")],
+) -> None:
+    """Revoke an API key: it answers 401 from the next request on."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.services.credentials import revoke_api_key
+
+    def revoke() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return revoke_api_key(session, org.id, key).id
+
+    print(f"revoked api key {run(revoke)}")
+
+
+@admin_app.command("list-users")
+def list_users(organization: Annotated[str, typer.Option(help="Organization name")]) -> None:
+    """List an organization's users: id, username, and whether disabled."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.models.base import iso
+    from engine.services.credentials import list_users as users_of
+
+    def rows() -> list[tuple[str, ...]]:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return [
+                (u.id, u.username, f"disabled {iso(u.disabled_at)}" if u.disabled_at else "active")
+                for u in users_of(session, org.id)
+            ]
+
+    _table(("id", "username", "status"), run(rows))
+
+
+@admin_app.command("disable-user")
+def disable_user(
+    organization: Annotated[str, typer.Option(help="Organization name")],
+    user: Annotated[str, typer.Option(help="The username to disable")],
+) -> None:
+    """Disable a user: no more logins, and its access and refresh tokens stop working at once."""
+    rt = migrated_runtime()
+    from engine.campaigns.campaign import get_organization_by_name
+    from engine.services.credentials import disable_user as disable
+    from engine.services.credentials import find_user
+
+    def run_disable() -> str:
+        with session_scope(rt.engine) as session:
+            org = get_organization_by_name(session, organization)
+            return disable(session, org.id, find_user(session, org.id, user).id).id
+
+    print(f"disabled user {run(run_disable)}")
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print ``rows`` tab-separated under a header line (easy to read and to script)."""
+    for row in (columns, *rows):
+        print("\t".join(row))
 
 
 @admin_app.command("create-api-user")

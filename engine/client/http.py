@@ -71,7 +71,9 @@ class Transport:
         self._credential = api_key or token
         self._refresh_token = refresh_token
         self._expires_at: float | None = None
-        self._lock = threading.Lock()
+        # One renewal at a time: a refresh token is used once, and presenting it twice ends the
+        # login. Reentrant: a due renewal calls :meth:`refresh` while holding it.
+        self._lock = threading.RLock()
 
     @property
     def token(self) -> str | None:
@@ -96,7 +98,8 @@ class Transport:
         return tokens
 
     def refresh(self) -> dict[str, Any]:
-        """Renew the access token with the refresh token.
+        """Renew the access token with the refresh token, and keep the new refresh token (each is
+        used once).
 
         Returns:
             The new ``{"token", "refresh_token", "expires_in"}``.
@@ -110,8 +113,11 @@ class Transport:
                 status=401,
                 code="NO_REFRESH_TOKEN",
             )
-        tokens = self._call("POST", "/api/v1/auth/refresh", {"refresh_token": self._refresh_token})
-        self._use_tokens(tokens)
+        with self._lock:
+            tokens = self._call(
+                "POST", "/api/v1/auth/refresh", {"refresh_token": self._refresh_token}
+            )
+            self._use_tokens(tokens)  # the answer's refresh token replaces the used one
         return tokens
 
     def request(

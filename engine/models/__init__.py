@@ -1,7 +1,7 @@
 """SQLModel table models, one module per aggregate. Importing this registers every table."""
 
 from engine.models.audience import ChannelBlock, ExecutionRecipient, Segment, Suppression
-from engine.models.auth import ApiKey, User
+from engine.models.auth import ApiKey, RefreshToken, TokenFamily, User
 from engine.models.bot import ActionStatus, Bot, CampaignAction, Trigger
 from engine.models.campaign import Campaign, CampaignStatus, Touchpoint, TouchpointType
 from engine.models.channel_account import ChannelAccount
@@ -73,9 +73,11 @@ __all__ = [
     "Organization",
     "OutboxEvent",
     "Priority",
+    "RefreshToken",
     "Segment",
     "Suppression",
     "Tag",
+    "TokenFamily",
     "Touchpoint",
     "TouchpointType",
     "Trigger",

@@ -1,4 +1,5 @@
-"""Users and API keys: who may act for an organization. Secrets are stored hashed only."""
+"""Users, API keys and login sessions: who may act for an organization. Secrets are stored
+hashed only."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ class User(SQLModel, table=True):
     #: argon2id hash of the password.
     password_hash: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+    #: Set when an administrator disables the user: its logins, access and refresh tokens stop
+    #: working at once.
+    disabled_at: datetime | None = None
 
 
 class ApiKey(SQLModel, table=True):
@@ -39,3 +43,32 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class TokenFamily(SQLModel, table=True):
+    """One login of a user: the chain of refresh tokens it gave, each replacing the last.
+
+    Every access token names its family (claim ``fam``), so revoking the family (a used refresh
+    token presented again: a thief or a replay) ends the whole login at once.
+    """
+
+    __tablename__ = "token_families"
+
+    id: str = Field(default_factory=lambda: new_id("tfm"), primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    #: The login's end: refreshing never moves it (``REFRESH_TOKEN_TTL_S`` after the login).
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class RefreshToken(SQLModel, table=True):
+    """One refresh token of a family, by its ``jti``: usable once, then replaced by the next."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: str = Field(primary_key=True, max_length=32)
+    family_id: str = Field(foreign_key="token_families.id", index=True, max_length=32)
+    issued_at: datetime = Field(default_factory=utcnow)
+    #: When it was exchanged for the next one; presenting it again revokes the family.
+    used_at: datetime | None = None

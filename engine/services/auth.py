@@ -1,6 +1,8 @@
-"""Authentication: passwords and API keys (argon2id hashes), access and refresh tokens (JWT).
+"""Authentication: passwords and API keys (argon2id hashes).
 
-Every authenticated call resolves to a :class:`Principal`: the organization it acts for.
+Every authenticated call resolves to a :class:`Principal`: the organization it acts for. Tokens
+(JWT) are :mod:`engine.services.tokens`, attempt limits :mod:`engine.services.attempts`, and
+listing and revoking keys and users :mod:`engine.services.credentials`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from functools import cache
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
@@ -22,18 +23,19 @@ from engine.config import Settings
 from engine.errors import AuthenticationFailed, ValidationFailed
 from engine.models import ApiKey, ApiUser, Organization, User
 from engine.models.base import utcnow
+from engine.services.attempts import Attempts
+from engine.services.tokens import Principal as Principal
+from engine.services.tokens import Tokens as Tokens
+from engine.services.tokens import authenticate_access_token
+from engine.services.tokens import issue_tokens as issue_tokens
+from engine.services.tokens import refresh as refresh
 
 _hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).
 KEY_PREFIX = "ce_"
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the organization, and the user or key acting for it."""
-
-    organization_id: str
-    subject: str
+#: What login and Basic auth check attempts under (separate namespaces of names).
+LOGIN, BASIC = "login", "basic"
 
 
 def _verify(hash_: str, secret: str) -> bool:
@@ -41,6 +43,20 @@ def _verify(hash_: str, secret: str) -> bool:
         return _hasher.verify(hash_, secret)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash no secret matches, computed once: unknown names cost as much as known ones."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def _verify_or_dummy(hash_: str | None, secret: str) -> bool:
+    """Check ``secret`` against ``hash_``, or spend the same argon2 time when there is none."""
+    if hash_ is None:
+        _verify(_dummy_hash(), secret)
+        return False
+    return _verify(hash_, secret)
 
 
 def create_user(session: Session, organization_id: str, username: str, password: str) -> User:
@@ -85,73 +101,29 @@ def bootstrap(
     return org, user, key
 
 
-def login(session: Session, settings: Settings, username: str, password: str) -> Tokens:
-    """Check a user's password and return fresh :class:`Tokens`.
+def login(
+    session: Session, settings: Settings, username: str, password: str, attempts: Attempts
+) -> Tokens:
+    """Check a user's password and start a login: fresh :class:`Tokens`.
+
+    Unknown users cost the same argon2 time as known ones; failures count against the user and
+    the client address (:mod:`engine.services.attempts`).
 
     Raises:
-        AuthenticationFailed: unknown user or wrong password (the same message for both).
+        TooManyAttempts: too many failures lately (checked before the password).
+        AuthenticationFailed: unknown user or wrong password (the same answer for both), or a
+            disabled user (``USER_DISABLED``, only with the right password).
     """
+    attempts.check(LOGIN, username)
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not _verify(user.password_hash, password):
+    if not _verify_or_dummy(user.password_hash if user else None, password):
+        attempts.failed(LOGIN, username)
         raise AuthenticationFailed("wrong username or password", code="INVALID_CREDENTIALS")
-    return issue_tokens(settings, Principal(user.organization_id, user.id))
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """An access token, the refresh token that renews it, and the access token's lifetime."""
-
-    token: str
-    refresh_token: str
-    #: Seconds the access token is valid.
-    expires_in: int
-
-
-def issue_tokens(settings: Settings, principal: Principal) -> Tokens:
-    """Return a fresh access token and refresh token for ``principal``."""
-    return Tokens(
-        token=_encode(settings, principal, "access", settings.access_token_ttl_s),
-        refresh_token=_encode(settings, principal, "refresh", settings.refresh_token_ttl_s),
-        expires_in=settings.access_token_ttl_s,
-    )
-
-
-def refresh(settings: Settings, refresh_token: str) -> Tokens:
-    """Exchange a valid refresh token for new tokens.
-
-    Raises:
-        AuthenticationFailed: the refresh token is invalid or expired.
-    """
-    return issue_tokens(settings, _decode(settings, refresh_token, "refresh"))
-
-
-def _encode(settings: Settings, principal: Principal, kind: str, ttl_s: int) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": principal.subject,
-        "org": principal.organization_id,
-        "typ": kind,
-        "iat": now,
-        "exp": now + ttl_s,
-    }
-    return jwt.encode(claims, settings.secret_key, algorithm="HS256")
-
-
-def _decode(settings: Settings, token: str, kind: str) -> Principal:
-    try:
-        claims = jwt.decode(
-            token,
-            settings.secret_key,
-            algorithms=["HS256"],
-            options={"require": ["exp", "sub", "org"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthenticationFailed("token expired", code="TOKEN_EXPIRED") from exc
-    except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed("invalid token", code="INVALID_TOKEN") from exc
-    if claims.get("typ") != kind:
-        raise AuthenticationFailed(f"not an {kind} token", code="INVALID_TOKEN")
-    return Principal(str(claims["org"]), str(claims["sub"]))
+    assert user is not None
+    attempts.succeeded(LOGIN, username)
+    if user.disabled_at is not None:
+        raise AuthenticationFailed("this user is disabled", code="USER_DISABLED")
+    return issue_tokens(session, settings, Principal(user.organization_id, user.id))
 
 
 def authenticate_bearer(session: Session, settings: Settings, credential: str) -> Principal:
@@ -162,7 +134,7 @@ def authenticate_bearer(session: Session, settings: Settings, credential: str) -
     """
     if credential.startswith(KEY_PREFIX):
         return authenticate_api_key(session, credential)
-    return _decode(settings, credential, "access")
+    return authenticate_access_token(session, settings, credential)
 
 
 class _VerifiedKeys:
@@ -226,21 +198,30 @@ def create_api_user(
     return row, key
 
 
-def authenticate_api_user(session: Session, api_user: str, api_key: str) -> ApiUser:
+def authenticate_api_user(
+    session: Session, api_user: str, api_key: str, attempts: Attempts
+) -> ApiUser:
     """Resolve the contact lists API's Basic ``api_user:api_key`` to its credential (organization
     and list).
 
+    A pair verified lately is recognised without argon2; any other check is attempt-limited and
+    costs the same for unknown users.
+
     Raises:
+        TooManyAttempts: too many failures lately (checked before the key).
         AuthenticationFailed: unknown user or wrong key.
     """
     row = session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first()
-    if row is None:
-        raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
     digest = hashlib.sha256(f"{api_user}:{api_key}".encode()).hexdigest()
-    if (digest, row.id) not in _verified:
-        if not _verify(row.key_hash, api_key):
-            raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
-        _verified.add(digest, row.id)
+    if row is not None and (digest, row.id) in _verified:
+        return row
+    attempts.check(BASIC, api_user)
+    if not _verify_or_dummy(row.key_hash if row else None, api_key):
+        attempts.failed(BASIC, api_user)
+        raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
+    assert row is not None
+    attempts.succeeded(BASIC, api_user)
+    _verified.add(digest, row.id)
     return row
 
 

@@ -157,6 +157,7 @@ def test_update_delete_and_not_found(lists_client: httpx.Client) -> None:
         lists_client.get(f"/v1/marketing/lists/members/{member_id}"),
         lists_client.delete(f"/v1/marketing/lists/members/{member_id}"),
         lists_client.put("/v1/marketing/lists/members/999999", json={"name": "x"}),
+        lists_client.delete("/v1/marketing/lists/members/③"),  # a digit that is not a number
     ):
         assert response.status_code == 404
         assert response.json() == {"code": 30036, "message": "resource not found"}

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from engine.config import Settings
 from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import create_api_user
+from tests.conftest import make_settings
 
 pytest_plugins = ["tests.api.live"]
 
@@ -28,6 +30,17 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 #: Examples per operation: bounded for CI's time budget; ``CONTRACT_EXAMPLES=30`` (or more)
 #: runs the deeper search.
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "6"))
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The test settings, with attempt limits out of reach: schemathesis sends wrong credentials
+    on purpose, and the valid requests after them must reach the routes, not a 429 (the limits
+    are tested in test_login_attempts_api.py; the document declares the 429)."""
+    far = 1_000_000
+    return make_settings(
+        db_url, tmp_path, auth_failures_per_user=far, auth_failures_per_address=far
+    )
 
 
 # The contract is the API layer's: one store is enough (test_fuzz.py runs both for server errors).

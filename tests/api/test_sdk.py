@@ -23,6 +23,7 @@ from engine.client import (
     ValidationError,
 )
 from engine.config import Settings
+from engine.db import session_scope
 from engine.runtime import Runtime
 from engine.services.auth import Principal, issue_tokens
 from engine.testing import wait_for
@@ -335,12 +336,30 @@ def test_a_token_about_to_expire_is_renewed_first(
     assert paths == ["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/campaigns"]
 
 
+def test_the_sdk_keeps_each_rotated_refresh_token(
+    live: LiveTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refresh before every call: each refresh token is used once, so every renewal must send
+    # the one the previous renewal answered (a reused one would end the login: TOKEN_REUSED).
+    monkeypatch.setattr("engine.client.http.REFRESH_MARGIN_S", 10_000.0)
+    http, paths = _recording(live.base_url)
+
+    with Client.login(live.base_url, live.username, live.password, http=http) as client:
+        for _ in range(3):
+            assert client.campaign.list() == {"data": []}
+        assert client.refresh()["refresh_token"]
+
+    assert paths.count("/api/v1/auth/refresh") == 4
+
+
 def test_an_expired_token_is_renewed_and_the_call_repeated(
-    live: LiveTenant, settings: Settings
+    live: LiveTenant, settings: Settings, rt: Runtime
 ) -> None:
     principal = Principal(live.organization_id, live.user_id)
-    expired = issue_tokens(settings.model_copy(update={"access_token_ttl_s": -60}), principal)
-    valid = issue_tokens(settings, principal)
+    with session_scope(rt.engine) as session:
+        stale_settings = settings.model_copy(update={"access_token_ttl_s": -60})
+        expired = issue_tokens(session, stale_settings, principal)
+        valid = issue_tokens(session, settings, principal)
     http, paths = _recording(live.base_url)
 
     with Client(

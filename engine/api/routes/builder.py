@@ -16,7 +16,8 @@ from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.bot_campaigns import ActionOut, BotOut, CsvResponse, TriggerId, TriggerOut
-from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.deps import AttemptsDep, CurrentPrincipal, SessionDep, SettingsDep
+from engine.api.openapi import ATTEMPT_LIMITED
 from engine.api.responses import BotTokens
 from engine.api.schemas import MAX_ID, ApiModel, ChannelName, LoginIn, RefreshIn
 from engine.bots import actions as service
@@ -90,17 +91,19 @@ def api_key_principal(
 ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 
 
-@router.post("/login")
-def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> BotTokens:
+@router.post("/login", responses=ATTEMPT_LIMITED)
+def login(
+    body: LoginIn, session: SessionDep, settings: SettingsDep, attempts: AttemptsDep
+) -> BotTokens:
     """Login: ``{"user", "password"}`` → ``{"token", "refresh_token"}`` (401 when wrong)."""
-    tokens = auth.login(session, settings, body.user, body.password)
+    tokens = auth.login(session, settings, body.user, body.password, attempts)
     return BotTokens(token=tokens.token, refresh_token=tokens.refresh_token)
 
 
 @router.post("/refresh")
-def refresh(body: RefreshIn, settings: SettingsDep) -> BotTokens:
-    """A refresh token → new ``{"token", "refresh_token"}``."""
-    tokens = auth.refresh(settings, body.refresh_token)
+def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> BotTokens:
+    """A refresh token → new ``{"token", "refresh_token"}`` (the one given is used up)."""
+    tokens = auth.refresh(session, settings, body.refresh_token)
     return BotTokens(token=tokens.token, refresh_token=tokens.refresh_token)
 
 

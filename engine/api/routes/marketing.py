@@ -14,24 +14,31 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BeforeValidator, Field
 
 from engine.api.contact_lists import BatchOut, Count, MemberList, MemberOut, MemberResult
-from engine.api.deps import SessionDep
+from engine.api.deps import AttemptsDep, SessionDep
+from engine.api.openapi import ATTEMPT_LIMITED
 from engine.api.schemas import PHONE_SCHEMA, ApiModel, ConditionIn, Flag, json_integer
 from engine.audience import members as service
 from engine.errors import AuthenticationFailed
 from engine.models import ApiUser
 from engine.services.auth import authenticate_api_user
 
-router = APIRouter(prefix="/v1/marketing/lists", tags=["contact lists API (EngageLab-compatible)"])
+router = APIRouter(
+    prefix="/v1/marketing/lists",
+    tags=["contact lists API (EngageLab-compatible)"],
+    responses=ATTEMPT_LIMITED,
+)
 _basic = HTTPBasic(auto_error=False, description="api_user:api_key")
 
 
 def get_api_user(
-    session: SessionDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+    session: SessionDep,
+    attempts: AttemptsDep,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> ApiUser:
     """The list credential of ``Authorization: Basic base64(api_user:api_key)``."""
     if credentials is None:
         raise AuthenticationFailed("Authentication failed", code="UNAUTHORIZED")
-    return authenticate_api_user(session, credentials.username, credentials.password)
+    return authenticate_api_user(session, credentials.username, credentials.password, attempts)
 
 
 CurrentApiUser = Annotated[ApiUser, Depends(get_api_user)]
