@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API (campaigns API names); answers are declared in ``responses``.
+"""Request bodies of the HTTP API (campaigns API names); answers are declared in ``answers``.
 
 The models say what ``/openapi.json`` promises: a body the document allows is never refused as
 malformed, and one it forbids is refused. Types are strict (``0`` is not ``false``, ``"5"`` is not

@@ -24,7 +24,7 @@ def progress(
 ) -> None:
     """Print an execution's progress: percentage, counts, rate, ETA, errors by code."""
     rt = Runtime.from_settings(setup())
-    from engine.api.responses import ProgressOut
+    from engine.api.answers.campaigns import ProgressOut
     from engine.execution.progress import Progress, get_progress
 
     def read() -> Progress:

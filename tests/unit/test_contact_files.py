@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from engine.api.contact_lists import MemberOut
+from engine.api.answers.contact_lists import MemberOut
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts
 from engine.audience.lists import get_or_create_list

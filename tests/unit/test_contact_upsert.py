@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from engine.api.contact_lists import BatchOut, MemberOut
+from engine.api.answers.contact_lists import BatchOut, MemberOut
 from engine.audience.contacts import add_contacts
 from engine.audience.lists import get_or_create_list
 from engine.audience.members import batch_upsert, get_member

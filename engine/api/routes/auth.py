@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from engine.api.answers.auth import TokensOut
+from engine.api.answers.base import Envelope, ok
 from engine.api.deps import AttemptsDep, SessionDep, SettingsDep
 from engine.api.openapi import ATTEMPT_LIMITED
-from engine.api.responses import Envelope, TokensOut, ok
 from engine.api.schemas import LoginIn, RefreshIn
 from engine.services import auth
 

@@ -15,10 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 from sqlmodel import Session
 
-from engine.api.bot_campaigns import ActionOut, BotOut, CsvResponse, TriggerId, TriggerOut
+from engine.api.answers.auth import BotTokens
+from engine.api.answers.bot_campaigns import ActionOut, BotOut, CsvResponse, TriggerId, TriggerOut
 from engine.api.deps import AttemptsDep, CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.openapi import ATTEMPT_LIMITED
-from engine.api.responses import BotTokens
 from engine.api.schemas import MAX_ID, ApiModel, ChannelName, LoginIn, RefreshIn
 from engine.bots import actions as service
 from engine.bots import triggers

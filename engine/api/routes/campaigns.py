@@ -8,24 +8,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from sqlmodel import Session
 
-from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.responses import (
+from engine.api.answers.base import Envelope, Message, Pagination, ok
+from engine.api.answers.campaigns import (
     CampaignCreated,
     CampaignDetail,
     CampaignOut,
     CampaignPage,
     Cancelled,
-    Envelope,
     ExecutionStarted,
-    Message,
-    Pagination,
     Paused,
     ProgressOut,
     Resumed,
-    ok,
 )
+from engine.api.answers.statistics import StatisticsOut
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
-from engine.api.statistics import StatisticsOut
 from engine.audience.targeting import campaign_audience_count, campaign_audience_counts
 from engine.campaigns import catalog
 from engine.campaigns.campaign import (

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
+from engine.api.answers.base import Envelope, Message, ok
+from engine.api.answers.integrations import ChannelAccountList, ChannelAccountOut
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message, ok
 from engine.api.schemas import ApiModel, ChannelName
 from engine.integrations import channel_accounts as service
 from engine.outbound import OutboundPolicy

@@ -21,9 +21,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from engine.api.answers.audience import ImportResultOut
+from engine.api.answers.base import Envelope, ok
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
-from engine.api.responses import Envelope, ImportResultOut, ok
 from engine.api.schemas import MAX_ID
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts

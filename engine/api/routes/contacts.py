@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from pydantic import ConfigDict, Field
 from sqlmodel import Session
 
+from engine.api.answers.audience import ContactOut, ContactPage
+from engine.api.answers.base import Envelope, Message, Pagination, ok
 from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
-from engine.api.responses import ContactOut, ContactPage, Envelope, Message, Pagination, ok
 from engine.api.schemas import (
     EMAIL_SCHEMA,
     MAX_ID,

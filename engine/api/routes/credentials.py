@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from engine.api.answers.auth import ApiKeyOut, UserOut
+from engine.api.answers.base import Envelope, ok
 from engine.api.deps import CurrentPrincipal, SessionDep
-from engine.api.responses import ApiKeyOut, Envelope, UserOut, ok
 from engine.services import credentials as service
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])

@@ -23,9 +23,10 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import Field
 from sqlmodel import Session
 
+from engine.api.answers.base import Envelope, ok
+from engine.api.answers.integrations import ConversionOut, StatusReportOut
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
-from engine.api.responses import ConversionOut, Envelope, StatusReportOut, ok
 from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings

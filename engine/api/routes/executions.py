@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from engine.api.answers.base import Envelope, ok
+from engine.api.answers.campaigns import ProgressOut, RetryStarted
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.responses import Envelope, ProgressOut, RetryStarted, ok
 from engine.execution.progress import get_progress
 from engine.execution.runs import retry_execution
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import Field
 
+from engine.api.answers.audience import ListDeleted, ListOut
+from engine.api.answers.base import Envelope, ok
 from engine.api.deps import CurrentPrincipal, SessionDep
-from engine.api.responses import Envelope, ListDeleted, ListOut, ok
 from engine.api.schemas import MAX_ID, ApiModel
 from engine.audience import lists as service
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BeforeValidator, Field
 
-from engine.api.contact_lists import BatchOut, Count, MemberList, MemberOut, MemberResult
+from engine.api.answers.contact_lists import BatchOut, Count, MemberList, MemberOut, MemberResult
 from engine.api.deps import AttemptsDep, SessionDep
 from engine.api.openapi import ATTEMPT_LIMITED
 from engine.api.schemas import PHONE_SCHEMA, ApiModel, ConditionIn, Flag, json_integer

@@ -8,16 +8,9 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 from sqlmodel import Session
 
+from engine.api.answers.audience import SegmentOut, SegmentPage, SegmentSized
+from engine.api.answers.base import Envelope, Message, Pagination, ok
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
-from engine.api.responses import (
-    Envelope,
-    Message,
-    Pagination,
-    SegmentOut,
-    SegmentPage,
-    SegmentSized,
-    ok,
-)
 from engine.api.schemas import ApiModel, ConditionIn, ConditionItemIn
 from engine.audience import segments as service
 from engine.audience.conditions import MAX_CONDITION_ITEMS

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import Field
 
+from engine.api.answers.audience import SuppressionOut, SuppressionPage
+from engine.api.answers.base import Envelope, Message, Pagination, ok
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
-from engine.api.responses import Envelope, Message, Pagination, SuppressionOut, SuppressionPage, ok
 from engine.api.schemas import ADDRESS_SCHEMA, ApiModel
 from engine.audience import subscriptions as service
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from engine.api.answers.base import Envelope, Message, Validation, ok
+from engine.api.answers.campaigns import TouchpointOut
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.responses import Envelope, Message, TouchpointOut, Validation, ok
 from engine.api.schemas import TouchpointChange, TouchpointCreate, TouchpointIn, ValidateIn
 from engine.campaigns import touchpoints as service
 from engine.campaigns.campaign import TouchpointSpec, get_campaign

@@ -6,15 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from engine.api.answers.base import Envelope, Message, ok
+from engine.api.answers.integrations import WebhookCreated, WebhookDeliveryOut, WebhookOut
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.responses import (
-    Envelope,
-    Message,
-    WebhookCreated,
-    WebhookDeliveryOut,
-    WebhookOut,
-    ok,
-)
 from engine.api.schemas import WebhookIn
 from engine.integrations import webhooks as service
 from engine.outbound import OutboundPolicy

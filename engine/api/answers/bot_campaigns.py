@@ -3,7 +3,7 @@ from the bot services' domain objects (``engine.bots``).
 
 Field names are the API document's (``_id``, ``scheduled_date``, ``sheet_values`` …), plus what
 the engine adds (``error``, ``counts``, ``campaign_id``, ``execution_id``); times are ISO 8601
-in UTC with a ``Z``. The login's tokens are ``engine.api.responses.BotTokens``.
+in UTC with a ``Z``. The login's tokens are ``engine.api.answers.auth.BotTokens``.
 """
 
 from __future__ import annotations

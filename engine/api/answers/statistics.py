@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, field_serializer
 from pydantic.alias_generators import to_camel
 
-from engine.api.responses import WireModel
+from engine.api.answers.base import WireModel
 from engine.campaigns.statistics import CampaignStatistics
 
 
