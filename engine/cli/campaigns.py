@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from engine.cli import views
-from engine.cli.shared import EXIT_BAD_INPUT, console, err_console, migrated_runtime, run, setup
+from engine.cli.shared import (
+    EXIT_BAD_INPUT,
+    console,
+    err_console,
+    migrated_runtime,
+    require_secret_key,
+    run,
+    setup,
+)
 from engine.db import migrate, session_scope
 from engine.errors import ValidationFailed
 from engine.runtime import Runtime
@@ -39,6 +47,7 @@ def demo(
             "amqp://… shared with `campaign scheduler` and `campaign worker`"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
+    settings = require_secret_key(settings, embedded=True)
     migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
     from engine.execution.runs import start_execution
