@@ -58,7 +58,7 @@ def demo(
             console.print(f"preparing {contacts:,} contacts on channel [bold]{channel}[/bold] …")
             config = {"url": url} if url else {}
             campaign = seed_demo(session, contacts, channel, config, step_delay_s=step_delay)
-            return start_execution(session, campaign.id, secret_key=settings.secret_key).id
+            return start_execution(session, campaign.id, secret_key=settings.verification_keys).id
 
     execution_id = run(create)
     console.print(f"execution [bold]{execution_id}[/bold] scheduled")
@@ -93,7 +93,8 @@ def create(
         except ValueError as exc:
             raise ValidationFailed(f"{path} is not valid JSON: {exc}", code="INVALID_JSON") from exc
         with session_scope(rt.engine) as session:
-            return create_campaign_from_document(session, document).id
+            keys = rt.settings.verification_keys
+            return create_campaign_from_document(session, document, keys).id
 
     console.print(f"campaign {run(make)} created")
 
@@ -114,7 +115,7 @@ def execute(
             execution = start_execution(
                 session,
                 campaign_id,
-                secret_key=rt.settings.secret_key,
+                secret_key=rt.settings.verification_keys,
                 priority=priority,
                 target_percentage=target_percentage,
                 scheduled_at=parse_scheduled_at(at) if at else None,

@@ -101,7 +101,7 @@ def claim_chunk(
         campaign=campaign,
         message=steps[index][0].message,
         next_step=(following[0].id, following[1]) if following else None,
-        config=channel_config(session, settings.secret_key, campaign),
+        config=channel_config(session, settings.verification_keys, campaign),
         links=links_for(settings, campaign.channel, steps[index][0].message),
         rate=send_rate(session, campaign, settings.rate_limits),
         chain=retry_chain(session, execution),

@@ -31,7 +31,7 @@ def links_for(settings: Settings, channel: str, message: Any) -> LinkSigner | No
     List-Unsubscribe), or a message that shows ``{{ unsubscribe_url }}``. Signing costs ~50 µs
     per message, a tenth of a null-channel delivery: not paid where nothing uses it."""
     if channel in TRACKED_CHANNELS or "unsubscribe_url" in json.dumps(message, default=str):
-        return LinkSigner(settings.secret_key, settings.public_base_url)
+        return LinkSigner(settings.verification_keys, settings.public_base_url)
     return None
 
 

@@ -2,8 +2,10 @@
 
 A token is ``base64url(JSON payload) "." base64url(HMAC-SHA256(key, kind "." payload)[:16])``.
 The key is derived from ``SECRET_KEY`` with its own purpose label, so it differs from the token
-and credential keys. The standard library does it in a few lines (no dependency), and the
-payload stays a compact JSON array. Tokens do not expire: a link in an old email must work.
+and credential keys; during a key rotation links signed with a ``SECRET_KEY_FALLBACKS`` key are
+still read, and new ones are signed with ``SECRET_KEY``. The standard library does it in a few
+lines (no dependency), and the payload stays a compact JSON array. Tokens do not expire: a link
+in an old email must work.
 
 A click token carries the execution, touchpoint, contact and target URL: the redirect goes only
 to a URL we signed (never an open redirect), and only to http(s). An unsubscribe token carries
@@ -25,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.channels.http import is_http_url
+from engine.secrets import SecretKeys, key_list
 
 _PURPOSE = b"campaign-engine message links v1"
 #: Bytes of the HMAC kept in a token (128 bits).
@@ -72,23 +75,33 @@ def _unb64(text: str) -> bytes:
 
 
 class LinkSigner:
-    """Makes and reads signed links under ``public_base_url`` with a key from ``secret_key``."""
+    """Makes and reads signed links under ``public_base_url``.
 
-    def __init__(self, secret_key: str, public_base_url: str) -> None:
-        self._key = _key(secret_key)
+    ``secret_key``: ``SECRET_KEY``, or it and its fallbacks; the first signs, any verifies.
+    """
+
+    def __init__(self, secret_key: SecretKeys, public_base_url: str) -> None:
+        self._keys = [_key(k) for k in key_list(secret_key)]
         self.base_url = public_base_url.rstrip("/")
 
-    def _mac(self, kind: str, payload: str) -> str:
-        digest = hmac.digest(self._key, f"{kind}.{payload}".encode(), hashlib.sha256)
+    @staticmethod
+    def _mac(key: bytes, kind: str, payload: str) -> str:
+        digest = hmac.digest(key, f"{kind}.{payload}".encode(), hashlib.sha256)
         return _b64(digest[:_MAC_BYTES])
 
     def _sign(self, kind: str, values: list[Any]) -> str:
         payload = _b64(json.dumps(values, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(kind, payload)}"
+        return f"{payload}.{self._mac(self._keys[0], kind, payload)}"
+
+    def _verified(self, kind: str, payload: str, mac: str) -> bool:
+        return any(
+            hmac.compare_digest(mac.encode(), self._mac(key, kind, payload).encode())
+            for key in self._keys
+        )
 
     def _read(self, kind: str, token: str, size: int) -> list[Any] | None:
         payload, _, mac = token.partition(".")
-        if not payload or not hmac.compare_digest(mac.encode(), self._mac(kind, payload).encode()):
+        if not payload or not self._verified(kind, payload, mac):
             return None
         try:
             values = json.loads(_unb64(payload))

@@ -127,7 +127,9 @@ def list_campaigns(
 
 
 @router.post("", status_code=201, response_model=Envelope[CampaignCreated])
-def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def create(
+    body: CampaignIn, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+) -> dict[str, Any]:
     """Create a draft campaign (with touchpoints from ``touchpoints`` and ``messages``)."""
     specs = [
         TouchpointSpec(message=tp.message, name=tp.name, type=tp.type, delay_s=tp.delay)
@@ -144,6 +146,7 @@ def create(body: CampaignIn, session: SessionDep, principal: CurrentPrincipal) -
         type=body.type,
         details=details_of(body),
         created_by=principal.subject,
+        secret_key=settings.verification_keys,
     )
     return ok(
         {
@@ -163,7 +166,11 @@ def get(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> d
 
 @router.put("/{campaign_id}", response_model=Envelope[CampaignDetail])
 def update(
-    campaign_id: str, body: CampaignChange, session: SessionDep, principal: CurrentPrincipal
+    campaign_id: str,
+    body: CampaignChange,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     """Change a campaign's fields; status only where no execution is involved (else 409)."""
     given = body.model_dump(exclude_unset=True)
@@ -176,7 +183,9 @@ def update(
     if body.channel_config is not None:
         changes["channel_config"] = body.channel_config
     changes["details"] = details_of(body)
-    campaign = catalog.update_campaign(session, principal.organization_id, campaign_id, changes)
+    campaign = catalog.update_campaign(
+        session, principal.organization_id, campaign_id, changes, settings.verification_keys
+    )
     return ok(_full(session, campaign))
 
 
@@ -233,7 +242,7 @@ def execute(
     execution = start_execution(
         session,
         campaign_id,
-        secret_key=settings.secret_key,
+        secret_key=settings.verification_keys,
         organization_id=principal.organization_id,
         priority=body.priority,
         target_percentage=body.target_percentage,

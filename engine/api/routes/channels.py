@@ -44,7 +44,7 @@ def create(
     """Store an account; the channel checks the settings (400 ``INVALID_CHANNEL_CONFIG``)."""
     account = service.create_account(
         session,
-        settings.secret_key,
+        settings.verification_keys,
         principal.organization_id,
         body.channel,
         body.config,
@@ -71,7 +71,7 @@ def update(
 ) -> dict[str, Any]:
     """Change settings or rotate a secret."""
     account = service.update_account(
-        session, settings.secret_key, principal.organization_id, account_id, body.config
+        session, settings.verification_keys, principal.organization_id, account_id, body.config
     )
     return ok(ChannelAccountOut.of(account))
 

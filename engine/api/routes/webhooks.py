@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from engine.api.deps import CurrentPrincipal, SessionDep
+from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.presenters import ok
 from engine.api.responses import Envelope, Message, WebhookCreated, WebhookDeliveryOut, WebhookOut
 from engine.api.schemas import WebhookIn
@@ -28,15 +28,22 @@ def _public(subscription: WebhookSubscription) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=Envelope[WebhookCreated])
-def create(body: WebhookIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def create(
+    body: WebhookIn, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+) -> dict[str, Any]:
     """Subscribe a URL to events; the answer shows the signing secret (this once only)."""
-    subscription = service.subscribe(
-        session, principal.organization_id, body.url, body.events, body.secret
+    subscription, secret = service.subscribe(
+        session,
+        principal.organization_id,
+        body.url,
+        body.events,
+        body.secret,
+        secret_key=settings.verification_keys,
     )
     return ok(
         {
             **_public(subscription),
-            "secret": subscription.secret,
+            "secret": secret,
             "availableEvents": list(WEBHOOK_EVENTS),
         }
     )
