@@ -59,22 +59,20 @@ def _keys(needed: bool) -> SecretKeys:
 
 
 def upgrade() -> None:
-    """Apply this revision."""
-    # Plain ALTERs, no batch copy: SQLite (3.35+) adds and drops columns in place, and a table
-    # copy would trip the foreign keys of the rows that reference these tables.
-    op.add_column("campaigns", sa.Column("secrets", sa.Text, nullable=False, server_default=""))
+    """Apply this revision (what is to encrypt is read, and the key checked, before any change)."""
     conn = op.get_bind()
-    if conn.dialect.name == "postgresql":  # SQLite does not enforce a VARCHAR's length
-        op.alter_column("webhook_subscriptions", "secret", type_=sa.Text)
     campaigns = [
         (id_, config)
         for id_, config in conn.execute(sa.select(_campaigns.c.id, _campaigns.c.channel_config))
         if isinstance(config, dict) and SECRET_SETTINGS & config.keys()
     ]
     webhooks = list(conn.execute(sa.select(_webhooks.c.id, _webhooks.c.secret)))
-    if not campaigns and not webhooks:
-        return
-    keys = _keys(needed=True)
+    keys = _keys(needed=True) if campaigns or webhooks else ()
+    # Plain ALTERs, no batch copy: SQLite (3.35+) adds and drops columns in place, and a table
+    # copy would trip the foreign keys of the rows that reference these tables.
+    op.add_column("campaigns", sa.Column("secrets", sa.Text, nullable=False, server_default=""))
+    if conn.dialect.name == "postgresql":  # SQLite does not enforce a VARCHAR's length
+        op.alter_column("webhook_subscriptions", "secret", type_=sa.Text)
     for id_, config in campaigns:
         public = {k: v for k, v in config.items() if k not in SECRET_SETTINGS}
         secret = {k: v for k, v in config.items() if k in SECRET_SETTINGS}
