@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from contacts_query import (
     DEFAULT_URL,
     count_members,
-    ensure_database,
     load,
     scope,
     vacuum_analyze,
 )
+from databases import ensure_database
 
 from engine.audience.audience_spec import parse_audience
 from engine.audience.recipients import freeze_recipients

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import sqlalchemy as sa
+from databases import ensure_database
 
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import BATCH_SIZE, ImportResult, import_contacts
 from engine.audience.lists import get_or_create_list
 from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
-from engine.db import make_engine, migrate, session_scope
+from engine.db import migrate, session_scope
 from engine.logging import configure_logging
 from engine.runtime import Runtime
 
@@ -50,25 +50,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--no-reimport", action="store_true", help="skip the second import")
     return p.parse_args()
-
-
-def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` if it does not exist."""
-    target = sa.engine.make_url(url)
-    if target.get_backend_name() != "postgresql" or not target.database:
-        return
-    admin = make_engine(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        poolclass=sa.pool.NullPool,
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        exists = conn.scalar(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-        )
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
 
 
 def write_csv(path: Path, rows: int) -> None:

@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from databases import ensure_database
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from engine.audience.conditions import compile_condition
@@ -121,23 +122,6 @@ def parse() -> argparse.Namespace:
 
 
 # --- database and data -----------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database of ``url`` if it does not exist."""
-    parsed = make_url(url)
-    admin = make_engine(
-        parsed.set(database="postgres").render_as_string(hide_password=False),
-        poolclass=sa.pool.NullPool,
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        exists = conn.scalar(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
-        )
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
 
 
 def scope(engine: Engine) -> ApiUser:

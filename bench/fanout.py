@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "LOG_LEVEL": "WARNING",
         "LOG_CHANNEL_PATH": str(workdir / "deliveries.jsonl"),
         "RATE_LIMITS": "{}",
+        # The webhook sink listens on loopback: allowed on purpose (the default refuses it).
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     os.environ.update(env)
     settings = Settings()

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 
 from engine.audience.contacts import add_contacts, demo_contacts
 from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
-from engine.config import Settings
+from engine.config import Settings, get_settings
 from engine.db import make_engine, migrate, session_scope
 from engine.execution.runs import start_execution
 from engine.logging import configure_logging
@@ -258,6 +258,11 @@ class Drill:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: The receiver listens on loopback: allowed on purpose (the outbound guard refuses it by default),
+#: for the workers and for this process, which checks the campaign when it executes it.
+RECEIVER_NETWORKS = "127.0.0.0/8"
+
+
 def _env(drill: Drill, database_url: str, broker_url: str, redis_url: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -274,6 +279,7 @@ def _env(drill: Drill, database_url: str, broker_url: str, redis_url: str) -> di
         "HEARTBEAT_STALE_S": "10",
         "QUEUED_STALE_S": "20",
         "RATE_LIMITS": "{}",
+        "OUTBOUND_ALLOWED_NETWORKS": RECEIVER_NETWORKS,
     }
 
 
@@ -419,6 +425,8 @@ def _fault_plan(drill: Drill) -> list[tuple[float, str]]:
 
 def _prepare(drill: Drill, database_url: str, url: str, secret_key: str) -> str:
     """Create the audience and a one-message webhook campaign; execute it."""
+    os.environ["OUTBOUND_ALLOWED_NETWORKS"] = RECEIVER_NETWORKS
+    get_settings.cache_clear()
     engine = make_engine(database_url)
     try:
         with session_scope(engine) as session:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The development default of ``SECRET_KEY``: public, so production must set its own.
 DEV_SECRET_KEY = "dev-only-secret-change-me-in-production-0123456789"
@@ -100,6 +102,27 @@ class Settings(BaseSettings):
     log_channel_path: str = "deliveries.jsonl"
     #: Seconds an outbound HTTP request may take.
     http_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Internal networks (CIDRs, comma-separated or a JSON list) that outbound connections
+    #: (webhooks, providers' ``base_url``, SMTP) may reach on purpose: an SMTP relay on the
+    #: LAN, a sink on loopback for tests and benchmarks. Empty: every loopback, private,
+    #: link-local, CGNAT, multicast and reserved address is refused (docs/security.md).
+    outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Most bytes of a response body read from a provider or a webhook receiver.
+    max_response_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("outbound_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        """Read ``10.0.0.0/8,127.0.0.1`` or ``["10.0.0.0/8"]``; refuse what is not a network."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(value, list):
+            return value
+        networks = [str(v).strip() for v in value if str(v).strip()]
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return networks
 
     @property
     def verification_keys(self) -> tuple[str, ...]:

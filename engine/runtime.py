@@ -14,6 +14,8 @@ from engine.config import Settings, secret_key_problem
 from engine.db import make_engine
 from engine.heartbeats import HeartbeatKeeper
 from engine.logging import get_logger
+from engine.outbound import OutboundPolicy
+from engine.outbound.sync_http import guarded_client
 from engine.ratelimit import Limiter, build_limiter
 
 log = get_logger()
@@ -60,8 +62,10 @@ class Runtime:
 
     @cached_property
     def http(self) -> httpx.Client:
-        """An HTTP client for low-volume calls of this process (lifecycle webhooks)."""
-        return httpx.Client(timeout=self.settings.http_timeout_s, follow_redirects=False)
+        """An HTTP client for low-volume calls of this process (lifecycle webhooks): it connects
+        only where the outbound guard allows and follows no redirect."""
+        policy = OutboundPolicy.from_settings(self.settings)
+        return guarded_client(policy, self.settings.http_timeout_s)
 
     def close(self) -> None:
         """Stop heartbeats; close channels, the event loop and the connection pool."""

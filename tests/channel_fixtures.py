@@ -24,7 +24,7 @@ from engine.config import Settings
 from engine.errors import DeliveryError
 from engine.execution.sending import SendOutcome
 from engine.ratelimit import MemoryLimiter
-from tests.conftest import make_settings
+from tests.conftest import LOOPBACK_POLICY, make_settings
 
 C = TypeVar("C", bound=HttpChannel)
 
@@ -75,7 +75,7 @@ def open_channel(loop: EventLoopThread) -> Iterator[Callable[[type[C], float], C
     opened: list[HttpChannel] = []
 
     def open_channel(cls: type[C], timeout_s: float) -> C:
-        channel = cls(loop, timeout_s=timeout_s, max_connections=8)
+        channel = cls(loop, timeout_s=timeout_s, max_connections=8, policy=LOOPBACK_POLICY)
         opened.append(channel)
         return channel
 

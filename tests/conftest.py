@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from engine.config import Settings
 from engine.db import make_engine, migrate, session_scope
 from engine.logging import configure_logging
+from engine.outbound import OutboundPolicy
+from engine.outbound.policy import parse_networks
 from engine.runtime import Runtime
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -30,6 +32,14 @@ PG_ADMIN_URL = os.environ.get(
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 16}")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+#: Tests reach their servers (webhook sinks, aiosmtpd, provider fakes) on loopback on purpose;
+#: the outbound guard refuses loopback unless allowed. Set for this process and the servers and
+#: CLIs it starts; tests proving the default refuses pass settings of their own.
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+os.environ["OUTBOUND_ALLOWED_NETWORKS"] = ",".join(LOOPBACK_NETWORKS)
+#: The outbound policy of channels a test builds itself.
+LOOPBACK_POLICY = OutboundPolicy(parse_networks(LOOPBACK_NETWORKS))
 
 
 # Info and up, as in production: per-delivery debug lines would slow every test.
@@ -160,6 +170,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "rate_limits": {},
         "send_backoff_initial_s": 0.01,
         "send_backoff_max_s": 0.1,
+        "outbound_allowed_networks": LOOPBACK_NETWORKS,
     }
     values.update(overrides)
     return Settings(**values)

@@ -69,6 +69,8 @@ class Received:
     peer: Any
     tls: bool
     login: bytes | None
+    #: The DATA bytes as received (CRLF line ends): headers exactly as they were folded.
+    raw: bytes = b""
 
 
 class _Handler:
@@ -105,6 +107,7 @@ class _Handler:
             session.peer,
             session.ssl is not None,
             session.auth_data,
+            envelope.original_content or envelope.content,
         )
         with self.sink.lock:
             self.sink.received.append(received)

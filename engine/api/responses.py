@@ -14,16 +14,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from engine.audience.contact_import import ImportResult
+from engine.campaigns.catalog import CampaignFigures
 from engine.execution.progress import ErrorCount, Progress
+from engine.integrations.channel_accounts import SECRET_SETTINGS
+from engine.integrations.events import StatusReport
 from engine.integrations.webhooks import LoggedDelivery
-from engine.models import ChannelAccount, WebhookDeliveryStatus
+from engine.models import (
+    WEBHOOK_EVENTS,
+    Campaign,
+    ChannelAccount,
+    Contact,
+    ContactList,
+    EngagementEvent,
+    Execution,
+    Segment,
+    Suppression,
+    Touchpoint,
+    WebhookDeliveryStatus,
+    WebhookSubscription,
+)
 from engine.models.base import iso
 from engine.services.auth import Tokens
 
 T = TypeVar("T")
+
+#: Channel settings never shown back (they are credentials).
+SECRET_KEYS = SECRET_SETTINGS | {"apiKey"}
 
 
 #: A time as the API writes it: ISO 8601 in UTC with a ``Z``.
@@ -41,6 +61,11 @@ class Envelope(BaseModel, Generic[T]):
 
     success: Literal[True] = True
     data: T
+
+
+def ok(data: Any) -> dict[str, Any]:
+    """The success envelope around ``data`` (a declared answer model, or a list of them)."""
+    return {"success": True, "data": data}
 
 
 class Message(BaseModel):
@@ -166,13 +191,6 @@ class ChannelAccountList(BaseModel):
     channels: list[ChannelAccountOut]
 
 
-# --- answers built from dictionaries by the route modules' presenters ------------------------
-# (validated against these models, by their camelCase names, as FastAPI sends them)
-
-#: An ISO 8601 time with a ``Z``, as the presenters write it.
-IsoTime = str | None
-
-
 class Pagination(BaseModel):
     """The campaigns API's ``pagination``."""
 
@@ -180,6 +198,11 @@ class Pagination(BaseModel):
     limit: int
     total: int
     pages: int
+
+    @classmethod
+    def of(cls, page: int, limit: int, total: int) -> Pagination:
+        """Page ``page`` of ``limit`` items out of ``total``."""
+        return cls(page=page, limit=limit, total=total, pages=-(-total // limit))
 
 
 class TouchpointOut(WireModel):
@@ -192,7 +215,21 @@ class TouchpointOut(WireModel):
     position: int
     delay: float
     message: str | dict[str, Any] | None
-    created_at: IsoTime
+    created_at: Time
+
+    @classmethod
+    def of(cls, touchpoint: Touchpoint) -> TouchpointOut:
+        """From the stored touchpoint."""
+        return cls(
+            id=touchpoint.id,
+            campaign_id=touchpoint.campaign_id,
+            name=touchpoint.name,
+            type=touchpoint.type,
+            position=touchpoint.position,
+            delay=touchpoint.delay_s,
+            message=touchpoint.message,
+            created_at=touchpoint.created_at,
+        )
 
 
 class CampaignCreated(BaseModel):
@@ -202,6 +239,21 @@ class CampaignCreated(BaseModel):
     name: str
     status: str
     message: str
+
+    @classmethod
+    def of(cls, campaign: Campaign, message: str) -> CampaignCreated:
+        """The new campaign, with a confirmation."""
+        return cls(id=campaign.id, name=campaign.name, status=campaign.status, message=message)
+
+
+class CampaignTotals(WireModel):
+    """A campaign's delivery counters over its executions (test mode left out)."""
+
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    messages_sent: int
+    conversions_achieved: int
 
 
 class CampaignOut(WireModel):
@@ -217,16 +269,67 @@ class CampaignOut(WireModel):
     channel: str | None
     channel_config: dict[str, Any]
     target_audience: dict[str, Any]
-    statistics: dict[str, int]
+    statistics: CampaignTotals
     created_by: str | None
-    created_at: IsoTime
-    updated_at: IsoTime
+    created_at: Time
+    updated_at: Time
+
+    @classmethod
+    def fields_of(
+        cls, campaign: Campaign, figures: CampaignFigures | None, audience: int
+    ) -> dict[str, Any]:
+        """The fields of :meth:`of` (credentials of ``channelConfig`` left out)."""
+        details = dict(campaign.details or {})
+        figures = figures or CampaignFigures()
+        target = {**(details.pop("targetAudience", None) or {}), "totalCount": audience}
+        return {
+            "id": campaign.id,
+            "name": campaign.name,
+            "description": campaign.description,
+            "type": campaign.type,
+            "status": campaign.status,
+            "channel": campaign.channel or None,
+            "channelConfig": {
+                k: v for k, v in campaign.channel_config.items() if k not in SECRET_KEYS
+            },
+            "targetAudience": target,
+            **details,
+            "statistics": CampaignTotals(
+                total_tasks=figures.total,
+                completed_tasks=figures.successful,
+                failed_tasks=figures.failed,
+                messages_sent=figures.successful,
+                conversions_achieved=0,
+            ),
+            "createdBy": campaign.created_by,
+            "createdAt": campaign.created_at,
+            "updatedAt": campaign.updated_at,
+        }
+
+    @classmethod
+    def of(cls, campaign: Campaign, figures: CampaignFigures | None, audience: int) -> CampaignOut:
+        """From the stored campaign, its delivery figures and its audience's size."""
+        return cls(**cls.fields_of(campaign, figures, audience))
 
 
 class CampaignDetail(CampaignOut):
     """One campaign, with its touchpoints in order."""
 
     touchpoints: list[TouchpointOut]
+
+    @classmethod
+    def with_touchpoints(
+        cls,
+        campaign: Campaign,
+        figures: CampaignFigures | None,
+        audience: int,
+        touchpoints: list[Touchpoint],
+    ) -> CampaignDetail:
+        """The campaign and its touchpoints."""
+        return cls(
+            **cls.fields_of(campaign, figures, audience),
+            touchpoints=[TouchpointOut.of(tp) for tp in touchpoints],
+        )
 
 
 class CampaignPage(BaseModel):
@@ -241,9 +344,20 @@ class ExecutionStarted(WireModel):
 
     execution_id: str
     status: Literal["started", "scheduled"]
-    scheduled_at: IsoTime
-    estimated_completion: IsoTime
+    scheduled_at: Time
+    estimated_completion: Time
     message: str
+
+    @classmethod
+    def of(cls, execution: Execution, later: bool, estimate: datetime | None) -> ExecutionStarted:
+        """The execution, scheduled for ``later`` or started now, and when it should end."""
+        return cls(
+            execution_id=execution.id,
+            status="scheduled" if later else "started",
+            scheduled_at=execution.scheduled_at,
+            estimated_completion=estimate,
+            message="Campaign execution scheduled" if later else "Campaign execution started",
+        )
 
 
 class RetryStarted(WireModel):
@@ -251,33 +365,42 @@ class RetryStarted(WireModel):
 
     execution_id: str
     retry_of: str | None
-    status: Literal["started"]
-    scheduled_at: IsoTime
-    message: str
+    status: Literal["started"] = "started"
+    scheduled_at: Time
+    message: str = "Retry started for the contacts not reached"
+
+    @classmethod
+    def of(cls, execution: Execution) -> RetryStarted:
+        """The retry's execution."""
+        return cls(
+            execution_id=execution.id,
+            retry_of=execution.retry_of,
+            scheduled_at=execution.scheduled_at,
+        )
 
 
 class Paused(WireModel):
     """``POST /campaigns/{id}/pause``."""
 
-    status: Literal["paused"]
-    message: str
-    paused_at: IsoTime
+    status: Literal["paused"] = "paused"
+    message: str = "Campaign paused successfully"
+    paused_at: Time
 
 
 class Resumed(WireModel):
     """``POST /campaigns/{id}/resume``."""
 
-    status: Literal["active"]
-    message: str
-    resumed_at: IsoTime
+    status: Literal["active"] = "active"
+    message: str = "Campaign resumed successfully"
+    resumed_at: Time
 
 
 class Cancelled(WireModel):
     """``POST /campaigns/{id}/cancel``."""
 
-    status: Literal["cancelled"]
-    message: str
-    cancelled_at: IsoTime
+    status: Literal["cancelled"] = "cancelled"
+    message: str = "Campaign cancelled successfully"
+    cancelled_at: Time
 
 
 class Validation(BaseModel):
@@ -298,9 +421,27 @@ class ContactOut(WireModel):
     fields: dict[str, Any]
     tags: list[str]
     subscribed: bool
-    unsubscribed_at: IsoTime
-    created_at: IsoTime
-    updated_at: IsoTime
+    unsubscribed_at: Time
+    created_at: Time
+    updated_at: Time
+
+    @classmethod
+    def of(cls, contact: Contact, tags: list[str]) -> ContactOut:
+        """From the stored contact and its tags' names."""
+        assert contact.id is not None  # read from the store
+        return cls(
+            id=contact.id,
+            list_id=contact.list_id,
+            email=contact.email,
+            phone=contact.phone,
+            name=contact.name,
+            fields=contact.fields or {},
+            tags=tags,
+            subscribed=contact.unsubscribed_at is None,
+            unsubscribed_at=contact.unsubscribed_at,
+            created_at=contact.created_at,
+            updated_at=contact.updated_at or contact.created_at,
+        )
 
 
 class ContactPage(BaseModel):
@@ -316,13 +457,24 @@ class ListOut(WireModel):
     id: int
     name: str
     member_count: int
-    created_at: IsoTime
+    created_at: Time
+
+    @classmethod
+    def of(cls, contact_list: ContactList, members: int) -> ListOut:
+        """From the stored list and its size."""
+        assert contact_list.id is not None  # read from the store
+        return cls(
+            id=contact_list.id,
+            name=contact_list.name,
+            member_count=members,
+            created_at=contact_list.created_at,
+        )
 
 
 class ListDeleted(WireModel):
     """A deleted list and how many of its contacts went with it."""
 
-    message: str
+    message: str = "List deleted successfully"
     deleted_contacts: int
 
 
@@ -333,14 +485,31 @@ class SegmentOut(WireModel):
     name: str
     description: str
     condition: dict[str, Any]
-    created_at: IsoTime
-    updated_at: IsoTime
+    created_at: Time
+    updated_at: Time
+
+    @classmethod
+    def of(cls, segment: Segment) -> SegmentOut:
+        """From the stored segment."""
+        return cls(
+            id=segment.id,
+            name=segment.name,
+            description=segment.description,
+            condition=segment.condition,
+            created_at=segment.created_at,
+            updated_at=segment.updated_at,
+        )
 
 
 class SegmentSized(SegmentOut):
     """A segment and how many contacts match it now."""
 
     size: int
+
+    @classmethod
+    def sized(cls, segment: Segment, size: int) -> SegmentSized:
+        """The segment and its size now."""
+        return cls(**SegmentOut.of(segment).model_dump(), size=size)
 
 
 class SegmentPage(BaseModel):
@@ -369,18 +538,62 @@ class ImportResultOut(WireModel):
     errors: list[RowErrorOut]
     rows: int
 
+    @classmethod
+    def of(cls, result: ImportResult) -> ImportResultOut:
+        """From the import's result."""
+        return cls(
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            error_count=result.error_count,
+            errors=[
+                RowErrorOut(line=e.line, email=e.email, code=e.code, message=e.message)
+                for e in result.errors
+            ],
+            rows=result.rows,
+        )
+
 
 class ConversionOut(WireModel):
     """A recorded conversion, attributed to an execution when the contact was messaged."""
 
     id: int
-    type: Literal["conversion"]
+    type: Literal["conversion"] = "conversion"
     contact_id: int
     campaign_id: str
     execution_id: str | None
     attributed: bool
     value: float | None
-    occurred_at: IsoTime
+    occurred_at: Time
+
+    @classmethod
+    def of(cls, event: EngagementEvent) -> ConversionOut:
+        """From the stored conversion event."""
+        assert event.id is not None and event.contact_id is not None  # read from the store
+        return cls(
+            id=event.id,
+            contact_id=event.contact_id,
+            campaign_id=event.campaign_id,
+            execution_id=event.execution_id,
+            attributed=event.execution_id is not None,
+            value=event.value,
+            occurred_at=event.occurred_at,
+        )
+
+
+class StatusReportOut(BaseModel):
+    """What became of a provider callback's statuses (``/api/v1/providers/…``)."""
+
+    recorded: int
+    duplicates: int
+    ignored: int
+    unmatched: int = Field(description="for messages the engine does not know")
+    pending: int = Field(description="for messages not recorded yet: the answer is then 503")
+
+    @classmethod
+    def of(cls, report: StatusReport) -> StatusReportOut:
+        """From the callback's report."""
+        return cls.model_validate(report, from_attributes=True)
 
 
 class SuppressionOut(WireModel):
@@ -388,7 +601,16 @@ class SuppressionOut(WireModel):
 
     address: str
     reason: str
-    created_at: IsoTime
+    created_at: Time
+
+    @classmethod
+    def of(cls, suppression: Suppression) -> SuppressionOut:
+        """From the stored suppression."""
+        return cls(
+            address=suppression.address,
+            reason=suppression.reason,
+            created_at=suppression.created_at,
+        )
 
 
 class SuppressionPage(BaseModel):
@@ -405,7 +627,18 @@ class WebhookOut(WireModel):
     url: str
     events: list[str]
     active: bool
-    created_at: IsoTime
+    created_at: Time
+
+    @classmethod
+    def of(cls, subscription: WebhookSubscription) -> WebhookOut:
+        """From the stored subscription (without its secret)."""
+        return cls(
+            id=subscription.id,
+            url=subscription.url,
+            events=subscription.events,
+            active=subscription.active,
+            created_at=subscription.created_at,
+        )
 
 
 class WebhookDeliveryOut(WireModel):
@@ -446,4 +679,9 @@ class WebhookCreated(WebhookOut):
     """A new subscription: its signing secret (shown this once) and the events there are."""
 
     secret: str
-    available_events: list[str]
+    available_events: list[str] = list(WEBHOOK_EVENTS)
+
+    @classmethod
+    def created(cls, subscription: WebhookSubscription, secret: str) -> WebhookCreated:
+        """The new subscription and its signing secret."""
+        return cls(**WebhookOut.of(subscription).model_dump(), secret=secret)

@@ -288,7 +288,12 @@ class WebhookIn(ApiModel):
     url: str = Field(
         min_length=1,
         max_length=2000,
-        description="an http(s) URL",
+        description=(
+            "an http(s) URL on a public address: a host that is or resolves to a loopback, "
+            "private, link-local, CGNAT, multicast or reserved address is refused (400 "
+            "OUTBOUND_TARGET_REFUSED) unless the operator allows its network "
+            "(OUTBOUND_ALLOWED_NETWORKS); redirects are not followed"
+        ),
         json_schema_extra={"pattern": r"^https?://[^\s/?#\[\]@]+([/?#]\S*)?$"},
     )
     events: list[Annotated[str, Field(json_schema_extra={"enum": list(WEBHOOK_EVENTS)})]] = Field(

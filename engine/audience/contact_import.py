@@ -256,8 +256,8 @@ def _parse(columns: _Columns, cells: list[str]) -> ContactRow:
         )
     if any("\x00" in c for c in cells):
         raise _BadRow("INVALID_VALUE", "a cell contains a NUL character")
-    email = _email(columns.cell(cells, "email"))
-    phone = _phone(columns.cell(cells, "phone"))
+    email = _normalised(columns.cell(cells, "email"), normalise_email)
+    phone = _normalised(columns.cell(cells, "phone"), normalise_phone)
     if email is None and phone is None:
         raise _BadRow("MISSING_EMAIL_AND_PHONE", "a row needs an email or a phone")
     return ContactRow(
@@ -269,22 +269,13 @@ def _parse(columns: _Columns, cells: list[str]) -> ContactRow:
     )
 
 
-def _email(value: str) -> str | None:
-    """The normalised, lower-cased email (as every contact writer stores it), or None."""
+def _normalised(value: str, normalise: Callable[[str], str]) -> str | None:
+    """The cell as every contact writer stores it (email lower-cased, phone without
+    separators), or None when empty; a refused value makes the row bad."""
     if not value:
         return None
     try:
-        return normalise_email(value)
-    except ValidationFailed as exc:
-        raise _BadRow(exc.code, exc.message) from exc
-
-
-def _phone(value: str) -> str | None:
-    """The phone without separators (as every contact writer stores it), or None."""
-    if not value:
-        return None
-    try:
-        return normalise_phone(value)
+        return normalise(value)
     except ValidationFailed as exc:
         raise _BadRow(exc.code, exc.message) from exc
 

@@ -5,13 +5,14 @@ own, the campaign sends ``content`` over the bot's channel (and channel account)
 and an execution is scheduled at ``scheduled_date``. The action's status is read through from
 that execution. Triggers are in :mod:`engine.bots.triggers`.
 
-Why this module is long (about 450 lines): it is the one service of the bot campaigns API's
+Why this module is long (about 440 lines): it is the one service of the bot campaigns API's
 campaign module (``engine/api/routes/builder.py`` calls it as ``service``, and
 :mod:`engine.bots.triggers` builds on it), in three short sections read together: bots (about
-75 lines), actions (about 175) and an action's log file (about 110). An action's status, its
-log file and its document are all read through from the one execution it started; apart, the
-sections would import each other's helpers (``refresh_status``, ``_aware``, the bot lookups)
-for no module that stands alone.
+75 lines), actions (about 175) and an action's log file and counts (about 100). An action's
+status, its log file and its counts are all read through from the one execution it started;
+apart, the sections would import each other's helpers (``refresh_status``, the bot lookups)
+for no module that stands alone. The answers' wire shapes are the API's
+(``engine/api/bot_campaigns.py``); the log file's CSV is a file format and stays here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,7 +55,7 @@ from engine.models import (
     ExecutionStatus,
     Organization,
 )
-from engine.models.base import from_iso, iso, utcnow
+from engine.models.base import as_utc, from_iso, iso, utcnow
 from engine.secrets import SecretKeys
 from engine.templating import check_template
 
@@ -338,29 +339,47 @@ def cancel_action(session: Session, bot: Bot, action_id: str) -> CampaignAction:
 # --- log file --------------------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def log_rows(session: Session, action: CampaignAction) -> list[dict[str, Any]]:
-    """One row per recipient: ``recipient, status, error_code, time, detail``.
+@dataclass(frozen=True)
+class LogRow:
+    """One recipient of an action and what became of it (a line of its log file).
 
     ``status`` is ``sent``, ``failed`` or ``skipped`` (from the delivery), ``pending`` (not
-    delivered yet), ``not_sent`` (the action ended without it) or ``invalid`` (a bad row).
+    delivered yet), ``not_sent`` (the action ended without it) or ``invalid`` (a bad row);
+    ``time`` is the delivery's (an invalid row's: the action's creation), ``None`` before one.
     """
+
+    recipient: str
+    status: str
+    error_code: str = ""
+    time: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ActionCounts:
+    """How many recipients an action has, and how many were sent, failed, invalid."""
+
+    total: int
+    sent: int
+    failed: int
+    invalid: int
+
+
+def log_rows(session: Session, action: CampaignAction) -> list[LogRow]:
+    """One row per recipient: the delivered or pending ones, then the invalid rows."""
     ended = action.status in (ActionStatus.concluded, ActionStatus.error)
     rows = [
         _log_row(contact, delivery, ended) for contact, delivery in _deliveries(session, action)
     ]
-    created = iso(_aware(action.creation_date))
+    created = as_utc(action.creation_date)
     rows += [
-        {
-            "recipient": bad["recipient"],
-            "status": "invalid",
-            "error_code": bad["code"],
-            "time": created,
-            "detail": f"row {bad['row']}: {bad['message']}",
-        }
+        LogRow(
+            recipient=bad["recipient"],
+            status="invalid",
+            error_code=bad["code"],
+            time=created,
+            detail=f"row {bad['row']}: {bad['message']}",
+        )
         for bad in action.invalid_rows
     ]
     return rows
@@ -380,70 +399,39 @@ def _deliveries(session: Session, action: CampaignAction) -> list[tuple[Contact,
     return [(contact, delivery) for contact, delivery in session.exec(query)]
 
 
-def _log_row(contact: Contact, delivery: Delivery | None, ended: bool) -> dict[str, Any]:
+def _log_row(contact: Contact, delivery: Delivery | None, ended: bool) -> LogRow:
     recipient = recipient_of(contact.email, contact.phone, contact.fields or {})
     if delivery is None:
-        status = "not_sent" if ended else "pending"
-        return {
-            "recipient": recipient,
-            "status": status,
-            "error_code": "",
-            "time": "",
-            "detail": "",
-        }
-    return {
-        "recipient": recipient,
-        "status": delivery.status,
-        "error_code": delivery.error_code or "",
-        "time": iso(_aware(delivery.created_at)),
-        "detail": "",
-    }
+        return LogRow(recipient=recipient, status="not_sent" if ended else "pending")
+    return LogRow(
+        recipient=recipient,
+        status=delivery.status,
+        error_code=delivery.error_code or "",
+        time=as_utc(delivery.created_at),
+    )
 
 
 def log_csv(session: Session, action: CampaignAction) -> str:
     """The action's log file as CSV text (header ``recipient,status,error_code,time,detail``)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(log_rows(session, action))
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LOG_COLUMNS)
+    writer.writerows(
+        (row.recipient, row.status, row.error_code, iso(row.time) or "", row.detail)
+        for row in log_rows(session, action)
+    )
     return buffer.getvalue()
 
 
-def counts(session: Session, action: CampaignAction) -> dict[str, int]:
+def counts(session: Session, action: CampaignAction) -> ActionCounts:
     """How many recipients the action has, and how many were sent, failed, invalid."""
     execution = session.get(Execution, action.execution_id) if action.execution_id else None
     invalid = len(action.invalid_rows)
     if execution is None:
-        return {"total": invalid, "sent": 0, "failed": 0, "invalid": invalid}
-    return {
-        "total": execution.total + invalid,
-        "sent": execution.successful,
-        "failed": execution.failed + execution.skipped,
-        "invalid": invalid,
-    }
-
-
-def action_document(
-    session: Session, action: CampaignAction, organization: str, bot: Bot, log_url: str
-) -> dict[str, Any]:
-    """The action in the bot campaigns API's shape (plus ``error``, ``counts`` and the engine's
-    ids)."""
-    return {
-        "_id": action.id,
-        "organization": organization,
-        "scheduled_date": iso(_aware(action.scheduled_date)),
-        "campaign_name": action.campaign_name,
-        "status": action.status,
-        "bot_name": bot.name,
-        "creation_date": iso(_aware(action.creation_date)),
-        "description": action.description,
-        "name": action.name,
-        "file": action.file,
-        "content": action.content,
-        "sheet_values": action.sheet_values,
-        "log_file": log_url,
-        "error": action.error,
-        "counts": counts(session, action),
-        "campaign_id": action.campaign_id,
-        "execution_id": action.execution_id,
-    }
+        return ActionCounts(total=invalid, sent=0, failed=0, invalid=invalid)
+    return ActionCounts(
+        total=execution.total + invalid,
+        sent=execution.successful,
+        failed=execution.failed + execution.skipped,
+        invalid=invalid,
+    )

@@ -19,12 +19,14 @@ the action it created.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
 
 from engine.bots.actions import (
     ActionInput,
+    LogRow,
     create_action,
     get_bot,
     log_rows,
@@ -34,7 +36,6 @@ from engine.bots.sheets import ADDRESS_COLUMNS, rows_to_sheet
 from engine.db import get_owned
 from engine.errors import ValidationFailed
 from engine.models import Bot, CampaignAction, Trigger
-from engine.models.base import iso
 from engine.secrets import SecretKeys
 
 #: Keys of the ``json`` object that steer the trigger (the rest are template parameters).
@@ -142,18 +143,21 @@ def get_trigger(session: Session, organization_id: str, trigger_id: int) -> Trig
     )
 
 
-def trigger_report(session: Session, trigger: Trigger) -> dict[str, Any]:
-    """What happened: ``id``, ``status`` (the bot campaigns API's), ``error``, ``deliveries`` and
-    ``json``."""
+@dataclass(frozen=True)
+class TriggerReport:
+    """What became of a trigger: the stored trigger, the action it created (status refreshed),
+    the bot that sends and one log row per recipient."""
+
+    trigger: Trigger
+    action: CampaignAction
+    bot: Bot
+    deliveries: list[LogRow]
+
+
+def trigger_report(session: Session, trigger: Trigger) -> TriggerReport:
+    """What happened: the action's status (the bot campaigns API's), its error and deliveries."""
     action = refresh_status(session, session.get_one(CampaignAction, trigger.action_id))
     bot = session.get_one(Bot, trigger.bot_id)
-    return {
-        "id": trigger.id,
-        "status": action.status,
-        "error": action.error,
-        "bot_name": bot.name,
-        "action_id": action.id,
-        "created_at": iso(trigger.created_at),
-        "json": trigger.payload,
-        "deliveries": log_rows(session, action),
-    }
+    return TriggerReport(
+        trigger=trigger, action=action, bot=bot, deliveries=log_rows(session, action)
+    )

@@ -14,6 +14,7 @@ from engine.errors import NotFound, ValidationFailed
 from engine.integrations.channel_accounts import check_campaign_channel, store_campaign_config
 from engine.integrations.webhooks import emit_campaign
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
+from engine.outbound import OutboundPolicy
 from engine.secrets import SecretKeys
 from engine.templating import check_template
 
@@ -70,12 +71,14 @@ def create_campaign(
     details: dict[str, Any] | None = None,
     created_by: str | None = None,
     secret_key: SecretKeys | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Create a draft campaign with its ordered touchpoints.
 
     A draft may have no channel yet (``None``); it needs one before it can execute.
     ``secret_key`` (``Settings.verification_keys``) encrypts the credentials ``channel_config``
-    holds; a config with credentials needs it.
+    holds; a config with credentials needs it. ``outbound`` says which internal networks its
+    ``channel_config`` may name (default: this process's ``OUTBOUND_ALLOWED_NETWORKS``).
 
     Raises:
         ValidationFailed: unknown channel or type, bad channel config, touchpoint or template.
@@ -88,7 +91,7 @@ def create_campaign(
     check_type(type)
     config = dict(channel_config or {})
     if channel:
-        check_campaign_channel(session, organization_id, channel, config)
+        check_campaign_channel(session, organization_id, channel, config, policy=outbound)
     for spec in touchpoints:
         check_touchpoint(spec)
     details = checked_details(details)

@@ -33,6 +33,7 @@ from engine.models import (
     Touchpoint,
 )
 from engine.models.base import utcnow
+from engine.outbound import OutboundPolicy
 from engine.secrets import SecretKeys
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
@@ -112,6 +113,32 @@ def list_campaigns(
     return Page(list(items), total, page, limit)
 
 
+@dataclass(frozen=True)
+class CampaignFigures:
+    """A campaign's delivery counters summed over its executions (test mode left out)."""
+
+    total: int = 0
+    successful: int = 0
+    failed: int = 0
+
+
+def campaign_figures(session: Session, campaign_ids: list[str]) -> dict[str, CampaignFigures]:
+    """Each campaign's :class:`CampaignFigures`, in one query (campaigns never run are absent)."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(
+        sa.select(
+            col(Execution.campaign_id),
+            sa.func.sum(col(Execution.total)),
+            sa.func.sum(col(Execution.successful)),
+            sa.func.sum(col(Execution.failed)),
+        )
+        .where(col(Execution.campaign_id).in_(campaign_ids), col(Execution.test_mode).is_(False))
+        .group_by(col(Execution.campaign_id))
+    ).all()
+    return {cid: CampaignFigures(int(t or 0), int(s or 0), int(f or 0)) for cid, t, s, f in rows}
+
+
 def latest_execution(session: Session, campaign_id: str) -> Execution:
     """Return the campaign's newest execution.
 
@@ -134,12 +161,15 @@ def update_campaign(
     campaign_id: str,
     changes: dict[str, Any],
     secret_key: SecretKeys | None = None,
+    *,
+    outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Apply ``changes`` (name, description, type, channel, channel_config, status, details).
 
     ``secret_key`` (``Settings.verification_keys``) encrypts credentials in a new
     ``channel_config``; one without credentials keeps the stored ones while the channel and
-    endpoint stay (what GET shows can be PUT back).
+    endpoint stay (what GET shows can be PUT back). ``outbound`` is as for
+    :func:`~engine.campaigns.campaign.create_campaign`.
 
     A ``status`` equal to the campaign's is accepted and changes nothing; any other is refused:
     statuses change through execute, pause, resume and cancel. The channel, its configuration
@@ -177,7 +207,7 @@ def update_campaign(
         config = dict(changes.get("channel_config", campaign.channel_config) or {})
         if secret_key is not None:
             config = {**kept_campaign_secrets(secret_key, campaign, channel, config), **config}
-        check_campaign_channel(session, organization_id, channel, config)
+        check_campaign_channel(session, organization_id, channel, config, policy=outbound)
         campaign.channel = channel
         store_campaign_config(campaign, config, secret_key)
     if changes.get("details"):

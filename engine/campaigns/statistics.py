@@ -15,6 +15,7 @@ contact never got one of its messages), are left out. See docs/engagement.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -48,13 +49,95 @@ PERIODS = {
 METRICS = ("overview", "performance", "timeline", "segments", "variations")
 
 
+@dataclass(frozen=True)
+class Overview:
+    """Totals: messages sent and failed, receipts, engaged contacts and revenue."""
+
+    messages_sent: int
+    failed: int
+    delivered: int
+    read: int
+    clicked: int
+    converted: int
+    revenue: float
+    undelivered: int
+    unsubscribed: int
+    contacts_reached: int
+
+
+@dataclass(frozen=True)
+class Performance:
+    """The rates of the module docstring, in percent with one decimal."""
+
+    send_success_rate: float
+    delivery_rate: float
+    read_rate: float
+    click_rate: float
+    conversion_rate: float
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the timeline (``date`` is ``YYYY-MM-DD`` in UTC)."""
+
+    date: str
+    sent: int = 0
+    failed: int = 0
+    delivered: int = 0
+    conversions: int = 0
+
+
+@dataclass(frozen=True)
+class SegmentPerformance:
+    """Sends to a segment's contacts and the share of those sent to who converted."""
+
+    sent: int
+    failed: int
+    send_success_rate: float
+    converted: int
+    conversion_rate: float
+
+
+@dataclass(frozen=True)
+class SegmentStatistics:
+    """One targeted segment's figures."""
+
+    segment_id: str
+    name: str
+    performance: SegmentPerformance
+
+
+@dataclass(frozen=True)
+class VariationStatistics:
+    """One A/B variation of a touchpoint: its sends, share and conversions."""
+
+    touchpoint_id: str
+    variation_id: str
+    sent: int
+    failed: int
+    share: float
+    conversions: int
+    conversion_rate: float
+
+
+@dataclass(frozen=True)
+class CampaignStatistics:
+    """The sections asked for; a section not asked for is ``None``."""
+
+    overview: Overview | None = None
+    performance: Performance | None = None
+    timeline: list[Day] | None = None
+    segments: list[SegmentStatistics] | None = None
+    variations: list[VariationStatistics] | None = None
+
+
 def _rate(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
 def campaign_statistics(
     session: Session, campaign_id: str, period: str = "all", metrics: str | None = None
-) -> dict[str, Any]:
+) -> CampaignStatistics:
     """Return overview, performance rates, a daily timeline, segments and variations.
 
     Test-mode executions are left out. Engagement (delivered, read, clicked, converted) counts
@@ -84,15 +167,18 @@ def campaign_statistics(
     if since is not None:
         where.append(col(Delivery.created_at) >= utcnow() - since)
         events.append(col(EngagementEvent.occurred_at) >= utcnow() - since)
-    overview, performance = _overview(session, where, events)
-    sections: dict[str, Any] = {
-        "overview": overview,
-        "performance": performance,
-        "timeline": _timeline(session, where, events),
-        "segments": _segments(session, campaign_id, where, events) if "segments" in wanted else [],
-        "variations": _variations(session, where, events) if "variations" in wanted else [],
-    }
-    return {name: sections[name] for name in wanted}
+    overview, performance = (
+        _overview(session, where, events)
+        if {"overview", "performance"} & set(wanted)
+        else (None, None)
+    )
+    return CampaignStatistics(
+        overview=overview if "overview" in wanted else None,
+        performance=performance if "performance" in wanted else None,
+        timeline=_timeline(session, where, events) if "timeline" in wanted else None,
+        segments=_segments(session, campaign_id, where, events) if "segments" in wanted else None,
+        variations=_variations(session, where, events) if "variations" in wanted else None,
+    )
 
 
 def _sends(session: Session, where: list[Any]) -> tuple[int, int, int]:
@@ -165,7 +251,7 @@ def _engagement(session: Session, events: list[Any]) -> dict[str, tuple[int, int
 
 def _overview(
     session: Session, where: list[Any], events: list[Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[Overview, Performance]:
     """The campaigns API's ``overview`` and ``performance`` (the rates of the module docstring)."""
     sent, failed, reached = _sends(session, where)
     delivered, delivered_contacts = _receipts(session, events)
@@ -174,32 +260,31 @@ def _overview(
     read = found.get(EngagementType.read, none)[0]
     clicked = found.get(EngagementType.clicked, none)[1]
     converted = found.get(EngagementType.converted, none)
-    revenue = round(converted[2], 2)
-    overview = {
-        "messagesSent": sent,
-        "failed": failed,
-        "delivered": delivered,
-        "read": read,
-        "clicked": clicked,
-        "converted": converted[1],
-        "revenue": int(revenue) if revenue.is_integer() else revenue,
-        "undelivered": found.get(EngagementType.failed, none)[0],
-        "unsubscribed": found.get(EngagementType.unsubscribed, none)[1],
-        "contactsReached": reached,
-    }
-    performance = {
-        "sendSuccessRate": _rate(sent, sent + failed),
-        "deliveryRate": _rate(delivered, sent),
-        "readRate": _rate(read, delivered),
-        "clickRate": _rate(clicked, delivered_contacts if delivered else reached),
-        "conversionRate": _rate(converted[1], reached),
-    }
+    overview = Overview(
+        messages_sent=sent,
+        failed=failed,
+        delivered=delivered,
+        read=read,
+        clicked=clicked,
+        converted=converted[1],
+        revenue=round(converted[2], 2),
+        undelivered=found.get(EngagementType.failed, none)[0],
+        unsubscribed=found.get(EngagementType.unsubscribed, none)[1],
+        contacts_reached=reached,
+    )
+    performance = Performance(
+        send_success_rate=_rate(sent, sent + failed),
+        delivery_rate=_rate(delivered, sent),
+        read_rate=_rate(read, delivered),
+        click_rate=_rate(clicked, delivered_contacts if delivered else reached),
+        conversion_rate=_rate(converted[1], reached),
+    )
     return overview, performance
 
 
 def _segments(
     session: Session, campaign_id: str, where: list[Any], events: list[Any]
-) -> list[dict[str, Any]]:
+) -> list[SegmentStatistics]:
     """Deliveries to the contacts of each segment the campaign targets (campaigns API ``segments``),
     and the share of the segment's contacts sent to who converted.
 
@@ -231,23 +316,18 @@ def _segments(
                 col(EngagementEvent.contact_id).in_(in_segment),
             )
         )
-        result.append(
-            {
-                "segmentId": segment.id,
-                "name": segment.name,
-                "performance": {
-                    "sent": sent,
-                    "failed": failed,
-                    "sendSuccessRate": _rate(sent, sent + failed),
-                    "converted": int(converted or 0),
-                    "conversionRate": _rate(int(converted or 0), reached),
-                },
-            }
+        performance = SegmentPerformance(
+            sent=sent,
+            failed=failed,
+            send_success_rate=_rate(sent, sent + failed),
+            converted=int(converted or 0),
+            conversion_rate=_rate(int(converted or 0), reached),
         )
+        result.append(SegmentStatistics(segment.id, segment.name, performance))
     return result
 
 
-def _variations(session: Session, where: list[Any], events: list[Any]) -> list[dict[str, Any]]:
+def _variations(session: Session, where: list[Any], events: list[Any]) -> list[VariationStatistics]:
     """Sends per A/B variation of each touchpoint that has variations, and their conversions:
     messages sent whose contact converted afterwards in the same execution."""
     converted = (
@@ -282,15 +362,15 @@ def _variations(session: Session, where: list[Any], events: list[Any]) -> list[d
     for (touchpoint_id, _), counts in found.items():
         totals[touchpoint_id] = totals.get(touchpoint_id, 0) + _messages(counts)
     return [
-        {
-            "touchpointId": touchpoint_id,
-            "variationId": variation,
-            "sent": counts.get(DeliveryStatus.sent, 0),
-            "failed": counts.get(DeliveryStatus.failed, 0),
-            "share": _rate(_messages(counts), totals[touchpoint_id]),
-            "conversions": counts["conversions"],
-            "conversionRate": _rate(counts["conversions"], counts.get(DeliveryStatus.sent, 0)),
-        }
+        VariationStatistics(
+            touchpoint_id=touchpoint_id,
+            variation_id=variation,
+            sent=counts.get(DeliveryStatus.sent, 0),
+            failed=counts.get(DeliveryStatus.failed, 0),
+            share=_rate(_messages(counts), totals[touchpoint_id]),
+            conversions=counts["conversions"],
+            conversion_rate=_rate(counts["conversions"], counts.get(DeliveryStatus.sent, 0)),
+        )
         for (touchpoint_id, variation), counts in found.items()
     ]
 
@@ -300,7 +380,7 @@ def _messages(counts: dict[str, int]) -> int:
     return sum(n for key, n in counts.items() if key != "conversions")
 
 
-def _timeline(session: Session, where: list[Any], events: list[Any]) -> list[dict[str, Any]]:
+def _timeline(session: Session, where: list[Any], events: list[Any]) -> list[Day]:
     """Per day: messages sent and failed, delivery receipts and conversions."""
     day = sa.func.date(col(Delivery.created_at))
     rows = list(
@@ -321,11 +401,9 @@ def _timeline(session: Session, where: list[Any], events: list[Any]) -> list[dic
         .where(*events, col(EngagementEvent.type).in_(list(events_kept)))
         .group_by(event_day, col(EngagementEvent.type))
     ).all()
-    by_day: dict[str, dict[str, Any]] = {}
+    by_day: dict[str, dict[str, int]] = {}
     for date, kind, count in rows:
-        entry = by_day.setdefault(
-            str(date), {"date": str(date), "sent": 0, "failed": 0, "delivered": 0, "conversions": 0}
-        )
+        entry = by_day.setdefault(str(date), {})
         if kind in keys:  # skipped deliveries make the day appear, uncounted
             entry[keys[kind]] = int(count)
-    return [by_day[date] for date in sorted(by_day)]
+    return [Day(date, **by_day[date]) for date in sorted(by_day)]

@@ -21,6 +21,8 @@ from engine.channels.webhook import WebhookChannel
 from engine.channels.whatsapp import WhatsAppChannel
 from engine.config import Settings
 from engine.errors import ValidationFailed
+from engine.outbound import OutboundPolicy
+from engine.outbound.policy import process_policy
 
 #: Every channel a campaign may name, by name.
 CHANNEL_CLASSES: dict[str, type[SyncChannel] | type[AsyncChannel]] = {
@@ -67,10 +69,22 @@ class ChannelRegistry:
             self._channels.clear()
 
 
-def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = True) -> None:
+def validate_channel(
+    name: str,
+    config: dict[str, Any],
+    *,
+    check_config: bool = True,
+    policy: OutboundPolicy | None = None,
+) -> None:
     """Raise :class:`ValidationFailed` unless ``name`` is known and ``config`` suits it.
 
-    Validation is a pure function of the config: it opens no connection.
+    Validation is a pure function of the config: it opens no connection. The URLs and hosts
+    the config names are checked against the outbound guard even when ``check_config`` is off
+    (an incomplete draft): ``policy``, else this process's (``OUTBOUND_ALLOWED_NETWORKS``).
+
+    Raises:
+        ValidationFailed: ``UNKNOWN_CHANNEL``, ``INVALID_CHANNEL_CONFIG``, or
+            ``OUTBOUND_TARGET_REFUSED`` for a target that can only be internal.
     """
     cls = CHANNEL_CLASSES.get(name)
     if cls is None:
@@ -81,6 +95,9 @@ def validate_channel(name: str, config: dict[str, Any], *, check_config: bool = 
     if check_config:
         _check_rate(config.get("rate_per_s"))
         cls.validate_config(config)
+    check_targets = getattr(cls, "check_targets", None)
+    if check_targets is not None and config:
+        check_targets(config, policy or process_policy())
 
 
 def ensure_available(name: str) -> None:

@@ -8,9 +8,13 @@ builds the process's instance from the settings (timeout, connection limit), che
 credential (:attr:`HttpChannel.token_key`) and ``base_url`` of a config, sends, and closes.
 
 The session (a connection pool) is created on first use on the process's event loop, where it
-must live, and closed on that loop. :func:`post` turns timeouts and network failures into
-transient delivery errors, with any secret of the request (a bot token in the URL path, a
-bearer token) cut out of the message: aiohttp puts the whole URL in some exception texts.
+must live, and closed on that loop. It connects only where the outbound guard allows
+(:mod:`engine.outbound`: internal addresses refused at connect time, ``TargetRefused`` is a
+permanent ``OUTBOUND_TARGET_REFUSED``); redirects are never followed (a 3xx is a permanent
+``REDIRECT_NOT_FOLLOWED``) and answers are read up to ``MAX_RESPONSE_BYTES``.
+:func:`post` turns timeouts and network failures into transient delivery errors, with any
+secret of the request (a bot token in the URL path, a bearer token) cut out of the message:
+aiohttp puts the whole URL in some exception texts.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from engine.errors import (
     TransientDeliveryError,
     ValidationFailed,
 )
+from engine.logging import get_logger
+from engine.outbound import OutboundPolicy, check_configured_url
+from engine.outbound.aio_http import guarded_session, read_capped
+from engine.outbound.policy import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from engine.channels.base import OutgoingMessage
@@ -43,6 +51,8 @@ REDACTED = "<redacted>"
 MAX_DETAIL_CHARS = 300
 #: The header of a JSON request body.
 JSON_CONTENT = {"Content-Type": "application/json"}
+
+log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +114,40 @@ class HttpChannel(ABC):
     token_hint: ClassVar[str] = ""
     #: Read the body of non-2xx answers (providers explain errors there).
     read_errors: ClassVar[bool] = True
-    #: Follow redirects: off unless the receiver is the campaign's own (a redirect could carry
-    #: a secret in the URL path or a header to another host).
-    allow_redirects: ClassVar[bool] = False
+    #: The ``channel_config`` keys holding a URL the channel connects to.
+    url_keys: ClassVar[tuple[str, ...]] = ("base_url",)
 
     @classmethod
     def from_settings(cls, settings: Settings, loop: EventLoopThread) -> Self:
         """Build the process's instance from the settings (the registry calls this)."""
-        return cls(loop, settings.http_timeout_s, settings.http_max_connections)
+        return cls(
+            loop,
+            settings.http_timeout_s,
+            settings.http_max_connections,
+            OutboundPolicy.from_settings(settings),
+        )
 
-    def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
-        self._session = LazySession(loop, timeout_s, max_connections)
+    def __init__(
+        self,
+        loop: EventLoopThread,
+        timeout_s: float,
+        max_connections: int,
+        policy: OutboundPolicy | None = None,
+    ) -> None:
+        #: Where it may connect; without one, nowhere internal.
+        self._policy = policy or OutboundPolicy()
+        self._session = LazySession(loop, timeout_s, max_connections, self._policy)
+
+    @classmethod
+    def check_targets(cls, config: dict[str, Any], policy: OutboundPolicy) -> None:
+        """Refuse a configured URL (:attr:`url_keys`) that names an internal address.
+
+        Raises:
+            ValidationFailed: ``OUTBOUND_TARGET_REFUSED``.
+        """
+        for key in cls.url_keys:
+            if isinstance(config.get(key), str):
+                check_configured_url(config[key], policy, f"{cls.name} channel_config.{key}")
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -122,7 +155,7 @@ class HttpChannel(ABC):
 
         In order: the token (:attr:`token_key`), :meth:`check_account`, ``base_url`` (for a
         provider with a :attr:`default_base_url`), then :meth:`check_options`. Messages never
-        quote a secret.
+        quote a secret. Where the URLs point is :meth:`check_targets`'s job.
         """
         token = config.get(cls.token_key)
         if cls.token_key and (not isinstance(token, str) or not cls.token_shape.fullmatch(token)):
@@ -187,10 +220,12 @@ class HttpChannel(ABC):
             request.headers,
             request.secrets,
             read_errors=self.read_errors,
-            allow_redirects=self.allow_redirects,
+            max_bytes=self._policy.max_response_bytes,
         )
         if answer.status < 300:
             return self.message_id(answer.data)
+        if answer.status < 400:
+            raise redirect_refused(self.name, answer.status)
         raise self.refusal(answer, request)
 
     def close(self) -> None:
@@ -199,19 +234,25 @@ class HttpChannel(ABC):
 
 
 class LazySession:
-    """One aiohttp session per channel instance, built lazily on the event loop's thread."""
+    """One guarded aiohttp session per channel instance, built lazily on the event loop's thread."""
 
-    def __init__(self, loop: EventLoopThread, timeout_s: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        loop: EventLoopThread,
+        timeout_s: float,
+        max_connections: int,
+        policy: OutboundPolicy,
+    ) -> None:
         self._loop = loop
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
+        self._policy = policy
         self._session: aiohttp.ClientSession | None = None
 
     def get(self) -> aiohttp.ClientSession:
         """Return the session, creating it on first use (call this on the event loop)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._session = guarded_session(self._policy, self._timeout, self._max_connections)
         return self._session
 
     def close(self) -> None:
@@ -242,26 +283,30 @@ async def post(
     secrets: Iterable[str] = (),
     *,
     read_errors: bool = True,
-    allow_redirects: bool = False,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> HttpAnswer:
-    """POST ``body`` and return the answer.
+    """POST ``body`` and return the answer; redirects are never followed (a redirect could
+    carry the body, a secret in the URL path or a header to another host, unchecked).
 
     Args:
         secrets: strings that must never reach an error message; when given, aiohttp's
             exception is also kept out of the error's chain (its text may hold the URL).
         read_errors: read the body of non-2xx answers too (providers explain errors there).
-        allow_redirects: follow redirects; off by default, as a redirect could carry a secret
-            (the URL path, a header) to another host.
+        max_bytes: most bytes of the body read; a longer body counts as none (``data`` is
+            ``None``), the status still stands.
 
     Raises:
         TransientDeliveryError: ``TIMEOUT`` or ``NETWORK_ERROR``.
+        TargetRefused: the host is, or resolves to, an address the outbound guard refuses.
     """
     secrets = tuple(s for s in secrets if s)
     try:
-        request = session.post(url, data=body, headers=headers, allow_redirects=allow_redirects)
+        request = session.post(url, data=body, headers=headers, allow_redirects=False)
         async with request as r:
-            raw = await r.read() if r.status < 300 or read_errors else b""
-            return HttpAnswer(r.status, r.headers, json_or_none(raw))
+            raw = await read_capped(r, max_bytes) if r.status < 300 or read_errors else b""
+            if raw is None:
+                log.warning("http.answer_too_large", status=r.status, max_bytes=max_bytes)
+            return HttpAnswer(r.status, r.headers, json_or_none(raw or b""))
     except TimeoutError as exc:
         if not secrets:
             raise TransientDeliveryError("timeout", code="TIMEOUT") from exc
@@ -289,6 +334,15 @@ def status_error(
     if status >= 500:
         return TransientDeliveryError(text, code=f"HTTP_{status}", retry_after=retry_after)
     return PermanentDeliveryError(text, code=code or f"HTTP_{status}")
+
+
+def redirect_refused(channel: str, status: int) -> PermanentDeliveryError:
+    """The error of a 3xx answer: redirects are not followed (``REDIRECT_NOT_FOLLOWED``)."""
+    return PermanentDeliveryError(
+        f"{channel}: the receiver answered {status}, a redirect; redirects are not followed "
+        "(configure the final URL)",
+        code="REDIRECT_NOT_FOLLOWED",
+    )
 
 
 def invalid_config(message: str) -> ValidationFailed:

@@ -21,6 +21,8 @@ from engine.cli.shared import (
 )
 from engine.db import migrate, session_scope
 from engine.errors import ValidationFailed
+from engine.outbound import OutboundPolicy
+from engine.outbound.policy import LOOPBACK_NETWORKS
 from engine.runtime import Runtime
 
 
@@ -39,8 +41,15 @@ def demo(
         str, typer.Option(help="Log level (logs would hide the progress bar)")
     ] = "WARNING",
 ) -> None:
-    """Create a demo audience and two-step campaign, execute it, and watch its progress."""
+    """Create a demo audience and two-step campaign, execute it, and watch its progress.
+
+    The demo may send to a sink on this machine (``--url http://127.0.0.1:…``): it allows
+    loopback for its own run, on top of ``OUTBOUND_ALLOWED_NETWORKS``.
+    """
     settings = setup(log_level)
+    # The operator's own run, not a tenant's: a loopback sink is what the URL means.
+    allowed = [*settings.outbound_allowed_networks, *LOOPBACK_NETWORKS]
+    settings = settings.model_copy(update={"outbound_allowed_networks": allowed})
     if not embedded_workers and settings.broker_url.startswith("memory://"):
         err_console.print(
             "[red]error[/red] BROKER_MISSING: --no-embedded-workers needs BROKER_URL=redis://… or "
@@ -57,7 +66,14 @@ def demo(
         with session_scope(rt.engine) as session:
             console.print(f"preparing {contacts:,} contacts on channel [bold]{channel}[/bold] …")
             config = {"url": url} if url else {}
-            campaign = seed_demo(session, contacts, channel, config, step_delay_s=step_delay)
+            campaign = seed_demo(
+                session,
+                contacts,
+                channel,
+                config,
+                step_delay_s=step_delay,
+                outbound=OutboundPolicy.from_settings(settings),
+            )
             return start_execution(session, campaign.id, secret_key=settings.verification_keys).id
 
     execution_id = run(create)

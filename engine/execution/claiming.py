@@ -23,11 +23,12 @@ from engine.audience.targeting import not_suppressed
 from engine.campaigns.campaign import list_touchpoints
 from engine.config import Settings
 from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of
-from engine.execution.rendering import links_for
+from engine.execution.rendering import uses_links
 from engine.execution.runs import message_steps, retry_chain
 from engine.execution.sending import SendOutcome
 from engine.integrations.channel_accounts import channel_config, send_rate
 from engine.integrations.links import LinkSigner
+from engine.integrations.message_links import step_links
 from engine.models import (
     Campaign,
     Chunk,
@@ -94,15 +95,20 @@ def claim_chunk(
     steps = message_steps(list_touchpoints(session, campaign.id))
     index = next(i for i, (tp, _) in enumerate(steps) if tp.id == chunk.touchpoint_id)
     following = steps[index + 1] if index + 1 < len(steps) else None
+    message = steps[index][0].message
     job = ChunkJob(
         chunk=chunk,
         attempt=claimed[0],
         execution=execution,
         campaign=campaign,
-        message=steps[index][0].message,
+        message=message,
         next_step=(following[0].id, following[1]) if following else None,
         config=channel_config(session, settings.verification_keys, campaign),
-        links=links_for(settings, campaign.channel, steps[index][0].message),
+        links=(
+            step_links(session, settings, execution, chunk.touchpoint_id, message)
+            if uses_links(campaign.channel, message)
+            else None
+        ),
         rate=send_rate(session, campaign, settings.rate_limits),
         chain=retry_chain(session, execution),
     )

@@ -10,13 +10,14 @@ fails the execution here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from engine.audience.recipients import copy_recipients, freeze_recipients, iter_recipient_ids
+from engine.audience.targeting import campaign_audience_count
 from engine.campaigns.campaign import list_touchpoints
 from engine.db import table_of
 from engine.execution.runs import get_execution, message_steps, set_execution_status
@@ -117,3 +118,21 @@ def plan_execution(
         total=execution.total,
     )
     return True
+
+
+def expected_completion(
+    session: Session,
+    campaign: Campaign,
+    scheduled_at: datetime,
+    target_percentage: float,
+    default_rates: Mapping[str, float],
+) -> datetime | None:
+    """When a run starting at ``scheduled_at`` should end at the campaign's send rate
+    (:func:`send_rate`, the one the workers use), its waits included; ``None`` when unlimited."""
+    rate = send_rate(session, campaign, default_rates)
+    if not rate:
+        return None
+    steps = message_steps(list_touchpoints(session, campaign.id))
+    contacts = campaign_audience_count(session, campaign) * target_percentage / 100
+    delays = sum(delay for _, delay in steps)
+    return scheduled_at + timedelta(seconds=contacts * len(steps) / float(rate) + delays)

@@ -11,9 +11,7 @@ from jinja2 import TemplateError
 
 from engine.campaigns.variations import pick_variation
 from engine.channels import OutgoingMessage, idempotency_key
-from engine.config import Settings
 from engine.execution.sending import SendOutcome
-from engine.integrations.links import LinkSigner
 from engine.models import DeliveryStatus
 from engine.templating import contact_context, render
 
@@ -26,13 +24,11 @@ ADDRESS_FIELDS = ("telegram_chat_id",)
 TRACKED_CHANNELS = frozenset({"email", "webhook"})
 
 
-def links_for(settings: Settings, channel: str, message: Any) -> LinkSigner | None:
-    """A link signer where links are used: channels whose links are tracked (and email's
-    List-Unsubscribe), or a message that shows ``{{ unsubscribe_url }}``. Signing costs ~50 µs
-    per message, a tenth of a null-channel delivery: not paid where nothing uses it."""
-    if channel in TRACKED_CHANNELS or "unsubscribe_url" in json.dumps(message, default=str):
-        return LinkSigner(settings.verification_keys, settings.public_base_url)
-    return None
+def uses_links(channel: str, message: Any) -> bool:
+    """Whether a step's messages get signed links: channels whose links are tracked (and
+    email's List-Unsubscribe), or a message that shows ``{{ unsubscribe_url }}``. Not paid
+    where nothing uses them (see bench/link_signing.py for the cost per message)."""
+    return channel in TRACKED_CHANNELS or "unsubscribe_url" in json.dumps(message, default=str)
 
 
 def outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOutcome:
@@ -45,9 +41,7 @@ def outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOu
     touchpoint_id, execution, links = job.chunk.touchpoint_id, job.execution, job.links
     variation, message = pick_variation(job.message, execution.id, touchpoint_id, contact["id"])
     if links is not None:  # before rendering: templates may show {{ unsubscribe_url }}
-        recipient["unsubscribe_url"] = links.unsubscribe_url(
-            execution.organization_id, job.campaign.id, execution.id, touchpoint_id, contact["id"]
-        )
+        recipient["unsubscribe_url"] = links.unsubscribe_url(contact["id"])
     try:
         body = render(message, contact_context(fields, recipient))
     except TemplateError as exc:
@@ -60,9 +54,7 @@ def outgoing(job: ChunkJob, contact: dict[str, Any]) -> OutgoingMessage | SendOu
             variation=variation,
         )
     if links is not None and job.campaign.channel in TRACKED_CHANNELS:
-        body = links.rewrite(
-            body, lambda url: links.click_url(execution.id, touchpoint_id, contact["id"], url)
-        )
+        body = links.rewrite(body, lambda url: links.click_url(contact["id"], url))
     return OutgoingMessage(
         execution_id=job.execution.id,
         campaign_id=job.campaign.id,

@@ -202,6 +202,34 @@ def check_editable(session: Session, campaign: Campaign, what: str) -> None:
         )
 
 
+def _in_progress(session: Session, campaign_id: str, organization_id: str, action: str) -> str:
+    """The id of the campaign's execution in progress, for ``action`` (``pause``, ``resume``).
+
+    Raises:
+        NotFound: no such campaign in the organization.
+        InvalidTransition: nothing in progress (``CANNOT_PAUSE``, ``CANNOT_RESUME``).
+    """
+    get_campaign(session, campaign_id, organization_id)
+    execution = active_execution(session, campaign_id)
+    if execution is None:
+        raise InvalidTransition(
+            f"campaign {campaign_id!r} has no execution in progress to {action}",
+            code=f"CANNOT_{action.upper()}",
+        )
+    return execution.id
+
+
+def pause_campaign(session: Session, campaign_id: str, organization_id: str) -> Execution:
+    """Pause the campaign's execution in progress (see :func:`pause_execution`)."""
+    return pause_execution(session, _in_progress(session, campaign_id, organization_id, "pause"))
+
+
+def resume_campaign(session: Session, campaign_id: str, organization_id: str) -> Execution:
+    """Resume the campaign's paused execution (see :func:`resume_execution`)."""
+    execution_id = _in_progress(session, campaign_id, organization_id, "resume")
+    return resume_execution(session, execution_id)
+
+
 def cancel_campaign(session: Session, campaign_id: str, organization_id: str) -> Campaign:
     """Cancel the campaign: its active execution if it has one, else retire the campaign.
 

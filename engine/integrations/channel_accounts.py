@@ -25,6 +25,7 @@ from engine.db import get_owned
 from engine.errors import Conflict, ValidationFailed
 from engine.models import Campaign, ChannelAccount
 from engine.models.base import utcnow
+from engine.outbound import OutboundPolicy
 from engine.secrets import SecretKeys, decrypt_json, encrypt_json
 
 #: Settings that are credentials: encrypted at rest, never shown.
@@ -96,16 +97,22 @@ def create_account(
     channel: str,
     config: dict[str, Any],
     name: str = "default",
+    *,
+    policy: OutboundPolicy | None = None,
 ) -> ChannelAccount:
     """Store credentials for ``channel`` (checked as the channel would use them).
 
+    ``policy`` says which internal networks its URLs and hosts may name (default: this
+    process's ``OUTBOUND_ALLOWED_NETWORKS``).
+
     Raises:
-        ValidationFailed: unknown channel or a config the channel refuses.
+        ValidationFailed: unknown channel or a config the channel refuses
+            (``OUTBOUND_TARGET_REFUSED`` for an internal address).
         Conflict: the organization has an account of that name on that channel.
     """
     if not 0 < len(name) <= 100:
         raise ValidationFailed("an account name has 1 to 100 characters", code="INVALID_NAME")
-    validate_channel(channel, config)
+    validate_channel(channel, config, policy=policy)
     taken = session.exec(
         select(ChannelAccount.id).where(
             col(ChannelAccount.organization_id) == organization_id,
@@ -162,8 +169,12 @@ def update_account(
     organization_id: str,
     account_id: str,
     config: dict[str, Any],
+    *,
+    policy: OutboundPolicy | None = None,
 ) -> ChannelAccount:
     """Change settings: given keys replace stored ones (``null`` removes a key).
+
+    ``policy`` is as for :func:`create_account`.
 
     Changing where the secrets are sent (:data:`ENDPOINT_SETTINGS`) needs every secret the
     account keeps given again in the same call: stored secrets never follow a new endpoint.
@@ -176,7 +187,7 @@ def update_account(
     merged = {**account.settings, **decrypt_json(secret_key, account.secrets), **config}
     merged = {k: v for k, v in merged.items() if v is not None}
     _check_secrets_reentered(account, config, merged)
-    validate_channel(account.channel, merged)
+    validate_channel(account.channel, merged, policy=policy)
     public, secret = _split(merged)
     account.settings, account.secret_names = public, sorted(secret)
     account.secrets = encrypt_json(secret_key, secret)
@@ -284,7 +295,12 @@ def _has_account(session: Session, organization_id: str, channel: str) -> bool:
 
 
 def check_campaign_channel(
-    session: Session, organization_id: str, channel: str, config: dict[str, Any]
+    session: Session,
+    organization_id: str,
+    channel: str,
+    config: dict[str, Any],
+    *,
+    policy: OutboundPolicy | None = None,
 ) -> None:
     """Check a campaign's channel and ``channel_config`` when it is stored.
 
@@ -306,7 +322,7 @@ def check_campaign_channel(
     _check_endpoint(_find_account(session, organization_id, channel, account), config)
     given = any(k != ACCOUNT_KEY for k in config)
     complete = given and account is None and not _has_account(session, organization_id, channel)
-    validate_channel(channel, config, check_config=complete)
+    validate_channel(channel, config, check_config=complete, policy=policy)
 
 
 def channel_config(session: Session, secret_key: SecretKeys, campaign: Campaign) -> dict[str, Any]:

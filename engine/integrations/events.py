@@ -79,16 +79,6 @@ class StatusReport:
     #: Unknown ids with a reported time within :data:`PENDING_WINDOW`: worth retrying.
     pending: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        """The report as the API answers it."""
-        return {
-            "recorded": self.recorded,
-            "duplicates": self.duplicates,
-            "ignored": self.ignored,
-            "unmatched": self.unmatched,
-            "pending": self.pending,
-        }
-
 
 @dataclass(frozen=True)
 class _DeliveryRef:

@@ -6,6 +6,10 @@ due deliveries (the oldest undelivered event of each subscription first, so a re
 events in order); a worker POSTs them signed with HMAC-SHA256 of the body; failures are retried
 with exponential backoff and logged per delivery. A subscription's secret is stored encrypted
 (engine/secrets.py) and shown once, when it is created.
+
+Receivers are reached through the outbound guard (the worker's client, engine/outbound): an
+internal address is refused when subscribed (``OUTBOUND_TARGET_REFUSED``) and when sent to
+(the delivery fails at once, not retried); redirects are not followed and answers not read.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from engine.models import (
     WebhookSubscription,
 )
 from engine.models.base import iso, utcnow
+from engine.outbound import OutboundPolicy, TargetRefused, check_configured_url
+from engine.outbound.policy import process_policy
 from engine.secrets import SecretKeys, decrypt_text, encrypt_text
 from engine.signing import sign
 
@@ -55,19 +61,23 @@ def subscribe(
     secret: str | None = None,
     *,
     secret_key: SecretKeys,
+    policy: OutboundPolicy | None = None,
 ) -> tuple[WebhookSubscription, str]:
     """Create a subscription; a secret is generated when none is given.
 
-    ``secret_key`` (``Settings.verification_keys``) encrypts the stored secret.
+    ``secret_key`` (``Settings.verification_keys``) encrypts the stored secret; ``policy`` says
+    which internal networks may be subscribed (default: this process's).
 
     Returns:
         The subscription, and its signing secret in clear (to show this once).
 
     Raises:
-        ValidationFailed: not an http(s) URL, no events, or an unknown event name.
+        ValidationFailed: not an http(s) URL (``INVALID_URL``), an internal address
+            (``OUTBOUND_TARGET_REFUSED``), no events, or an unknown event name.
     """
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc or len(url) > 2000:
         raise ValidationFailed("url must be an http(s) URL", code="INVALID_URL")
+    check_configured_url(url, policy or process_policy(), "url")
     unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
     if not events or unknown:
         raise ValidationFailed(
@@ -260,17 +270,32 @@ def deliver(
     }
     code: int | None = None
     error: str | None = None
+    final = False
     try:
-        response = http.post(url, content=body, headers=headers)
-        code = response.status_code
-        error = None if code < 300 else f"receiver answered {code}"
+        # Streamed and closed unread: only the status counts, a body is never read.
+        with http.stream("POST", url, content=body, headers=headers) as response:
+            code = response.status_code
+        if 300 <= code < 400:
+            error = f"receiver answered {code}, a redirect: not followed (subscribe the final URL)"
+        elif code >= 400:
+            error = f"receiver answered {code}"
+    except TargetRefused as exc:
+        error, final = f"{exc.code}: {exc.message}"[:500], True
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     with session_factory() as session:
-        return _record(session, delivery_id, code, error)
+        return _record(session, delivery_id, code, error, final=final)
 
 
-def _record(session: Session, delivery_id: int, code: int | None, error: str | None) -> str:
+def _record(
+    session: Session,
+    delivery_id: int,
+    code: int | None,
+    error: str | None,
+    *,
+    final: bool = False,
+) -> str:
+    """Record an attempt; a ``final`` error (a refused target) fails the delivery at once."""
     delivery = session.get_one(WebhookDelivery, delivery_id)
     now = utcnow()
     delivery.attempts += 1
@@ -279,7 +304,7 @@ def _record(session: Session, delivery_id: int, code: int | None, error: str | N
     if error is None:
         delivery.status = WebhookDeliveryStatus.delivered
         delivery.delivered_at = now
-    elif delivery.attempts >= MAX_ATTEMPTS:
+    elif final or delivery.attempts >= MAX_ATTEMPTS:
         delivery.status = WebhookDeliveryStatus.failed
     else:
         backoff = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** (delivery.attempts - 1))

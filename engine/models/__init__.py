@@ -29,6 +29,7 @@ from engine.models.execution import (
     ExecutionStatus,
     Priority,
 )
+from engine.models.link import MessageLinks
 from engine.models.org import Organization
 from engine.models.webhook import (
     WEBHOOK_EVENTS,
@@ -68,6 +69,7 @@ __all__ = [
     "ExecutionRecipient",
     "ExecutionStatus",
     "FieldType",
+    "MessageLinks",
     "Organization",
     "OutboxEvent",
     "Priority",

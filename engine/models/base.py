@@ -21,6 +21,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives stored times back without a zone)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def iso(value: datetime | None) -> str | None:
     """Format a stored UTC datetime as ISO 8601 with a ``Z``."""
     if value is None:

@@ -9,6 +9,7 @@ from sqlmodel import Session
 from engine.audience.contacts import add_contacts, count_contacts, demo_contacts
 from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.models import Campaign
+from engine.outbound import OutboundPolicy
 
 
 def seed_demo(
@@ -18,10 +19,12 @@ def seed_demo(
     channel_config: dict[str, Any] | None = None,
     organization: str = "demo",
     step_delay_s: float = 1.0,
+    outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Make sure ``organization`` has ``contacts`` contacts and create a two-message campaign.
 
     The second message reaches each contact ``step_delay_s`` seconds after the first.
+    ``outbound`` says which internal networks its webhook URL may name (default: the process's).
     """
     org = get_or_create_organization(session, organization)
     have = count_contacts(session, org.id)
@@ -33,6 +36,7 @@ def seed_demo(
         name="Welcome series",
         channel=channel,
         channel_config=channel_config,
+        outbound=outbound,
         touchpoints=[
             TouchpointSpec(
                 name="Welcome", message={"text": "Hi {{ first_name }}, welcome aboard!"}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from engine.api.app import create_app
 from engine.bots.actions import create_bot
 from engine.bots.actions import parse_scheduled_date as parse_date
 from engine.config import Settings
@@ -91,6 +92,12 @@ def _sent_lines(settings: Settings) -> list[dict[str, Any]]:
 
 
 PATH = "/builder/organizations/acme/bots/atendente/campaigns"
+#: An action's fields in the documented order, then what the engine adds.
+ACTION_FIELDS = [
+    *("_id", "organization", "scheduled_date", "campaign_name", "status", "bot_name"),
+    *("creation_date", "description", "name", "file", "content", "sheet_values", "log_file"),
+    *("error", "counts", "campaign_id", "execution_id"),
+]
 
 
 def test_an_action_scheduled_two_seconds_ahead_concludes_with_its_log_file(
@@ -107,6 +114,11 @@ def test_an_action_scheduled_two_seconds_ahead_concludes_with_its_log_file(
         assert action["organization"] == "acme" and action["bot_name"] == "atendente"
         assert action["sheet_values"] == SHEET and action["file"] == "pedidos.csv"
         assert action["log_file"] == f"{PATH}/{action['_id']}/log"
+        assert list(action) == ACTION_FIELDS and action["error"] is None
+        assert list(action["counts"]) == ["total", "sent", "failed", "invalid"]
+        assert action["creation_date"].endswith("Z") and action["scheduled_date"].endswith("Z")
+        assert action["campaign_id"].startswith("cmp_")
+        assert action["execution_id"].startswith("exe_")
         scheduled = parse_date(action["scheduled_date"])
         url = f"{PATH}/{action['_id']}"
 
@@ -126,7 +138,7 @@ def test_an_action_scheduled_two_seconds_ahead_concludes_with_its_log_file(
 
         log = client.get(action["log_file"])
         assert log.status_code == 200
-        assert log.headers["content-type"].startswith("text/csv")
+        assert log.headers["content-type"] == "text/csv; charset=utf-8"
         rows = list(csv.DictReader(io.StringIO(log.text)))
         listed = client.get(PATH).json()
     assert [a["_id"] for a in listed] == [action["_id"]]
@@ -268,7 +280,21 @@ def test_a_trigger_is_created_and_fetched(
             report = wait_for(lambda: done(trigger_id), timeout=60)
             report_many = wait_for(lambda: done(many.json()), timeout=60)
     assert report["id"] == trigger_id and report["bot_name"] == "atendente"
-    assert report["json"]["phone"] == "+5511988887777"
+    assert list(report) == [
+        *("id", "status", "error", "bot_name", "action_id", "created_at", "json", "deliveries")
+    ]
+    assert report["error"] is None and report["action_id"].startswith("act_")
+    assert report["created_at"].endswith("Z")
+    assert report["json"] == {
+        "bot_name": "atendente",
+        "content": "Oi {{ name }}, código {{ codigo }}",
+        "phone": "+5511988887777",
+        "name": "Zé",
+        "codigo": 7,
+    }
+    delivery = report["deliveries"][0]
+    assert list(delivery) == ["recipient", "status", "error_code", "time", "detail"]
+    assert delivery["time"].endswith("Z") and delivery["error_code"] == delivery["detail"] == ""
     assert [(d["recipient"], d["status"]) for d in report["deliveries"]] == [
         ("+5511988887777", "sent")
     ]
@@ -302,6 +328,8 @@ def test_bots_are_created_over_the_api(live: LiveTenant) -> None:
     with _client(live, live.api_key) as client:
         made = client.post("/builder/bots", json={"name": "suporte", "channel": "telegram"})
         assert made.status_code == 201 and made.json()["channel"] == "telegram"
+        assert list(made.json()) == ["id", "name", "channel", "account", "created_at"]
+        assert made.json()["account"] is None and made.json()["created_at"].endswith("Z")
         again = client.post("/builder/bots", json={"name": "suporte", "channel": "log"})
         assert again.status_code == 409 and again.json()["error"]["code"] == "BOT_EXISTS"
         unknown = client.post("/builder/bots", json={"name": "x", "channel": "pigeon"})
@@ -328,3 +356,35 @@ def test_campaign_admin_create_bot(tmp_path: Path) -> None:
         "--channel", "log",
     )  # fmt: skip
     assert nobody.returncode == 2 and "ORGANIZATION_NOT_FOUND" in nobody.stderr
+
+
+def _vague(schema: dict[str, Any] | None) -> bool:
+    """Whether an answer's schema says nothing of its fields (``{}``, any object)."""
+    if not schema:
+        return True
+    if schema.get("type") == "array":
+        return _vague(schema.get("items"))
+    return schema.get("type") == "object" and "properties" not in schema
+
+
+def test_the_document_describes_every_answer_of_bots_and_provider_callbacks(
+    settings: Settings,
+) -> None:
+    document = create_app(settings).openapi()
+    answers = {
+        (method, path, status): content.get("schema")
+        for path, operations in document["paths"].items()
+        if path.startswith(("/builder/", "/api/v1/providers/"))
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if status.startswith("2")
+        for content in response["content"].values()
+    }
+    assert len(answers) == 14  # 11 operations under /builder, 3 provider callbacks
+    assert [answer for answer, schema in answers.items() if _vague(schema)] == []
+    action = document["components"]["schemas"]["ActionOut"]
+    assert list(action["properties"]) == ACTION_FIELDS
+    trigger = document["components"]["schemas"]["TriggerOut"]
+    assert "json" in trigger["properties"] and "deliveries" in trigger["properties"]
+    log = "/builder/organizations/{organization_name}/bots/{bot_name}/campaigns/{action_id}/log"
+    assert list(document["paths"][log]["get"]["responses"]["200"]["content"]) == ["text/csv"]

@@ -291,9 +291,9 @@ def test_an_email_unsubscribes_in_one_click_and_counts_clicks(
     assert client.get(_path(other_link), follow_redirects=False).status_code == 302
 
     # A tampered token never redirects.
-    payload, mac = _path(link).removeprefix("/c/").split(".")
-    forged = f"/c/{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{mac}"
-    for path in (forged, "/c/not-a-token", f"/c/{payload}.{mac[:-1]}"):
+    token = _path(link).removeprefix("/c/")
+    forged = f"/c/{token[:-2]}{'A' if token[-2] != 'A' else 'B'}{token[-1]}"
+    for path in (forged, "/c/not-a-token", f"/c/{token[:-1]}"):
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 404 and "location" not in answer.headers
 

@@ -238,10 +238,10 @@ def test_statistics_break_sends_down_by_targeted_segment(rt: Runtime, org: dict[
         wait_until_finished(rt, execution_id)
 
     with session_scope(rt.engine) as session:
-        segments = campaign_statistics(session, campaign_id, metrics="segments")["segments"]
+        segments = campaign_statistics(session, campaign_id, metrics="segments").segments
     # Ana and Di are in the US, Di and Ed are VIPs; two message steps each.
-    assert [(s["name"], s["performance"]["sent"]) for s in segments] == [("US", 4), ("VIP", 4)]
-    assert segments[0]["segmentId"] == us
+    assert [(s.name, s.performance.sent) for s in segments or []] == [("US", 4), ("VIP", 4)]
+    assert segments and segments[0].segment_id == us
 
 
 def test_a_suppressed_phone_matches_however_the_import_wrote_it(

@@ -16,7 +16,7 @@ from engine.channels.email.mime import html_to_text
 from engine.errors import PermanentDeliveryError, ValidationFailed
 from engine.execution.sending import Sender, SendOutcome
 from engine.ratelimit import MemoryLimiter
-from tests.conftest import make_settings
+from tests.conftest import LOOPBACK_POLICY, make_settings
 from tests.providers import outgoing
 from tests.smtp_server import HOST, SmtpSink, free_port, make_certificate, server_tls_context
 
@@ -37,7 +37,7 @@ def _message(
 
 @pytest.fixture
 def channel(loop: EventLoopThread) -> Iterator[EmailChannel]:
-    channel = EmailChannel(loop, timeout_s=5.0)
+    channel = EmailChannel(loop, timeout_s=5.0, policy=LOOPBACK_POLICY)
     yield channel
     channel.close()
 
@@ -108,6 +108,24 @@ def test_html_only_gets_a_derived_text_part_and_the_recipient_url_wins(
     assert text is not None
     assert text.get_content() == "Hello\n\nRead this (https://x.io/a)&go\n"
     assert email["List-Unsubscribe"] == "<https://e.com/u/1>"
+
+
+def test_a_long_unsubscribe_link_stays_a_plain_uri_next_to_the_mailbox(
+    channel: EmailChannel, loop: EventLoopThread
+) -> None:
+    # 140 characters: the default policy folded such a value into RFC 2047 encoded-words.
+    url = "https://links.newsletters.a-rather-long-company-name.example.com/u/" + "T" * 73
+    mailbox = "mailto:unsubscribe@example.com?subject=unsubscribe"
+    with SmtpSink() as sink:
+        config = sink.config(unsubscribe_url=mailbox)
+        loop.run(channel.send_async(_message(1, config, {"text": "Hi"}, unsubscribe_url=url)))
+
+    [received] = sink.received
+    head = received.raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert "=?" not in head
+    assert f"List-Unsubscribe: <{url}>,\r\n <{mailbox}>\r\n" in head
+    assert received.message["List-Unsubscribe"] == f"<{url}>, <{mailbox}>"
+    assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_a_string_body_is_plain_text_without_unsubscribe_headers(

@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from engine.campaigns.campaign import get_or_create_organization
-from engine.config import DEV_SECRET_KEY
+from engine.config import DEV_SECRET_KEY, Settings
 from engine.db import make_engine, migrate, session_scope
 from engine.errors import ValidationFailed
 from engine.integrations.channel_accounts import channel_config, create_account
-from engine.integrations.links import LinkSigner
+from engine.integrations.links import SealedClick, SealedUnsubscribe
+from engine.integrations.message_links import link_tokens
 from engine.models import Campaign, ChannelAccount
 from engine.models.base import JSONType
 from engine.runtime import Runtime
@@ -27,7 +28,6 @@ from tests.factories import make_campaign
 
 OLD = "the-key-we-used-until-today-0123456789abcdef"
 NEW = "the-key-we-use-from-today-on-fedcba9876543210"
-BASE = "https://go.example.com"
 #: ``campaigns.channel_config`` as the previous release wrote it.
 _CONFIGS = sa.table("campaigns", sa.column("channel_config", JSONType))
 
@@ -43,22 +43,18 @@ def test_credentials_encrypted_with_an_old_key_decrypt_only_while_it_is_a_fallba
     assert decrypt_json(NEW, encrypt_json((NEW, OLD), {"a": 1})) == {"a": 1}
 
 
-def test_links_signed_with_an_old_key_work_while_it_is_a_fallback() -> None:
-    sent = LinkSigner(OLD, BASE)
-    click = sent.click_url("exe_1", "tp_1", 7, "https://example.com/offer")
-    unsubscribe = sent.unsubscribe_url("org_1", "cmp_1", "exe_1", "tp_1", 7)
-    click_token, unsubscribe_token = click.rsplit("/", 1)[1], unsubscribe.rsplit("/", 1)[1]
+def test_links_sealed_with_an_old_key_open_while_it_is_a_fallback() -> None:
+    sent = link_tokens(Settings(secret_key=OLD))
+    click, unsubscribe = sent.seal_click(3, 7, 0), sent.seal_unsubscribe(3, 7)
 
-    rotating = LinkSigner((NEW, OLD), BASE)
-    assert rotating.read_click(click_token) is not None
-    read = rotating.read_unsubscribe(unsubscribe_token)
-    assert read is not None and read.contact_id == 7
-    after = LinkSigner(NEW, BASE)
-    assert after.read_click(click_token) is None
-    assert after.read_unsubscribe(unsubscribe_token) is None
-    # The rotating signer signs with the new key.
-    fresh = rotating.unsubscribe_url("org_1", "cmp_1", "exe_1", "tp_1", 8).rsplit("/", 1)[1]
-    assert after.read_unsubscribe(fresh) is not None
+    rotating = link_tokens(Settings(secret_key=NEW, secret_key_fallbacks=[OLD]))
+    assert rotating.open_click(click) == SealedClick(3, 7, 0)
+    assert rotating.open_unsubscribe(unsubscribe) == SealedUnsubscribe(3, 7)
+    after = link_tokens(Settings(secret_key=NEW))
+    assert after.open_click(click) is None
+    assert after.open_unsubscribe(unsubscribe) is None
+    # While rotating, new links are sealed with the new key.
+    assert after.open_unsubscribe(rotating.seal_unsubscribe(3, 8)) == SealedUnsubscribe(3, 8)
 
 
 def test_rotate_secrets_moves_stored_credentials_to_the_new_key(tmp_path: Path) -> None:
@@ -99,7 +95,7 @@ def test_the_migration_encrypts_campaign_and_webhook_secrets_stored_in_clear(rt:
     with rt.engine.begin() as conn:
         cfg = alembic_config(rt.settings.database_url)
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0015")
+        command.downgrade(cfg, "0016")
     clear = {"url": "http://127.0.0.1:9/hook", "secret": "plain-campaign-secret"}
     with rt.engine.begin() as conn:  # what the previous release stored
         conn.execute(_CONFIGS.update().values(channel_config=clear))
@@ -147,7 +143,7 @@ def test_the_migration_refuses_to_encrypt_with_the_public_development_key(
     with rt.engine.begin() as conn:
         cfg = alembic_config(rt.settings.database_url)
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0015")
+        command.downgrade(cfg, "0016")
         conn.execute(_CONFIGS.update().values(channel_config={"password": "pw"}))
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.setenv("DEVELOPMENT_MODE", "false")

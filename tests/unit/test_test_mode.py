@@ -56,8 +56,8 @@ def test_only_test_contacts_receive_a_test_send(rt: Runtime) -> None:
     assert _sent(rt) == ["p0@example.com", "p1@example.com"]
     assert progress.successful == 2 and progress.total == 2
     with session_scope(rt.engine) as session:
-        overview = campaign_statistics(session, campaign_id, metrics="overview")["overview"]
-    assert overview["messagesSent"] == 0  # test sends are not statistics
+        overview = campaign_statistics(session, campaign_id, metrics="overview").overview
+    assert overview and overview.messages_sent == 0  # test sends are not statistics
 
 
 def test_without_test_contacts_messages_are_rendered_but_never_sent(rt: Runtime) -> None:

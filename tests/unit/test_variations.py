@@ -68,6 +68,6 @@ def test_each_contact_receives_its_version_and_statistics_count_them(rt: Runtime
         assert "variations" not in line["message"]
         sent[arm] += 1
     with session_scope(rt.engine) as session:
-        stats = campaign_statistics(session, campaign_id, metrics="variations")["variations"]
-    assert {s["variationId"]: s["sent"] for s in stats} == dict(sent)
-    assert sum(s["share"] for s in stats) == pytest.approx(100, abs=0.2)
+        stats = campaign_statistics(session, campaign_id, metrics="variations").variations or []
+    assert {s.variation_id: s.sent for s in stats} == dict(sent)
+    assert sum(s.share for s in stats) == pytest.approx(100, abs=0.2)

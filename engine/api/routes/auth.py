@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine.api.deps import SessionDep, SettingsDep
-from engine.api.presenters import ok
-from engine.api.responses import Envelope, TokensOut
+from engine.api.responses import Envelope, TokensOut, ok
 from engine.api.schemas import LoginIn, RefreshIn
 from engine.services import auth
 

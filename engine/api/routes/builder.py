@@ -2,7 +2,8 @@
 
 Successful answers are the bot campaigns API's bare shapes (no ``{"success", "data"}`` envelope):
 the login tokens, the action object, the trigger's id as a bare number. Errors keep the API's
-envelope ``{"success": false, "error": {"code", "message"}}``.
+envelope ``{"success": false, "error": {"code", "message"}}``. The answers' models are in
+``engine/api/bot_campaigns.py``, built from the bot services' domain objects.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 from sqlmodel import Session
 
+from engine.api.bot_campaigns import ActionOut, BotOut, CsvResponse, TriggerId, TriggerOut
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.responses import BotTokens
 from engine.api.schemas import MAX_ID, ApiModel, ChannelName, LoginIn, RefreshIn
@@ -22,7 +23,6 @@ from engine.bots import actions as service
 from engine.bots import triggers
 from engine.errors import AuthenticationFailed
 from engine.models import Bot, CampaignAction
-from engine.models.base import iso
 from engine.services import auth
 from engine.services.auth import Principal
 
@@ -104,40 +104,33 @@ def refresh(body: RefreshIn, settings: SettingsDep) -> BotTokens:
     return BotTokens(token=tokens.token, refresh_token=tokens.refresh_token)
 
 
-def _bot_public(bot: Bot) -> dict[str, Any]:
-    return {
-        "id": bot.id,
-        "name": bot.name,
-        "channel": bot.channel,
-        "account": bot.account,
-        "created_at": iso(bot.created_at),
-    }
-
-
 @router.post("/bots", status_code=201)
-def create_bot(body: BotIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def create_bot(body: BotIn, session: SessionDep, principal: CurrentPrincipal) -> BotOut:
     """Create a bot of the caller's organization (409 ``BOT_EXISTS``)."""
     bot = service.create_bot(
         session, principal.organization_id, body.name, body.channel, body.account
     )
-    return _bot_public(bot)
+    return BotOut.of(bot)
 
 
 @router.get("/bots")
-def list_bots(session: SessionDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+def list_bots(session: SessionDep, principal: CurrentPrincipal) -> list[BotOut]:
     """The caller's organization's bots."""
-    return [_bot_public(b) for b in service.list_bots(session, principal.organization_id)]
+    return [BotOut.of(b) for b in service.list_bots(session, principal.organization_id)]
 
 
 def _actions_path(organization: str, bot: Bot) -> str:
     return f"/builder/organizations/{organization}/bots/{bot.name}/campaigns"
 
 
-def _document(
-    session: Session, action: CampaignAction, organization: str, bot: Bot
-) -> dict[str, Any]:
-    log_url = f"{_actions_path(organization, bot)}/{action.id}/log"
-    return service.action_document(session, action, organization, bot, log_url)
+def _document(session: Session, action: CampaignAction, organization: str, bot: Bot) -> ActionOut:
+    return ActionOut.of(
+        action,
+        organization=organization,
+        bot=bot,
+        log_file=f"{_actions_path(organization, bot)}/{action.id}/log",
+        counts=service.counts(session, action),
+    )
 
 
 @router.post("/organizations/{organization_name}/bots/{bot_name}/campaigns", status_code=201)
@@ -148,7 +141,7 @@ def create_action(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-) -> dict[str, Any]:
+) -> ActionOut:
     """Criar ação de campanha: schedule ``content`` to the sheet's rows at ``scheduled_date``."""
     org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
     data = service.ActionInput(
@@ -169,7 +162,7 @@ def create_action(
 @router.get("/organizations/{organization_name}/bots/{bot_name}/campaigns")
 def list_actions(
     organization_name: OrgName, bot_name: BotName, session: SessionDep, principal: CurrentPrincipal
-) -> list[dict[str, Any]]:
+) -> list[ActionOut]:
     """The bot's campaign actions, newest first."""
     org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
     return [_document(session, a, org.name, bot) for a in service.list_actions(session, bot)]
@@ -182,7 +175,7 @@ def get_action(
     action_id: ActionId,
     session: SessionDep,
     principal: CurrentPrincipal,
-) -> dict[str, Any]:
+) -> ActionOut:
     """One action, its ``status`` read from its execution (404 ``ACTION_NOT_FOUND``)."""
     org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
     return _document(session, service.get_action(session, bot, action_id), org.name, bot)
@@ -195,7 +188,7 @@ def cancel_action(
     action_id: ActionId,
     session: SessionDep,
     principal: CurrentPrincipal,
-) -> dict[str, Any]:
+) -> ActionOut:
     """Cancel an action that has not finished (409 ``CANNOT_CANCEL`` once it has)."""
     org, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
     return _document(session, service.cancel_action(session, bot, action_id), org.name, bot)
@@ -203,7 +196,7 @@ def cancel_action(
 
 @router.get(
     "/organizations/{organization_name}/bots/{bot_name}/campaigns/{action_id}/log",
-    response_class=PlainTextResponse,
+    response_class=CsvResponse,
 )
 def download_log(
     organization_name: OrgName,
@@ -211,13 +204,12 @@ def download_log(
     action_id: ActionId,
     session: SessionDep,
     principal: CurrentPrincipal,
-) -> PlainTextResponse:
+) -> CsvResponse:
     """The log file (CSV): ``recipient,status,error_code,time,detail``, one row per recipient."""
     _, bot = service.resolve_bot(session, principal.organization_id, organization_name, bot_name)
     action = service.get_action(session, bot, action_id)
-    return PlainTextResponse(
+    return CsvResponse(
         service.log_csv(session, action),
-        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{action.id}.csv"'},
     )
 
@@ -225,7 +217,7 @@ def download_log(
 @router.post("/triggers", status_code=201)
 def fire_trigger(
     body: TriggerIn, session: SessionDep, settings: SettingsDep, principal: ApiKeyPrincipal
-) -> int:
+) -> TriggerId:
     """Gerar acionamento: fire an action now with ``json``; answers the trigger's id."""
     trigger = triggers.fire_trigger(
         session,
@@ -243,7 +235,7 @@ def get_trigger(
     trigger_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     session: SessionDep,
     principal: ApiKeyPrincipal,
-) -> dict[str, Any]:
+) -> TriggerOut:
     """Buscar acionamento: its status and deliveries (``?apikey=``; 401 when wrong)."""
     trigger = triggers.get_trigger(session, principal.organization_id, trigger_id)
-    return triggers.trigger_report(session, trigger)
+    return TriggerOut.of(triggers.trigger_report(session, trigger))

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import (
-    campaign_counts,
-    campaign_public,
-    ok,
-    present_campaigns,
-    touchpoint_public,
-)
 from engine.api.responses import (
     CampaignCreated,
     CampaignDetail,
+    CampaignOut,
     CampaignPage,
     Cancelled,
     Envelope,
     ExecutionStarted,
     Message,
+    Pagination,
     Paused,
     ProgressOut,
     Resumed,
+    ok,
 )
 from engine.api.schemas import CampaignChange, CampaignIn, CloneIn, ExecuteIn, details_of
-from engine.audience.targeting import campaign_audience_count
+from engine.api.statistics import StatisticsOut
+from engine.audience.targeting import campaign_audience_count, campaign_audience_counts
 from engine.campaigns import catalog
 from engine.campaigns.campaign import (
     TouchpointSpec,
@@ -38,20 +35,16 @@ from engine.campaigns.campaign import (
     list_touchpoints,
 )
 from engine.campaigns.statistics import campaign_statistics
-from engine.config import Settings
-from engine.errors import InvalidTransition
+from engine.execution.planning import expected_completion
 from engine.execution.progress import get_progress
 from engine.execution.runs import (
-    active_execution,
     cancel_campaign,
-    message_steps,
-    pause_execution,
-    resume_execution,
+    pause_campaign,
+    resume_campaign,
     start_execution,
 )
-from engine.integrations.channel_accounts import send_rate
-from engine.models import Campaign, Execution
-from engine.models.base import iso
+from engine.models import Campaign
+from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 
@@ -74,13 +67,13 @@ def _message_specs(messages: list[dict[str, Any]] | None) -> list[TouchpointSpec
     return specs
 
 
-def _full(session: Session, campaign: Campaign) -> dict[str, Any]:
-    audience = campaign_audience_count(session, campaign)
-    data = campaign_public(
-        campaign, campaign_counts(session, [campaign.id]).get(campaign.id), audience
+def _full(session: Session, campaign: Campaign) -> CampaignDetail:
+    return CampaignDetail.with_touchpoints(
+        campaign,
+        catalog.campaign_figures(session, [campaign.id]).get(campaign.id),
+        campaign_audience_count(session, campaign),
+        list_touchpoints(session, campaign.id),
     )
-    data["touchpoints"] = [touchpoint_public(tp) for tp in list_touchpoints(session, campaign.id)]
-    return data
 
 
 @router.get("", response_model=Envelope[CampaignPage])
@@ -113,22 +106,19 @@ def list_campaigns(
         sort=sort,
         search=search,
     )
+    figures = catalog.campaign_figures(session, [c.id for c in result.items])
+    audiences = campaign_audience_counts(session, principal.organization_id, result.items)
     return ok(
-        {
-            "campaigns": present_campaigns(session, result.items, principal.organization_id),
-            "pagination": {
-                "page": result.page,
-                "limit": result.limit,
-                "total": result.total,
-                "pages": result.pages,
-            },
-        }
+        CampaignPage(
+            campaigns=[CampaignOut.of(c, figures.get(c.id), audiences[c.id]) for c in result.items],
+            pagination=Pagination.of(result.page, result.limit, result.total),
+        )
     )
 
 
 @router.post("", status_code=201, response_model=Envelope[CampaignCreated])
 def create(
-    body: CampaignIn, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+    body: CampaignIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Create a draft campaign (with touchpoints from ``touchpoints`` and ``messages``)."""
     specs = [
@@ -147,15 +137,9 @@ def create(
         details=details_of(body),
         created_by=principal.subject,
         secret_key=settings.verification_keys,
+        outbound=OutboundPolicy.from_settings(settings),
     )
-    return ok(
-        {
-            "id": campaign.id,
-            "name": campaign.name,
-            "status": campaign.status,
-            "message": "Campaign created successfully",
-        }
-    )
+    return ok(CampaignCreated.of(campaign, "Campaign created successfully"))
 
 
 @router.get("/{campaign_id}", response_model=Envelope[CampaignDetail])
@@ -169,8 +153,8 @@ def update(
     campaign_id: str,
     body: CampaignChange,
     session: SessionDep,
-    principal: CurrentPrincipal,
     settings: SettingsDep,
+    principal: CurrentPrincipal,
 ) -> dict[str, Any]:
     """Change a campaign's fields; status only where no execution is involved (else 409)."""
     given = body.model_dump(exclude_unset=True)
@@ -184,7 +168,12 @@ def update(
         changes["channel_config"] = body.channel_config
     changes["details"] = details_of(body)
     campaign = catalog.update_campaign(
-        session, principal.organization_id, campaign_id, changes, settings.verification_keys
+        session,
+        principal.organization_id,
+        campaign_id,
+        changes,
+        settings.verification_keys,
+        outbound=OutboundPolicy.from_settings(settings),
     )
     return ok(_full(session, campaign))
 
@@ -194,21 +183,6 @@ def delete(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -
     """Delete a draft or cancelled campaign (409 ``CANNOT_DELETE`` otherwise)."""
     catalog.delete_campaign(session, principal.organization_id, campaign_id)
     return ok({"message": "Campaign deleted successfully"})
-
-
-def _estimate(
-    session: Session, settings: Settings, campaign: Campaign, execution: Execution
-) -> str | None:
-    """When the run should end at the channel's configured rate; ``None`` when unlimited."""
-    rate = send_rate(session, campaign, settings.rate_limits)
-    if not rate:
-        return None
-    steps = message_steps(list_touchpoints(session, campaign.id))
-    contacts = campaign_audience_count(session, campaign) * execution.target_percentage / 100
-    delays = sum(delay for _, delay in steps)
-    return iso(
-        execution.scheduled_at + timedelta(seconds=contacts * len(steps) / float(rate) + delays)
-    )
 
 
 @router.post("/{campaign_id}/execute", response_model=Envelope[ExecutionStarted])
@@ -253,56 +227,24 @@ def execute(
     campaign = session.get_one(Campaign, campaign_id)
     start = execution.scheduled_at
     later = (start if start.tzinfo else start.replace(tzinfo=UTC)) > datetime.now(UTC)
-    return ok(
-        {
-            "executionId": execution.id,
-            "status": "scheduled" if later else "started",
-            "scheduledAt": iso(execution.scheduled_at),
-            "estimatedCompletion": _estimate(session, settings, campaign, execution),
-            "message": "Campaign execution scheduled" if later else "Campaign execution started",
-        }
+    estimate = expected_completion(
+        session, campaign, start, execution.target_percentage, settings.rate_limits
     )
-
-
-def _current_execution(
-    session: Session, campaign_id: str, organization_id: str, action: str
-) -> Execution:
-    get_campaign(session, campaign_id, organization_id)
-    execution = active_execution(session, campaign_id)
-    if execution is None:
-        raise InvalidTransition(
-            f"campaign {campaign_id!r} has no execution in progress to {action}",
-            code=f"CANNOT_{action.upper()}",
-        )
-    return execution
+    return ok(ExecutionStarted.of(execution, later, estimate))
 
 
 @router.post("/{campaign_id}/pause", response_model=Envelope[Paused])
 def pause(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Pause the running execution: no new sends within one chunk's time."""
-    execution = _current_execution(session, campaign_id, principal.organization_id, "pause")
-    execution = pause_execution(session, execution.id)
-    return ok(
-        {
-            "status": "paused",
-            "message": "Campaign paused successfully",
-            "pausedAt": iso(execution.paused_at),
-        }
-    )
+    execution = pause_campaign(session, campaign_id, principal.organization_id)
+    return ok(Paused(paused_at=execution.paused_at))
 
 
 @router.post("/{campaign_id}/resume", response_model=Envelope[Resumed])
 def resume(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Resume the paused execution; nobody already reached is sent to again."""
-    execution = _current_execution(session, campaign_id, principal.organization_id, "resume")
-    execution = resume_execution(session, execution.id)
-    return ok(
-        {
-            "status": "active",
-            "message": "Campaign resumed successfully",
-            "resumedAt": iso(execution.updated_at),
-        }
-    )
+    execution = resume_campaign(session, campaign_id, principal.organization_id)
+    return ok(Resumed(resumed_at=execution.updated_at))
 
 
 @router.post("/{campaign_id}/cancel", response_model=Envelope[Cancelled])
@@ -313,13 +255,7 @@ def cancel(campaign_id: str, session: SessionDep, principal: CurrentPrincipal) -
     completed, failed) is retired as ``cancelled`` (which also makes it deletable).
     """
     campaign = cancel_campaign(session, campaign_id, principal.organization_id)
-    return ok(
-        {
-            "status": "cancelled",
-            "message": "Campaign cancelled successfully",
-            "cancelledAt": iso(campaign.updated_at),
-        }
-    )
+    return ok(Cancelled(cancelled_at=campaign.updated_at))
 
 
 @router.post("/{campaign_id}/clone", status_code=201, response_model=Envelope[CampaignCreated])
@@ -329,17 +265,14 @@ def clone(
     """Copy a campaign and its touchpoints as a new draft."""
     body = body or CloneIn()
     copy = catalog.clone_campaign(session, principal.organization_id, campaign_id, body.name)
-    return ok(
-        {
-            "id": copy.id,
-            "name": copy.name,
-            "status": copy.status,
-            "message": "Campaign cloned successfully",
-        }
-    )
+    return ok(CampaignCreated.of(copy, "Campaign cloned successfully"))
 
 
-@router.get("/{campaign_id}/statistics")
+@router.get(
+    "/{campaign_id}/statistics",
+    response_model=Envelope[StatisticsOut],
+    response_model_exclude_none=True,
+)
 def statistics(
     campaign_id: str,
     session: SessionDep,
@@ -349,7 +282,7 @@ def statistics(
 ) -> dict[str, Any]:
     """Overview, performance, timeline, segments and variations from stored deliveries."""
     get_campaign(session, campaign_id, principal.organization_id)
-    return ok(campaign_statistics(session, campaign_id, period, metrics))
+    return ok(StatisticsOut.of(campaign_statistics(session, campaign_id, period, metrics)))
 
 
 @router.get("/{campaign_id}/progress", response_model=Envelope[ProgressOut])

@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import ok
-from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message
+from engine.api.responses import ChannelAccountList, ChannelAccountOut, Envelope, Message, ok
 from engine.api.schemas import ApiModel, ChannelName
 from engine.integrations import channel_accounts as service
+from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -41,7 +41,8 @@ def list_accounts(session: SessionDep, principal: CurrentPrincipal) -> dict[str,
 def create(
     body: AccountIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Store an account; the channel checks the settings (400 ``INVALID_CHANNEL_CONFIG``)."""
+    """Store an account; the channel checks the settings (400 ``INVALID_CHANNEL_CONFIG``; 400
+    ``OUTBOUND_TARGET_REFUSED`` for a URL or host on an internal address)."""
     account = service.create_account(
         session,
         settings.verification_keys,
@@ -49,6 +50,7 @@ def create(
         body.channel,
         body.config,
         body.name,
+        policy=OutboundPolicy.from_settings(settings),
     )
     return ok(ChannelAccountOut.of(account))
 
@@ -71,7 +73,12 @@ def update(
 ) -> dict[str, Any]:
     """Change settings or rotate a secret."""
     account = service.update_account(
-        session, settings.verification_keys, principal.organization_id, account_id, body.config
+        session,
+        settings.verification_keys,
+        principal.organization_id,
+        account_id,
+        body.config,
+        policy=OutboundPolicy.from_settings(settings),
     )
     return ok(ChannelAccountOut.of(account))
 

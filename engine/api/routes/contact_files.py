@@ -23,8 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.api.deps import CurrentPrincipal, SessionDep
 from engine.api.errors import error_response
-from engine.api.presenters import ok
-from engine.api.responses import Envelope, ImportResultOut
+from engine.api.responses import Envelope, ImportResultOut, ok
 from engine.api.schemas import MAX_ID
 from engine.audience.contact_export import export_contacts
 from engine.audience.contact_import import ImportResult, import_contacts
@@ -49,20 +48,6 @@ _CSV_BODY: dict[str, Any] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
-
-
-def _public(result: ImportResult) -> dict[str, Any]:
-    return {
-        "created": result.created,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "errorCount": result.error_count,
-        "errors": [
-            {"line": e.line, "email": e.email, "code": e.code, "message": e.message}
-            for e in result.errors
-        ],
-        "rows": result.rows,
-    }
 
 
 async def _spool(request: Request, spool: IO[bytes]) -> None:
@@ -138,7 +123,7 @@ async def import_csv(
         result = await run_in_threadpool(
             _import, session, principal.organization_id, list_id, spool
         )
-    return ok(_public(result))
+    return ok(ImportResultOut.of(result))
 
 
 def _filename(name: str, list_id: int) -> str:

@@ -9,8 +9,7 @@ from pydantic import ConfigDict, Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, Page, PageDep, SessionDep
-from engine.api.presenters import ok, pagination
-from engine.api.responses import ContactOut, ContactPage, Envelope, Message
+from engine.api.responses import ContactOut, ContactPage, Envelope, Message, Pagination, ok
 from engine.api.schemas import (
     EMAIL_SCHEMA,
     MAX_ID,
@@ -24,7 +23,6 @@ from engine.audience import contacts as service
 from engine.audience import subscriptions
 from engine.audience.contact_data import tags_by_contact
 from engine.models import Contact
-from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
@@ -70,35 +68,22 @@ class SearchIn(ApiModel):
     limit: Integer = Field(default=20, ge=1, le=100)
 
 
-def contact_public(contact: Contact, tags: list[tuple[int, str]]) -> dict[str, Any]:
-    """A contact as the 004-style API shows it."""
-    return {
-        "id": contact.id,
-        "listId": contact.list_id,
-        "email": contact.email,
-        "phone": contact.phone,
-        "name": contact.name,
-        "fields": contact.fields or {},
-        "tags": [name for _, name in tags],
-        "subscribed": contact.unsubscribed_at is None,
-        "unsubscribedAt": iso(contact.unsubscribed_at),
-        "createdAt": iso(contact.created_at),
-        "updatedAt": iso(contact.updated_at or contact.created_at),
-    }
+def _names(tags: list[tuple[int, str]]) -> list[str]:
+    return [name for _, name in tags]
 
 
 def _one(session: Session, contact: Contact) -> dict[str, Any]:
     assert contact.id is not None
-    return ok(contact_public(contact, tags_by_contact(session, [contact.id])[contact.id]))
+    return ok(ContactOut.of(contact, _names(tags_by_contact(session, [contact.id])[contact.id])))
 
 
 def _page(session: Session, contacts: list[Contact], page: Page, total: int) -> dict[str, Any]:
     tags = tags_by_contact(session, [c.id for c in contacts if c.id is not None])
     return ok(
-        {
-            "contacts": [contact_public(c, tags[c.id]) for c in contacts if c.id is not None],
-            "pagination": pagination(page.page, page.limit, total),
-        }
+        ContactPage(
+            contacts=[ContactOut.of(c, _names(tags[c.id])) for c in contacts if c.id is not None],
+            pagination=Pagination.of(page.page, page.limit, total),
+        )
     )
 
 

@@ -19,22 +19,20 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from engine.api.errors import error_response
-from engine.api.presenters import ok
-from engine.api.responses import ConversionOut, Envelope
+from engine.api.responses import ConversionOut, Envelope, StatusReportOut, ok
 from engine.api.schemas import ApiModel, Id, Timestamp
 from engine.channels.whatsapp import parse_statuses as parse_whatsapp_statuses
 from engine.config import Settings
 from engine.errors import NotFound, ValidationFailed
 from engine.integrations import events as service
-from engine.integrations.links import LinkSigner, UnsubscribeLink
-from engine.models import EngagementEvent
-from engine.models.base import iso
+from engine.integrations import message_links
+from engine.integrations.links import UnsubscribeLink
 
 router = APIRouter(tags=["engagement"])
 
@@ -54,17 +52,18 @@ def _json(body: bytes) -> Any:
         raise ValidationFailed("the request body is not valid JSON", code="INVALID_JSON") from None
 
 
-def _answer(report: service.StatusReport) -> Response:
+def _answer(report: service.StatusReport) -> Response | dict[str, Any]:
     """200 with the counts; 503 when some statuses are for messages not recorded yet, so the
     provider retries (those recorded now count once: they are deduplicated)."""
+    counts = StatusReportOut.of(report)
     if report.pending:
         return error_response(
             503,
             "NOT_YET_RECORDED",
             f"{report.pending} status(es) for messages not recorded yet; retry later",
-            report=report.as_dict(),
+            report=counts.model_dump(),
         )
-    return JSONResponse(ok(report.as_dict()))
+    return ok(counts)
 
 
 # --- WhatsApp Cloud API ----------------------------------------------------------------------
@@ -72,6 +71,7 @@ def _answer(report: service.StatusReport) -> Response:
 
 @router.get(
     "/api/v1/providers/whatsapp/{account_id}",
+    response_class=PlainTextResponse,
     response_model=None,
     responses={403: {"description": "wrong hub.mode or hub.verify_token"}},
 )
@@ -101,14 +101,14 @@ def _same(given: str | None, expected: Any) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@router.post("/api/v1/providers/whatsapp/{account_id}", response_model=None)
+@router.post("/api/v1/providers/whatsapp/{account_id}", response_model=Envelope[StatusReportOut])
 def whatsapp_webhook(
     account_id: str,
     session: SessionDep,
     settings: SettingsDep,
     body: RawBody,
     x_hub_signature_256: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Response | dict[str, Any]:
     """Message statuses (``sent``, ``delivered``, ``read``, ``failed``), signed
     ``X-Hub-Signature-256: sha256=HMAC(app_secret, body)``; a bad signature is 401."""
     account, secrets = service.callback_account(
@@ -123,7 +123,9 @@ def whatsapp_webhook(
 # --- any provider ----------------------------------------------------------------------------
 
 
-@router.post("/api/v1/providers/{channel}/{account_id}/status", response_model=None)
+@router.post(
+    "/api/v1/providers/{channel}/{account_id}/status", response_model=Envelope[StatusReportOut]
+)
 def provider_status(
     channel: str,
     account_id: str,
@@ -131,7 +133,7 @@ def provider_status(
     settings: SettingsDep,
     body: RawBody,
     x_signature: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Response | dict[str, Any]:
     """Statuses from a provider or relay: ``{"provider_message_id", "status", "occurred_at"?}``
     or a list, signed ``X-Signature: sha256=HMAC(callback_secret, body)``."""
     account, secrets = service.callback_account(
@@ -156,19 +158,6 @@ class EventIn(ApiModel):
     event_id: str | None = Field(default=None, alias="eventId", min_length=1, max_length=100)
 
 
-def _event_public(event: EngagementEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "type": "conversion",
-        "contactId": event.contact_id,
-        "campaignId": event.campaign_id,
-        "executionId": event.execution_id,
-        "attributed": event.execution_id is not None,
-        "value": event.value,
-        "occurredAt": iso(event.occurred_at),
-    }
-
-
 @router.post(
     "/api/v1/events",
     status_code=201,
@@ -189,14 +178,10 @@ def post_event(
     event, created = service.record_conversion(session, principal.organization_id, conversion)
     if not created:
         response.status_code = 200
-    return ok(_event_public(event))
+    return ok(ConversionOut.of(event))
 
 
 # --- links in messages -----------------------------------------------------------------------
-
-
-def _signer(settings: Settings) -> LinkSigner:
-    return LinkSigner(settings.verification_keys, settings.public_base_url)
 
 
 def _page(title: str, text: str, status: int = 200, form: bool = False) -> HTMLResponse:
@@ -222,8 +207,8 @@ def _invalid_link() -> HTMLResponse:
 
 @router.get("/c/{token}", include_in_schema=False, response_model=None)
 def click(token: str, session: SessionDep, settings: SettingsDep) -> Response:
-    """Record a click, then redirect (302) to the URL the signed token carries."""
-    link = _signer(settings).read_click(token)
+    """Record a click, then redirect (302) to the URL the sealed token names."""
+    link = message_links.read_click(session, message_links.link_tokens(settings), token)
     if link is None:
         return _invalid_link()
     service.record_click(session, link.execution_id, link.touchpoint_id, link.contact_id, link.url)
@@ -231,9 +216,9 @@ def click(token: str, session: SessionDep, settings: SettingsDep) -> Response:
 
 
 @router.get("/u/{token}", include_in_schema=False, response_model=None)
-def unsubscribe_page(token: str, settings: SettingsDep) -> Response:
+def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     """A confirmation page; nothing changes until its form is posted (link scanners GET)."""
-    if _signer(settings).read_unsubscribe(token) is None:
+    if _read_unsubscribe(session, settings, token) is None:
         return _invalid_link()
     return _page("Unsubscribe", "Do you want to stop receiving these messages?", form=True)
 
@@ -241,10 +226,14 @@ def unsubscribe_page(token: str, settings: SettingsDep) -> Response:
 @router.post("/u/{token}", include_in_schema=False, response_model=None)
 def unsubscribe(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     """Unsubscribe: the page's form, or RFC 8058 one-click (``List-Unsubscribe=One-Click``)."""
-    link = _signer(settings).read_unsubscribe(token)
+    link = _read_unsubscribe(session, settings, token)
     if link is None:
         return _invalid_link()
     return _unsubscribe(session, link)
+
+
+def _read_unsubscribe(session: Session, settings: Settings, token: str) -> UnsubscribeLink | None:
+    return message_links.read_unsubscribe(session, message_links.link_tokens(settings), token)
 
 
 def _unsubscribe(session: Session, link: UnsubscribeLink) -> Response:

@@ -7,11 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import ok
-from engine.api.responses import Envelope, ProgressOut, RetryStarted
+from engine.api.responses import Envelope, ProgressOut, RetryStarted, ok
 from engine.execution.progress import get_progress
 from engine.execution.runs import retry_execution
-from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -45,12 +43,4 @@ def retry(
     execution = retry_execution(
         session, execution_id, principal.organization_id, secret_key=settings.verification_keys
     )
-    return ok(
-        {
-            "executionId": execution.id,
-            "retryOf": execution.retry_of,
-            "status": "started",
-            "scheduledAt": iso(execution.scheduled_at),
-            "message": "Retry started for the contacts not reached",
-        }
-    )
+    return ok(RetryStarted.of(execution))

@@ -8,12 +8,9 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, SessionDep
-from engine.api.presenters import ok
-from engine.api.responses import Envelope, ListDeleted, ListOut
+from engine.api.responses import Envelope, ListDeleted, ListOut, ok
 from engine.api.schemas import MAX_ID, ApiModel
 from engine.audience import lists as service
-from engine.models import ContactList
-from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/lists", tags=["contacts"])
 
@@ -27,38 +24,29 @@ class ListIn(ApiModel):
     name: str = Field(min_length=1, max_length=200, description="unique in the organization")
 
 
-def _public(contact_list: ContactList, members: int) -> dict[str, Any]:
-    return {
-        "id": contact_list.id,
-        "name": contact_list.name,
-        "memberCount": members,
-        "createdAt": iso(contact_list.created_at),
-    }
-
-
 @router.get("", response_model=Envelope[list[ListOut]])
 def list_all(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """The organization's lists by name, each with how many contacts it holds."""
     found = service.all_lists(session, principal.organization_id)
     sizes = service.list_sizes(session, [c.id for c in found if c.id is not None])
-    return ok([_public(c, sizes.get(c.id or 0, 0)) for c in found])
+    return ok([ListOut.of(c, sizes.get(c.id or 0, 0)) for c in found])
 
 
 @router.post("", status_code=201, response_model=Envelope[ListOut])
 def create(body: ListIn, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Create an empty list (409 ``LIST_EXISTS`` when the name is taken)."""
-    return ok(_public(service.create_list(session, principal.organization_id, body.name), 0))
+    return ok(ListOut.of(service.create_list(session, principal.organization_id, body.name), 0))
 
 
 @router.get("/{list_id}", response_model=Envelope[ListOut])
 def get(list_id: ListId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One list with its member count (404 ``LIST_NOT_FOUND``)."""
     found = service.get_list(session, principal.organization_id, list_id)
-    return ok(_public(found, service.list_sizes(session, [list_id]).get(list_id, 0)))
+    return ok(ListOut.of(found, service.list_sizes(session, [list_id]).get(list_id, 0)))
 
 
 @router.delete("/{list_id}", response_model=Envelope[ListDeleted])
 def delete(list_id: ListId, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Delete a list together with its contacts and API users; says how many contacts went."""
     deleted = service.delete_list(session, principal.organization_id, list_id)
-    return ok({"message": "List deleted successfully", "deletedContacts": deleted})
+    return ok(ListDeleted(deleted_contacts=deleted))

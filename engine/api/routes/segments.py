@@ -9,13 +9,19 @@ from pydantic import Field
 from sqlmodel import Session
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
-from engine.api.presenters import ok, pagination
-from engine.api.responses import Envelope, Message, SegmentPage, SegmentSized
+from engine.api.responses import (
+    Envelope,
+    Message,
+    Pagination,
+    SegmentOut,
+    SegmentPage,
+    SegmentSized,
+    ok,
+)
 from engine.api.schemas import ApiModel, ConditionIn, ConditionItemIn
 from engine.audience import segments as service
 from engine.audience.conditions import MAX_CONDITION_ITEMS
 from engine.models import Segment
-from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 
@@ -50,19 +56,8 @@ def _condition(condition: ConditionIn) -> dict[str, Any]:
     return condition.model_dump(exclude_none=True)
 
 
-def _public(segment: Segment) -> dict[str, Any]:
-    return {
-        "id": segment.id,
-        "name": segment.name,
-        "description": segment.description,
-        "condition": segment.condition,
-        "createdAt": iso(segment.created_at),
-        "updatedAt": iso(segment.updated_at),
-    }
-
-
-def _with_size(session: Session, organization_id: str, segment: Segment) -> dict[str, Any]:
-    return {**_public(segment), "size": service.segment_size(session, organization_id, segment)}
+def _with_size(session: Session, organization_id: str, segment: Segment) -> SegmentSized:
+    return SegmentSized.sized(segment, service.segment_size(session, organization_id, segment))
 
 
 @router.get("", response_model=Envelope[SegmentPage])
@@ -76,10 +71,10 @@ def list_segments(
         session, principal.organization_id, offset=page.offset, limit=page.limit
     )
     return ok(
-        {
-            "segments": [_public(s) for s in found],
-            "pagination": pagination(page.page, page.limit, total),
-        }
+        SegmentPage(
+            segments=[SegmentOut.of(s) for s in found],
+            pagination=Pagination.of(page.page, page.limit, total),
+        )
     )
 
 

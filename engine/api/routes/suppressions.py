@@ -8,12 +8,9 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from engine.api.deps import CurrentPrincipal, PageDep, SessionDep
-from engine.api.presenters import ok, pagination
-from engine.api.responses import Envelope, Message, SuppressionOut, SuppressionPage
+from engine.api.responses import Envelope, Message, Pagination, SuppressionOut, SuppressionPage, ok
 from engine.api.schemas import ADDRESS_SCHEMA, ApiModel
 from engine.audience import subscriptions as service
-from engine.models import Suppression
-from engine.models.base import iso
 
 router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"])
 
@@ -27,14 +24,6 @@ class SuppressionsIn(ApiModel):
     reason: str = Field(default="manual", min_length=1, max_length=64)
 
 
-def _public(suppression: Suppression) -> dict[str, Any]:
-    return {
-        "address": suppression.address,
-        "reason": suppression.reason,
-        "createdAt": iso(suppression.created_at),
-    }
-
-
 @router.get("", response_model=Envelope[SuppressionPage])
 def list_suppressions(
     session: SessionDep,
@@ -46,10 +35,10 @@ def list_suppressions(
         session, principal.organization_id, offset=page.offset, limit=page.limit
     )
     return ok(
-        {
-            "suppressions": [_public(s) for s in found],
-            "pagination": pagination(page.page, page.limit, total),
-        }
+        SuppressionPage(
+            suppressions=[SuppressionOut.of(s) for s in found],
+            pagination=Pagination.of(page.page, page.limit, total),
+        )
     )
 
 
@@ -62,7 +51,7 @@ def create(
     400 ``INVALID_ADDRESS`` names the first address that is neither an email nor a phone.
     """
     stored = service.suppress(session, principal.organization_id, body.addresses, body.reason)
-    return ok([_public(s) for s in stored])
+    return ok([SuppressionOut.of(s) for s in stored])
 
 
 @router.delete("/{address:path}", response_model=Envelope[Message])

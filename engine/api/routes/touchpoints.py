@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import ok, touchpoint_public
-from engine.api.responses import Envelope, Message, TouchpointOut, Validation
+from engine.api.responses import Envelope, Message, TouchpointOut, Validation, ok
 from engine.api.schemas import TouchpointChange, TouchpointCreate, TouchpointIn, ValidateIn
 from engine.campaigns import touchpoints as service
 from engine.campaigns.campaign import TouchpointSpec, get_campaign
@@ -29,7 +28,7 @@ def list_for_campaign(
 ) -> dict[str, Any]:
     """The campaign's touchpoints in order."""
     campaign = get_campaign(session, campaign_id, principal.organization_id)
-    return ok([touchpoint_public(tp) for tp in service.list_touchpoints(session, campaign.id)])
+    return ok([TouchpointOut.of(tp) for tp in service.list_touchpoints(session, campaign.id)])
 
 
 @router.post(
@@ -48,7 +47,7 @@ def create_for_campaign(
     touchpoint = service.add_touchpoint(
         session, principal.organization_id, campaign_id, _spec(body)
     )
-    return ok(touchpoint_public(touchpoint))
+    return ok(TouchpointOut.of(touchpoint))
 
 
 @router.post("/api/v1/touchpoints", status_code=201, response_model=Envelope[TouchpointOut])
@@ -61,7 +60,7 @@ def create(
     touchpoint = service.add_touchpoint(
         session, principal.organization_id, body.campaign_id, _spec(body)
     )
-    return ok(touchpoint_public(touchpoint))
+    return ok(TouchpointOut.of(touchpoint))
 
 
 @router.post("/api/v1/touchpoints/validate", response_model=Envelope[Validation])
@@ -80,7 +79,7 @@ def validate_by_body(
 def get(touchpoint_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One touchpoint."""
     return ok(
-        touchpoint_public(service.get_touchpoint(session, touchpoint_id, principal.organization_id))
+        TouchpointOut.of(service.get_touchpoint(session, touchpoint_id, principal.organization_id))
     )
 
 
@@ -92,7 +91,7 @@ def update(
     given = body.model_dump(exclude_unset=True)
     changes = {("delay_s" if k == "delay" else k): v for k, v in given.items() if v is not None}
     return ok(
-        touchpoint_public(
+        TouchpointOut.of(
             service.update_touchpoint(session, principal.organization_id, touchpoint_id, changes)
         )
     )

@@ -7,31 +7,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from engine.api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from engine.api.presenters import ok
-from engine.api.responses import Envelope, Message, WebhookCreated, WebhookDeliveryOut, WebhookOut
+from engine.api.responses import (
+    Envelope,
+    Message,
+    WebhookCreated,
+    WebhookDeliveryOut,
+    WebhookOut,
+    ok,
+)
 from engine.api.schemas import WebhookIn
 from engine.integrations import webhooks as service
-from engine.models import WEBHOOK_EVENTS, WebhookSubscription
-from engine.models.base import iso
+from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
-def _public(subscription: WebhookSubscription) -> dict[str, Any]:
-    return {
-        "id": subscription.id,
-        "url": subscription.url,
-        "events": subscription.events,
-        "active": subscription.active,
-        "createdAt": iso(subscription.created_at),
-    }
-
-
 @router.post("", status_code=201, response_model=Envelope[WebhookCreated])
 def create(
-    body: WebhookIn, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep
+    body: WebhookIn, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Subscribe a URL to events; the answer shows the signing secret (this once only)."""
+    """Subscribe a URL to events; the answer shows the signing secret (this once only).
+
+    A URL on an internal address is refused (400 ``OUTBOUND_TARGET_REFUSED``)."""
     subscription, secret = service.subscribe(
         session,
         principal.organization_id,
@@ -39,26 +36,25 @@ def create(
         body.events,
         body.secret,
         secret_key=settings.verification_keys,
+        policy=OutboundPolicy.from_settings(settings),
     )
-    return ok(
-        {
-            **_public(subscription),
-            "secret": secret,
-            "availableEvents": list(WEBHOOK_EVENTS),
-        }
-    )
+    return ok(WebhookCreated.created(subscription, secret))
 
 
 @router.get("", response_model=Envelope[list[WebhookOut]])
 def list_all(session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """The organization's subscriptions."""
-    return ok([_public(s) for s in service.list_subscriptions(session, principal.organization_id)])
+    return ok(
+        [WebhookOut.of(s) for s in service.list_subscriptions(session, principal.organization_id)]
+    )
 
 
 @router.get("/{webhook_id}", response_model=Envelope[WebhookOut])
 def get(webhook_id: str, session: SessionDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """One subscription (without its secret)."""
-    return ok(_public(service.get_subscription(session, principal.organization_id, webhook_id)))
+    return ok(
+        WebhookOut.of(service.get_subscription(session, principal.organization_id, webhook_id))
+    )
 
 
 @router.delete("/{webhook_id}", response_model=Envelope[Message])

@@ -14,7 +14,9 @@ Configuration (``channel_config``):
 - ``timeout_s``: per connect and per SMTP command; ``connections``: pooled connections per server
   (4 by default).
 - ``unsubscribe_url``: ``List-Unsubscribe`` (and one-click ``List-Unsubscribe-Post``); a
-  per-recipient ``recipient["unsubscribe_url"]`` wins over the campaign's.
+  per-recipient ``recipient["unsubscribe_url"]`` (the engine's link) wins over an http(s) one,
+  while a ``mailto:`` one (an unsubscribe mailbox) is listed after it. The header is never
+  folded into RFC 2047 encoded-words, which mailbox providers do not read as URIs.
 
 The message body is a string (plain text) or ``{"subject", "text", "html"}``: both parts make a
 ``multipart/alternative``; HTML alone gets a plain-text part derived by a simple tag strip.

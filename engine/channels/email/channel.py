@@ -14,9 +14,10 @@ from engine.channels.base import OutgoingMessage
 from engine.channels.email.config import DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT_S, validate_config
 from engine.channels.email.errors import classify
 from engine.channels.email.mime import build_email
-from engine.channels.email.pool import Endpoint, Pool, send_on
+from engine.channels.email.pool import Endpoint, Pool
 from engine.config import Settings
 from engine.errors import PermanentDeliveryError, ValidationFailed
+from engine.outbound import OutboundPolicy, check_configured_host
 
 
 class EmailChannel:
@@ -28,7 +29,8 @@ class EmailChannel:
     (receivers can drop the duplicate); it is the provider message id returned.
     4xx replies, timeouts and network errors are transient; 5xx replies, refused credentials
     (``INVALID_CREDENTIALS``) and TLS failures are permanent; 550/551/553/554 to RCPT TO is
-    ``INVALID_RECIPIENT``.
+    ``INVALID_RECIPIENT``. A server the outbound guard refuses (an internal address not in
+    ``OUTBOUND_ALLOWED_NETWORKS``) is a permanent ``OUTBOUND_TARGET_REFUSED``.
     """
 
     name = "email"
@@ -36,15 +38,18 @@ class EmailChannel:
     @classmethod
     def from_settings(cls, settings: Settings, loop: EventLoopThread) -> EmailChannel:
         """Build the process's instance from the settings (the registry calls this)."""
-        return cls(loop, settings.http_timeout_s)
+        return cls(loop, settings.http_timeout_s, policy=OutboundPolicy.from_settings(settings))
 
     def __init__(
         self,
         loop: EventLoopThread,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connections: int = DEFAULT_CONNECTIONS,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self._loop = loop
+        #: Where it may connect; without one, nowhere internal.
+        self._policy = policy or OutboundPolicy()
         self._timeout_s = timeout_s
         self._connections = connections
         # Used on the event loop's thread only.
@@ -54,6 +59,12 @@ class EmailChannel:
     def validate_config(config: dict[str, Any]) -> None:
         """Check the server, security, credentials, addresses and limits, without connecting."""
         validate_config(config)
+
+    @staticmethod
+    def check_targets(config: dict[str, Any], policy: OutboundPolicy) -> None:
+        """Refuse a ``host`` that can only be internal (``OUTBOUND_TARGET_REFUSED``)."""
+        if isinstance(config.get("host"), str):
+            check_configured_host(config["host"], policy, "email channel_config.host")
 
     def rate_key(self, config: dict[str, Any]) -> str:
         """One key per server and account (the sender address when there is no login)."""
@@ -70,7 +81,7 @@ class EmailChannel:
         endpoint = Endpoint.from_config(config, self._timeout_s, self._connections)
         pool = self._pools.get(endpoint)
         if pool is None:
-            pool = self._pools[endpoint] = Pool(endpoint)
+            pool = self._pools[endpoint] = Pool(endpoint, self._policy)
         return pool
 
     async def send_async(self, message: OutgoingMessage) -> str | None:
@@ -79,7 +90,7 @@ class EmailChannel:
         email, sender, to = build_email(message)
         async with pool.client() as client:
             try:
-                await send_on(client, email, sender, to)
+                await pool.send(client, email, sender, to)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 raise classify(exc, pool.endpoint.password) from exc
         return str(email["Message-ID"])

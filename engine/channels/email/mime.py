@@ -8,8 +8,11 @@ text part of an HTML-only body; :func:`parse_address` checks and normalises an a
 from __future__ import annotations
 
 import hashlib
-from email.headerregistry import Address
+import re
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
+from email.policy import default as default_policy
 from email.utils import formatdate
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -126,12 +129,57 @@ def _content(body: Any, config: dict[str, Any]) -> tuple[str, str, str | None]:
     return str(body.get("subject") or subject), text, html
 
 
-def _unsubscribe_headers(email: EmailMessage, url: Any) -> None:
-    if not url:
+#: Longest header line SMTP carries (RFC 5322: 998 characters and CRLF).
+_MAX_LINE = 998
+_URI = re.compile(r"<([^<>\s]+)>")
+
+
+class _UriListHeader(UnstructuredHeader, BaseHeader):
+    """A header that is a list of ``<URI>`` (``List-Unsubscribe``), folded only between URIs.
+
+    The default policy folds a long unstructured value into RFC 2047 encoded-words
+    (``=?utf-8?q?=3Chttps=3A//…``), which mailbox providers do not read as URIs: one-click
+    unsubscribe (RFC 8058) then fails. Each URI goes on its own line as it is; SMTP allows 998
+    characters a line (78 is a recommendation). A value that is not plain ASCII URIs of that
+    size is folded as before.
+    """
+
+    max_count = 1
+
+    def fold(self, *, policy: Policy) -> str:
+        """``Name: <uri>,`` then one ``<uri>`` per continuation line, never encoded."""
+        lines = [f"<{uri}>" for uri in _URI.findall(str(self))]
+        if lines:
+            lines[0] = f"{self.name}: {lines[0]}"
+        if not lines or not str(self).isascii() or max(map(len, lines)) + 2 > _MAX_LINE:
+            return super().fold(policy=policy)
+        return f",{policy.linesep} ".join(lines) + policy.linesep
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _UriListHeader)
+#: The header objects are made when a header is set, so this holds whatever policy the SMTP
+#: client serialises with (aiosmtplib uses ``email.policy.SMTP``).
+POLICY = default_policy.clone(header_factory=_HEADERS)
+
+
+def unsubscribe_uris(recipient_url: Any, campaign_url: Any) -> list[str]:
+    """The URIs of ``List-Unsubscribe``: the recipient's own link (else the campaign's), and
+    the campaign's ``mailto:`` mailbox when it configures one, both listed."""
+    uris = [_one_line(recipient_url)] if recipient_url else []
+    if campaign_url:
+        campaign_url = _one_line(campaign_url)
+        if urlsplit(campaign_url).scheme == "mailto" or not uris:
+            uris.append(campaign_url)
+    return [uri for uri in uris if uri and "<" not in uri and ">" not in uri]
+
+
+def _unsubscribe_headers(email: EmailMessage, uris: list[str]) -> None:
+    if not uris:
         return
-    url = _one_line(url)
-    email["List-Unsubscribe"] = f"<{url}>"
-    if urlsplit(url).scheme in ("https", "http"):  # RFC 8058 one-click is a POST to the URL
+    uris.sort(key=lambda uri: urlsplit(uri).scheme not in ("https", "http"))  # web link first
+    email["List-Unsubscribe"] = ", ".join(f"<{uri}>" for uri in uris)
+    if urlsplit(uris[0]).scheme in ("https", "http"):  # RFC 8058 one-click is a POST to it
         email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
 
@@ -146,7 +194,7 @@ def build_email(message: OutgoingMessage) -> tuple[EmailMessage, str, str]:
     to = _recipient(message.recipient)
     sender, domain = parse_address(str(config["from_email"]))
     subject, text, html = _content(message.body, config)
-    email = EmailMessage()
+    email = EmailMessage(policy=POLICY)
     email["Subject"] = _one_line(subject)
     email["From"] = Address(_one_line(config.get("from_name") or ""), addr_spec=sender)
     email["To"] = Address(_one_line(message.recipient.get("name") or ""), addr_spec=to)
@@ -156,9 +204,8 @@ def build_email(message: OutgoingMessage) -> tuple[EmailMessage, str, str]:
     email["Message-ID"] = message_id(message.idempotency_key, domain)
     email["X-Campaign-Id"] = _one_line(message.campaign_id)
     email["X-Execution-Id"] = _one_line(message.execution_id)
-    _unsubscribe_headers(
-        email, message.recipient.get("unsubscribe_url") or config.get("unsubscribe_url")
-    )
+    uris = unsubscribe_uris(message.recipient.get("unsubscribe_url"), config.get("unsubscribe_url"))
+    _unsubscribe_headers(email, uris)
     email.set_content(text)
     if html is not None:
         email.add_alternative(html, subtype="html")

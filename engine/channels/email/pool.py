@@ -3,6 +3,10 @@
 A :class:`Pool` keeps up to ``connections`` aiosmtplib clients per :class:`Endpoint`, connected
 and authenticated on first use and kept open between sends: sending many messages over one
 connection is what makes SMTP fast. Pools live on the process's event loop.
+
+Every connection goes through the outbound guard (:func:`engine.outbound.smtp.open_socket`):
+the server's name is resolved and checked, and the client is handed a socket connected to a
+checked address (it keeps the configured name for TLS).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
+
+from engine.outbound import OutboundPolicy
+from engine.outbound.smtp import open_socket
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +55,13 @@ class Endpoint:
         )
 
     def client(self) -> aiosmtplib.SMTP:
-        """A new, unconnected client; ``connect()`` does TLS and AUTH as configured."""
+        """A new, unconnected client; :meth:`Pool.connect` does TLS and AUTH as configured.
+
+        It has no port: it connects over the socket the guard opens, and keeps ``host`` for
+        TLS (SNI and the certificate's name).
+        """
         return aiosmtplib.SMTP(
             hostname=self.host,
-            port=self.port,
             username=self.username,
             password=self.password,
             use_tls=self.security == "tls",
@@ -68,8 +78,9 @@ class Pool:
     Clients connect (and authenticate) on first use and stay connected between sends.
     """
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, policy: OutboundPolicy) -> None:
         self.endpoint = endpoint
+        self._policy = policy
         self.clients = [endpoint.client() for _ in range(endpoint.connections)]
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         for client in self.clients:
@@ -87,6 +98,34 @@ class Pool:
         finally:
             self._idle.put_nowait(client)
 
+    async def connect(self, client: aiosmtplib.SMTP) -> None:
+        """Connect ``client`` (TLS and AUTH as configured) over a socket the guard checked.
+
+        Raises:
+            TargetRefused: the server is, or resolves to, an address the policy refuses.
+        """
+        end = self.endpoint
+        sock = await open_socket(end.host, end.port, end.timeout_s, self._policy)
+        try:
+            await client.connect(sock=sock)
+        except BaseException:
+            client.close()
+            sock.close()
+            raise
+
+    async def send(
+        self, client: aiosmtplib.SMTP, email: EmailMessage, sender: str, to: str
+    ) -> None:
+        """Send over ``client``; a pooled connection the server dropped is reopened once."""
+        if client.is_connected:
+            try:
+                await client.send_message(email, sender=sender, recipients=[to])
+                return
+            except aiosmtplib.SMTPServerDisconnected:
+                client.close()
+        await self.connect(client)
+        await client.send_message(email, sender=sender, recipients=[to])
+
     async def close(self) -> None:
         """Say QUIT on every connected client."""
         for client in self.clients:
@@ -97,15 +136,3 @@ class Pool:
                     pass
                 finally:
                     client.close()
-
-
-async def send_on(client: aiosmtplib.SMTP, email: EmailMessage, sender: str, to: str) -> None:
-    """Send over ``client``; a pooled connection the server dropped is reopened once."""
-    if client.is_connected:
-        try:
-            await client.send_message(email, sender=sender, recipients=[to])
-            return
-        except aiosmtplib.SMTPServerDisconnected:
-            client.close()
-    await client.connect()
-    await client.send_message(email, sender=sender, recipients=[to])

@@ -6,8 +6,8 @@ caller puts in the Alembic config's ``secret_keys`` attribute): run ``campaign m
 the same ``SECRET_KEY`` as the API and workers. It refuses to encrypt under the public
 development key (or a short one) unless ``DEVELOPMENT_MODE=true``, since anyone could decrypt.
 
-Revision ID: sec_secret_0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-29
 """
 
@@ -29,8 +29,8 @@ from engine.secrets import (
     is_encrypted,
 )
 
-revision: str = "sec_secret_0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
