@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         **os.environ,
         "DATABASE_URL": db_url,
         "BROKER_URL": args.broker_url,
+        # The processes refuse the public development key; a fresh one per run.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(48),
         "CHUNK_SIZE": str(args.chunk_size),
         "LOG_LEVEL": "WARNING",
         "LOG_CHANNEL_PATH": str(workdir / "deliveries.jsonl"),

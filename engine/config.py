@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The development default of ``SECRET_KEY``: public, so production must set its own.
 DEV_SECRET_KEY = "dev-only-secret-change-me-in-production-0123456789"
+#: Shortest ``SECRET_KEY`` (and fallback) the processes accept outside development mode.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
     #: Earlier keys, still accepted for verifying tokens and links and for decrypting stored
     #: credentials while ``secret_key`` signs and encrypts everything new (key rotation).
     secret_key_fallbacks: list[str] = Field(default_factory=list)
+    #: A development machine: ``campaign api``, ``worker``, ``scheduler`` and ``up`` then start
+    #: on the public development ``SECRET_KEY`` (or a short one) instead of refusing to.
+    development_mode: bool = False
     access_token_ttl_s: int = Field(default=900, ge=60)
     #: Lifetime of a login: its refresh tokens rotate on use but never outlive it.
     refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
@@ -132,6 +137,39 @@ class Settings(BaseSettings):
         for network in networks:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
         return networks
+
+    @property
+    def verification_keys(self) -> tuple[str, ...]:
+        """``secret_key`` then its fallbacks: the first signs and encrypts, all verify and decrypt.
+
+        Example:
+            ``Settings(secret_key="new…", secret_key_fallbacks=["old…"]).verification_keys``
+            is ``("new…", "old…")``.
+        """
+        return (self.secret_key, *self.secret_key_fallbacks)
+
+
+def secret_key_problem(settings: Settings) -> str | None:
+    """Why ``settings``' keys would let anyone forge tokens and links or read credentials, if so.
+
+    The public development key and keys shorter than :data:`MIN_SECRET_KEY_LENGTH` are refused,
+    as ``SECRET_KEY`` and as a fallback (a fallback still verifies). ``None`` when they are fine,
+    whatever ``development_mode`` says: callers decide what development mode allows.
+    """
+    for name, key in [("SECRET_KEY", settings.secret_key)] + [
+        ("a SECRET_KEY_FALLBACKS entry", k) for k in settings.secret_key_fallbacks
+    ]:
+        if key == DEV_SECRET_KEY:
+            return (
+                f"DEFAULT_SECRET_KEY: {name} is the public development key, with which anyone "
+                "can sign in, forge links and read stored credentials"
+            )
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            return (
+                f"WEAK_SECRET_KEY: {name} has {len(key)} characters; a secret key has at least "
+                f"{MIN_SECRET_KEY_LENGTH}"
+            )
+    return None
 
 
 @lru_cache

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from engine.aio import EventLoopThread
 from engine.channels import ChannelRegistry
-from engine.config import DEV_SECRET_KEY, Settings
+from engine.config import Settings, secret_key_problem
 from engine.db import make_engine
 from engine.heartbeats import HeartbeatKeeper
 from engine.logging import get_logger
@@ -49,10 +49,11 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         """Build the runtime described by ``settings``."""
-        if settings.secret_key == DEV_SECRET_KEY:
-            # It signs tokens and links and encrypts provider credentials: a public default
-            # makes all of them forgeable. Loud, not fatal, so the embedded demo just works.
-            log.warning("security.default_secret_key", hint="set SECRET_KEY in production")
+        problem = secret_key_problem(settings)
+        if problem and not settings.development_mode:
+            # The processes refuse it outside development mode (engine/cli/shared.py); a
+            # runtime built in code (an app factory, a script) still says so.
+            log.warning("security.unsafe_secret_key", problem=problem.partition(":")[0])
         return cls(
             settings=settings,
             engine=make_engine(settings.database_url),

@@ -154,10 +154,15 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+#: The tests' ``SECRET_KEY``: a key the processes accept (not the public development one).
+TEST_SECRET_KEY = "test-secret-key-for-the-suite-only-0123456789abcdef"
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for a test: fast scheduler ticks, small chunks, files under ``tmp_path``."""
     values: dict[str, Any] = {
         "database_url": database_url,
+        "secret_key": TEST_SECRET_KEY,
         "broker_url": "memory://",
         "log_channel_path": str(tmp_path / "deliveries.jsonl"),
         "scheduler_interval_s": 0.05,

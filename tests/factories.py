@@ -44,6 +44,7 @@ def make_campaign(
             steps,
             channel_config=channel_config,
             details={"targetAudience": audience} if audience is not None else None,
+            secret_key=rt.settings.verification_keys,
         )
         return organization.id, campaign.id
 

@@ -81,7 +81,9 @@ def send_webhook_actor(delivery_id: int) -> None:
     """POST one lifecycle webhook; failures are rescheduled in SQL with backoff."""
     rt = runtime()
     with structlog.contextvars.bound_contextvars(webhook_delivery_id=delivery_id):
-        webhooks.deliver(lambda: session_scope(rt.engine), rt.http, delivery_id)
+        webhooks.deliver(
+            lambda: session_scope(rt.engine), rt.http, delivery_id, rt.settings.verification_keys
+        )
 
 
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from engine.config import get_settings
+from engine.config import get_settings, secret_key_problem
 from engine.logging import configure_logging
 from engine.ratelimit import unshared_limiter_problem
 from workers.actors import declare_actors
@@ -25,6 +25,9 @@ def setup() -> None:
     )
     if problem:  # started by dramatiq directly, not through `campaign worker`
         raise SystemExit(f"error {problem}")
+    problem = secret_key_problem(settings)
+    if problem and not settings.development_mode:
+        raise SystemExit(f"error {problem} (set SECRET_KEY, or DEVELOPMENT_MODE=true)")
     broker = build_broker(settings.broker_url)
     broker.add_middleware(CloseRuntime())
     dramatiq.set_broker(broker)

@@ -57,6 +57,7 @@ from engine.models import (
     Organization,
 )
 from engine.models.base import as_utc, from_iso, iso, utcnow
+from engine.secrets import SecretKeys
 from engine.templating import check_template
 
 #: The bot campaigns API's status of an action for each execution status.
@@ -215,7 +216,7 @@ def _check_input(data: ActionInput) -> datetime:
 
 def create_action(
     session: Session,
-    secret_key: str,
+    secret_key: SecretKeys,
     bot: Bot,
     data: ActionInput,
     *,

@@ -36,6 +36,7 @@ from engine.bots.sheets import ADDRESS_COLUMNS, rows_to_sheet
 from engine.db import get_owned
 from engine.errors import ValidationFailed
 from engine.models import Bot, CampaignAction, Trigger
+from engine.secrets import SecretKeys
 
 #: Keys of the ``json`` object that steer the trigger (the rest are template parameters).
 RESERVED = frozenset({"bot_name", "action_id", "content", "recipients", "campaign_name"})
@@ -105,7 +106,7 @@ def _action_input(payload: dict[str, Any], previous: CampaignAction | None) -> A
 
 def fire_trigger(
     session: Session,
-    secret_key: str,
+    secret_key: SecretKeys,
     organization_id: str,
     payload: Any,
     *,

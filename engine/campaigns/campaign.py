@@ -11,10 +11,11 @@ from engine.audience.audience_spec import checked_details
 from engine.campaigns.variations import check_variations
 from engine.db import get_owned
 from engine.errors import NotFound, ValidationFailed
-from engine.integrations.channel_accounts import check_campaign_channel
+from engine.integrations.channel_accounts import check_campaign_channel, store_campaign_config
 from engine.integrations.webhooks import emit_campaign
 from engine.models import Campaign, Organization, Touchpoint, TouchpointType
 from engine.outbound import OutboundPolicy
+from engine.secrets import SecretKeys
 from engine.templating import check_template
 
 #: Longest wait before a touchpoint: one year.
@@ -69,14 +70,15 @@ def create_campaign(
     type: str = "message",
     details: dict[str, Any] | None = None,
     created_by: str | None = None,
+    secret_key: SecretKeys | None = None,
     outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Create a draft campaign with its ordered touchpoints.
 
-    ``outbound`` says which internal networks its ``channel_config`` may name (default: this
-    process's ``OUTBOUND_ALLOWED_NETWORKS``).
-
     A draft may have no channel yet (``None``); it needs one before it can execute.
+    ``secret_key`` (``Settings.verification_keys``) encrypts the credentials ``channel_config``
+    holds; a config with credentials needs it. ``outbound`` says which internal networks its
+    ``channel_config`` may name (default: this process's ``OUTBOUND_ALLOWED_NETWORKS``).
 
     Raises:
         ValidationFailed: unknown channel or type, bad channel config, touchpoint or template.
@@ -97,12 +99,12 @@ def create_campaign(
         organization_id=organization_id,
         name=name,
         channel=channel or "",
-        channel_config=config,
         description=description,
         type=type,
         details=details,
         created_by=created_by,
     )
+    store_campaign_config(campaign, config, secret_key)
     session.add(campaign)
     session.flush()
     for position, spec in enumerate(touchpoints):
@@ -121,8 +123,11 @@ def create_campaign(
     return campaign
 
 
-def create_campaign_from_document(session: Session, document: Any) -> Campaign:
-    """Create a campaign from a JSON-like document (``campaign create FILE``).
+def create_campaign_from_document(
+    session: Session, document: Any, secret_key: SecretKeys | None = None
+) -> Campaign:
+    """Create a campaign from a JSON-like document (``campaign create FILE``); ``secret_key``
+    encrypts the credentials of its ``channel_config``.
 
     Shape: ``{"organization", "name", "channel", "channel_config"?, "description"?,
     "touchpoints": [{"name"?, "type"?, "message"?, "delay_s"?}]}``; the organization is
@@ -163,6 +168,7 @@ def create_campaign_from_document(session: Session, document: Any) -> Campaign:
         specs,
         channel_config=config,
         description=str(document.get("description", "")),
+        secret_key=secret_key,
     )
 
 

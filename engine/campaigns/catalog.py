@@ -13,7 +13,11 @@ from engine.audience.audience_spec import checked_details
 from engine.campaigns.campaign import check_length, check_type, get_campaign, list_touchpoints
 from engine.errors import InvalidTransition, NotFound, ValidationFailed
 from engine.execution.runs import active_execution, check_editable
-from engine.integrations.channel_accounts import check_campaign_channel
+from engine.integrations.channel_accounts import (
+    check_campaign_channel,
+    kept_campaign_secrets,
+    store_campaign_config,
+)
 from engine.integrations.webhooks import emit_campaign
 from engine.models import (
     Campaign,
@@ -30,6 +34,7 @@ from engine.models import (
 )
 from engine.models.base import utcnow
 from engine.outbound import OutboundPolicy
+from engine.secrets import SecretKeys
 
 #: Fields ``sort`` may name (``-`` prefix for descending), API name → column.
 SORT_FIELDS = {
@@ -155,12 +160,16 @@ def update_campaign(
     organization_id: str,
     campaign_id: str,
     changes: dict[str, Any],
+    secret_key: SecretKeys | None = None,
     *,
     outbound: OutboundPolicy | None = None,
 ) -> Campaign:
     """Apply ``changes`` (name, description, type, channel, channel_config, status, details).
 
-    ``outbound`` is as for :func:`~engine.campaigns.campaign.create_campaign`.
+    ``secret_key`` (``Settings.verification_keys``) encrypts credentials in a new
+    ``channel_config``; one without credentials keeps the stored ones while the channel and
+    endpoint stay (what GET shows can be PUT back). ``outbound`` is as for
+    :func:`~engine.campaigns.campaign.create_campaign`.
 
     A ``status`` equal to the campaign's is accepted and changes nothing; any other is refused:
     statuses change through execute, pause, resume and cancel. The channel, its configuration
@@ -196,8 +205,11 @@ def update_campaign(
     if "channel" in changes or "channel_config" in changes:
         channel = changes.get("channel", campaign.channel)
         config = dict(changes.get("channel_config", campaign.channel_config) or {})
+        if secret_key is not None:
+            config = {**kept_campaign_secrets(secret_key, campaign, channel, config), **config}
         check_campaign_channel(session, organization_id, channel, config, policy=outbound)
-        campaign.channel, campaign.channel_config = channel, config
+        campaign.channel = channel
+        store_campaign_config(campaign, config, secret_key)
     if changes.get("details"):
         campaign.details = checked_details({**campaign.details, **changes["details"]})
     campaign.updated_at = utcnow()
@@ -283,6 +295,8 @@ def clone_campaign(
         type=source.type,
         channel=source.channel,
         channel_config=dict(source.channel_config),
+        # Still encrypted: the copy sends with the same credentials, never held in clear.
+        secrets=source.secrets,
         details=dict(source.details),
         created_by=source.created_by,
     )

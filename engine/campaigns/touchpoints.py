@@ -22,6 +22,7 @@ from engine.execution.runs import check_editable
 from engine.integrations.channel_accounts import check_credentials
 from engine.models import Campaign, Chunk, Contact, Touchpoint, TouchpointType
 from engine.models.base import utcnow
+from engine.secrets import SecretKeys
 from engine.templating import contact_context, error_code, render
 
 
@@ -121,7 +122,7 @@ def delete_touchpoint(session: Session, organization_id: str, touchpoint_id: str
 
 
 def validate_touchpoint(
-    session: Session, organization_id: str, touchpoint_id: str, secret_key: str
+    session: Session, organization_id: str, touchpoint_id: str, secret_key: SecretKeys
 ) -> dict[str, Any]:
     """Check that a touchpoint can be sent: ``{"valid": bool, "errors": [{"code", "message"}]}``.
 

@@ -7,7 +7,7 @@ this one registers them, in the order ``campaign --help`` lists them:
 * :mod:`engine.cli.processes`: ``migrate``, ``api``, ``up``, ``scheduler``, ``worker``;
 * :mod:`engine.cli.campaigns`: ``demo``, ``create``, ``execute``;
 * :mod:`engine.cli.executions`: ``progress``, ``pause``, ``resume``, ``cancel``, ``retry``;
-* :mod:`engine.cli.admin`: ``admin bootstrap|create-key|create-api-user|create-bot``;
+* :mod:`engine.cli.admin`: ``admin bootstrap|create-key|create-api-user|create-bot|rotate-secrets``;
 * :mod:`engine.cli.contacts`: ``contacts import|export``;
 * :mod:`engine.cli.shared` (consoles, exit code, setup) and :mod:`engine.cli.views` (the
   progress bar and tables) serve them all.

@@ -1,14 +1,18 @@
 """``campaign admin``: an organization's first user, its API keys (created, listed, revoked), its
-users (listed, disabled), the contact lists API's ``api_user`` credentials, and bots."""
+users (listed, disabled), the contact lists API's ``api_user`` credentials, bots, and
+re-encrypting stored credentials after a key rotation."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.cli.shared import err_console, migrated_runtime, run
+from engine.cli.shared import EXIT_BAD_INPUT, err_console, migrated_runtime, run
 from engine.db import session_scope
+
+if TYPE_CHECKING:
+    from engine.integrations.stored_secrets import Reencrypted
 
 #: The ``admin`` command group.
 admin_app = typer.Typer(help="Organizations, users and API keys.", no_args_is_help=True)
@@ -181,3 +185,32 @@ def create_bot(
             return create_bot_for(session, organization, name, channel, account).id
 
     print(f"bot {run(create)}")
+
+
+@admin_app.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Encrypt every stored credential again with SECRET_KEY (after a key rotation).
+
+    Run it once SECRET_KEY is the new key and SECRET_KEY_FALLBACKS holds the old ones; then the
+    fallbacks are no longer needed to read credentials (links and tokens signed with them are
+    another matter: see docs/security.md).
+    """
+    rt = migrated_runtime()
+    from engine.integrations.stored_secrets import reencrypt_stored
+
+    def rotate() -> Reencrypted:
+        with session_scope(rt.engine) as session:
+            return reencrypt_stored(session, rt.settings.verification_keys)
+
+    done = run(rotate)
+    print(
+        f"re-encrypted with SECRET_KEY: {done.accounts} channel accounts, {done.campaigns} "
+        f"campaigns, {done.webhooks} webhooks"
+    )
+    if done.unreadable:
+        err_console.print(
+            f"[red]error[/red] CREDENTIALS_UNREADABLE: no key decrypts {', '.join(done.unreadable)}"
+            "; add the key they were stored with to SECRET_KEY_FALLBACKS, or enter them again",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)

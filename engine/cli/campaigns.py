@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from engine.cli import views
-from engine.cli.shared import EXIT_BAD_INPUT, console, err_console, migrated_runtime, run, setup
+from engine.cli.shared import (
+    EXIT_BAD_INPUT,
+    console,
+    err_console,
+    migrated_runtime,
+    require_secret_key,
+    run,
+    setup,
+)
 from engine.db import migrate, session_scope
 from engine.errors import ValidationFailed
 from engine.outbound import OutboundPolicy
@@ -48,6 +56,7 @@ def demo(
             "amqp://… shared with `campaign scheduler` and `campaign worker`"
         )
         raise typer.Exit(EXIT_BAD_INPUT)
+    settings = require_secret_key(settings, embedded=True)
     migrate(settings.database_url)
     rt = Runtime.from_settings(settings)
     from engine.execution.runs import start_execution
@@ -65,7 +74,7 @@ def demo(
                 step_delay_s=step_delay,
                 outbound=OutboundPolicy.from_settings(settings),
             )
-            return start_execution(session, campaign.id, secret_key=settings.secret_key).id
+            return start_execution(session, campaign.id, secret_key=settings.verification_keys).id
 
     execution_id = run(create)
     console.print(f"execution [bold]{execution_id}[/bold] scheduled")
@@ -100,7 +109,8 @@ def create(
         except ValueError as exc:
             raise ValidationFailed(f"{path} is not valid JSON: {exc}", code="INVALID_JSON") from exc
         with session_scope(rt.engine) as session:
-            return create_campaign_from_document(session, document).id
+            keys = rt.settings.verification_keys
+            return create_campaign_from_document(session, document, keys).id
 
     console.print(f"campaign {run(make)} created")
 
@@ -121,7 +131,7 @@ def execute(
             execution = start_execution(
                 session,
                 campaign_id,
-                secret_key=rt.settings.secret_key,
+                secret_key=rt.settings.verification_keys,
                 priority=priority,
                 target_percentage=target_percentage,
                 scheduled_at=parse_scheduled_at(at) if at else None,

@@ -79,6 +79,8 @@ def retry(execution_id: str) -> None:
 
     def start() -> str:
         with session_scope(rt.engine) as session:
-            return retry_execution(session, execution_id, secret_key=rt.settings.secret_key).id
+            return retry_execution(
+                session, execution_id, secret_key=rt.settings.verification_keys
+            ).id
 
     console.print(f"execution {run(start)} scheduled: retries {execution_id} for those not reached")

@@ -13,7 +13,7 @@ from engine.cli.shared import (
     EXIT_BAD_INPUT,
     console,
     err_console,
-    migrated_runtime,
+    require_secret_key,
     setup,
     stop_on_signals,
 )
@@ -35,6 +35,7 @@ def api(
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json)."""
     settings = setup()
+    require_secret_key(settings)
     migrate(settings.database_url)
     import uvicorn
 
@@ -50,7 +51,9 @@ def api(
 
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
-    rt = migrated_runtime()
+    settings = require_secret_key(setup(), embedded=True)
+    migrate(settings.database_url)
+    rt = Runtime.from_settings(settings)
     from workers.embedded import EmbeddedStack
 
     stop = stop_on_signals()
@@ -62,6 +65,7 @@ def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
 def scheduler_cmd() -> None:
     """Run the scheduler loop (several may run at once) until interrupted."""
     settings = setup()
+    require_secret_key(settings)
     migrate(settings.database_url)
     from scheduler.loop import run
     from workers.broker import DramatiqEnqueuer, build_broker
@@ -89,6 +93,7 @@ def worker(
     if problem:
         err_console.print(f"[red]error[/red] {problem}")
         raise typer.Exit(EXIT_BAD_INPUT)
+    require_secret_key(settings)
     argv = [
         sys.executable,
         "-m",

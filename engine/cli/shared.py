@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from engine.config import Settings, get_settings
+from engine.config import Settings, get_settings, secret_key_problem
 from engine.db import migrate
 from engine.errors import EngineError
 from engine.logging import configure_logging
@@ -39,6 +39,44 @@ def setup(log_level: str | None = None) -> Settings:
     settings = get_settings()
     configure_logging(settings.log_format, log_level or settings.log_level)
     return settings
+
+
+def require_secret_key(settings: Settings, *, embedded: bool = False) -> Settings:
+    """Stop a serving or sending process on a key anyone could know, unless in development mode.
+
+    ``embedded`` (``campaign up`` and the demo, one process on the store): on the default SQLite
+    store nothing is served to others yet, so development mode turns itself on, said in one line.
+
+    Returns:
+        ``settings``, with ``development_mode`` on when this turned it on.
+
+    Raises:
+        typer.Exit: ``EXIT_BAD_INPUT`` after a one-line message naming the problem.
+    """
+    problem = secret_key_problem(settings)
+    if problem is None:
+        return settings
+    code = problem.partition(":")[0]
+    if settings.development_mode:
+        _line(f"development mode ({code}): fine on this machine, never in production")
+        return settings
+    if embedded and settings.database_url.startswith("sqlite"):
+        _line(
+            f"development mode ({code}, embedded SQLite store): set SECRET_KEY before serving "
+            "anyone (docs/security.md)"
+        )
+        return settings.model_copy(update={"development_mode": True})
+    _line(
+        f"[red]error[/red] {problem}. Set SECRET_KEY to a long random value (`python -c 'import "
+        "secrets; print(secrets.token_urlsafe(48))'`), or DEVELOPMENT_MODE=true on a "
+        "development machine"
+    )
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _line(message: str) -> None:
+    """One line on standard error, however narrow the terminal (log collectors read lines)."""
+    err_console.print(message, soft_wrap=True)
 
 
 def migrated_runtime() -> Runtime:

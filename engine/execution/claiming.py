@@ -103,7 +103,7 @@ def claim_chunk(
         campaign=campaign,
         message=message,
         next_step=(following[0].id, following[1]) if following else None,
-        config=channel_config(session, settings.secret_key, campaign),
+        config=channel_config(session, settings.verification_keys, campaign),
         links=(
             step_links(session, settings, execution, chunk.touchpoint_id, message)
             if uses_links(campaign.channel, message)

@@ -48,6 +48,7 @@ from engine.models import (
     TouchpointType,
 )
 from engine.models.base import from_iso, utcnow
+from engine.secrets import SecretKeys
 
 log = get_logger()
 
@@ -91,7 +92,7 @@ def start_execution(
     session: Session,
     campaign_id: str,
     *,
-    secret_key: str,
+    secret_key: SecretKeys,
     organization_id: str | None = None,
     priority: str = Priority.normal,
     target_percentage: int = 100,
@@ -302,7 +303,7 @@ def retry_execution(
     execution_id: str,
     organization_id: str | None = None,
     *,
-    secret_key: str,
+    secret_key: SecretKeys,
 ) -> Execution:
     """Start a new execution of a finished one's campaign for the people it did not reach.
 
@@ -369,7 +370,7 @@ def _first_run(session: Session, execution: Execution) -> str:
     return current.id
 
 
-def _check_sendable(session: Session, secret_key: str, campaign: Campaign) -> None:
+def _check_sendable(session: Session, secret_key: SecretKeys, campaign: Campaign) -> None:
     """Refuse what can't send: no channel, one this version lacks, missing credentials, or
     no message touchpoint.
 

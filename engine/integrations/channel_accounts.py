@@ -8,7 +8,8 @@ the account's secrets are sent (:data:`ENDPOINT_SETTINGS`): a campaign may not r
 account's token or password to a server of its choosing (``ENDPOINT_OVERRIDE``), nor may an
 account update move them without re-entering them (``SECRETS_REQUIRED``).
 Secrets (:data:`SECRET_SETTINGS`) are encrypted with ``SECRET_KEY`` (engine/secrets.py) and
-never returned by the API or written to logs.
+never returned by the API or written to logs — an account's, and those a campaign puts in its
+own ``channel_config`` (kept apart in ``Campaign.secrets``: :func:`store_campaign_config`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from engine.errors import Conflict, ValidationFailed
 from engine.models import Campaign, ChannelAccount
 from engine.models.base import utcnow
 from engine.outbound import OutboundPolicy
-from engine.secrets import decrypt_json, encrypt_json
+from engine.secrets import SecretKeys, decrypt_json, encrypt_json
 
 #: Settings that are credentials: encrypted at rest, never shown.
 SECRET_SETTINGS = frozenset(
@@ -50,9 +51,48 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return public, secret
 
 
+def store_campaign_config(
+    campaign: Campaign, config: dict[str, Any], secret_key: SecretKeys | None
+) -> None:
+    """Set a campaign's ``channel_config``: its settings in clear, its secrets encrypted.
+
+    Raises:
+        ValueError: the config has secrets and no key was given to encrypt them (a caller's
+            mistake: a secret is never stored in clear).
+    """
+    public, secret = _split(config)
+    if secret and secret_key is None:
+        raise ValueError("a channel_config with secrets needs SECRET_KEY to store them")
+    campaign.channel_config = public
+    campaign.secrets = encrypt_json(secret_key, secret) if secret and secret_key else ""
+
+
+def campaign_secrets(secret_key: SecretKeys, campaign: Campaign) -> dict[str, Any]:
+    """The secrets of a campaign's own ``channel_config``, decrypted (``{}`` when none).
+
+    Raises:
+        ValidationFailed: ``CREDENTIALS_UNREADABLE`` (no key of these encrypted them).
+    """
+    return decrypt_json(secret_key, campaign.secrets) if campaign.secrets else {}
+
+
+def kept_campaign_secrets(
+    secret_key: SecretKeys, campaign: Campaign, channel: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """The stored secrets a campaign update keeps: all of them when ``config`` gives none and
+    sends to the same channel and endpoint (a client that PUTs back what GET showed, which
+    never has secrets), else none — stored secrets never follow a new endpoint.
+    """
+    if not campaign.secrets or channel != campaign.channel or SECRET_SETTINGS & config.keys():
+        return {}
+    if any(config.get(k) != campaign.channel_config.get(k) for k in ENDPOINT_SETTINGS):
+        return {}
+    return campaign_secrets(secret_key, campaign)
+
+
 def create_account(
     session: Session,
-    secret_key: str,
+    secret_key: SecretKeys,
     organization_id: str,
     channel: str,
     config: dict[str, Any],
@@ -125,7 +165,7 @@ def list_accounts(session: Session, organization_id: str) -> list[ChannelAccount
 
 def update_account(
     session: Session,
-    secret_key: str,
+    secret_key: SecretKeys,
     organization_id: str,
     account_id: str,
     config: dict[str, Any],
@@ -285,7 +325,7 @@ def check_campaign_channel(
     validate_channel(channel, config, check_config=complete, policy=policy)
 
 
-def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dict[str, Any]:
+def channel_config(session: Session, secret_key: SecretKeys, campaign: Campaign) -> dict[str, Any]:
     """The configuration a campaign's channel sends with: its account's settings and secrets,
     overridden by the campaign's ``channel_config`` — never where the account's secrets go
     (:data:`ENDPOINT_SETTINGS` of an account with secrets stay the account's).
@@ -294,6 +334,7 @@ def channel_config(session: Session, secret_key: str, campaign: Campaign) -> dic
         ValidationFailed: a named account is missing, or its secrets can't be decrypted.
     """
     own = {k: v for k, v in campaign.channel_config.items() if k != ACCOUNT_KEY}
+    own |= campaign_secrets(secret_key, campaign)
     account = _account_for(session, campaign)
     if account is None:
         return own
@@ -320,7 +361,7 @@ def send_rate(
     return float(default) if default else None
 
 
-def check_credentials(session: Session, secret_key: str, campaign: Campaign) -> None:
+def check_credentials(session: Session, secret_key: SecretKeys, campaign: Campaign) -> None:
     """Refuse to execute a campaign whose channel lacks what it needs to send.
 
     Raises:

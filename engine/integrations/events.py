@@ -43,7 +43,7 @@ from engine.models import (
     Execution,
 )
 from engine.models.base import utcnow
-from engine.secrets import decrypt_json
+from engine.secrets import SecretKeys, decrypt_json
 from engine.signing import verify
 
 log = get_logger()
@@ -107,7 +107,7 @@ def check_signature(secret: Any, body: bytes, header: str | None) -> None:
 
 
 def callback_account(
-    session: Session, secret_key: str, channel: str, account_id: str
+    session: Session, secret_key: SecretKeys, channel: str, account_id: str
 ) -> tuple[ChannelAccount, dict[str, Any]]:
     """The channel account a callback is for, with its decrypted secrets.
 

@@ -4,7 +4,8 @@
 transaction, so an event exists if and only if its change was committed. The scheduler claims
 due deliveries (the oldest undelivered event of each subscription first, so a receiver sees
 events in order); a worker POSTs them signed with HMAC-SHA256 of the body; failures are retried
-with exponential backoff and logged per delivery.
+with exponential backoff and logged per delivery. A subscription's secret is stored encrypted
+(engine/secrets.py) and shown once, when it is created.
 
 Receivers are reached through the outbound guard (the worker's client, engine/outbound): an
 internal address is refused when subscribed (``OUTBOUND_TARGET_REFUSED``) and when sent to
@@ -38,6 +39,7 @@ from engine.models import (
 from engine.models.base import iso, utcnow
 from engine.outbound import OutboundPolicy, TargetRefused, check_configured_url
 from engine.outbound.policy import process_policy
+from engine.secrets import SecretKeys, decrypt_text, encrypt_text
 from engine.signing import sign
 
 log = get_logger()
@@ -58,11 +60,16 @@ def subscribe(
     events: list[str],
     secret: str | None = None,
     *,
+    secret_key: SecretKeys,
     policy: OutboundPolicy | None = None,
-) -> WebhookSubscription:
+) -> tuple[WebhookSubscription, str]:
     """Create a subscription; a secret is generated when none is given.
 
-    ``policy`` says which internal networks may be subscribed (default: this process's).
+    ``secret_key`` (``Settings.verification_keys``) encrypts the stored secret; ``policy`` says
+    which internal networks may be subscribed (default: this process's).
+
+    Returns:
+        The subscription, and its signing secret in clear (to show this once).
 
     Raises:
         ValidationFailed: not an http(s) URL (``INVALID_URL``), an internal address
@@ -80,15 +87,16 @@ def subscribe(
         )
     if secret is not None and not 8 <= len(secret) <= 200:
         raise ValidationFailed("secret must have 8 to 200 characters", code="INVALID_SECRET")
+    secret = secret or secrets.token_urlsafe(32)
     subscription = WebhookSubscription(
         organization_id=organization_id,
         url=url,
         events=sorted(set(events)),
-        secret=secret or secrets.token_urlsafe(32),
+        secret=encrypt_text(secret_key, secret),
     )
     session.add(subscription)
     session.flush()
-    return subscription
+    return subscription, secret
 
 
 def get_subscription(
@@ -230,10 +238,13 @@ def claim_due_deliveries(session: Session, limit: int = 100) -> list[int]:
     return [row[0] for row in result]
 
 
-def deliver(session_factory: Any, http: httpx.Client, delivery_id: int) -> str:
+def deliver(
+    session_factory: Any, http: httpx.Client, delivery_id: int, secret_key: SecretKeys
+) -> str:
     """POST one delivery and record the answer; return its new status.
 
-    Reads in one transaction, sends outside any transaction, records in another.
+    Reads in one transaction, sends outside any transaction, records in another;
+    ``secret_key`` decrypts the subscription's signing secret.
     """
     with session_factory() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
@@ -244,7 +255,13 @@ def deliver(session_factory: Any, http: httpx.Client, delivery_id: int) -> str:
         body = json.dumps(
             {"id": f"evt_{event.id}", **event.payload}, separators=(",", ":")
         ).encode()
-        url, secret, event_name = subscription.url, subscription.secret, event.event
+        url, event_name = subscription.url, event.event
+        stored_secret = subscription.secret
+    try:
+        secret = decrypt_text(secret_key, stored_secret)
+    except ValidationFailed as exc:  # SECRET_KEY changed without its fallback: retried later
+        with session_factory() as session:
+            return _record(session, delivery_id, None, exc.message)
     headers = {
         "Content-Type": "application/json",
         "X-Signature": sign(secret, body),

@@ -44,8 +44,14 @@ class Campaign(SQLModel, table=True):
     status: CampaignStatus = Field(default=CampaignStatus.draft, sa_type=StatusType(CampaignStatus))
     #: Channel name (``log``, ``webhook``, ``null`` …) — see ``engine.channels``.
     channel: str = Field(max_length=32)
-    #: Channel options, e.g. ``{"url": …}`` for webhook or ``{"rate_per_s": 50}``.
+    #: Channel options, e.g. ``{"url": …}`` for webhook or ``{"rate_per_s": 50}`` — without its
+    #: credentials (password, bot token, secret …), which are in ``secrets``.
     channel_config: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    #: Fernet token of the credentials of ``channel_config`` (engine/secrets.py), ``""`` when it
+    #: has none; never shown or logged (engine/integrations/channel_accounts.py).
+    secrets: str = Field(
+        default="", sa_column=sa.Column(sa.Text, nullable=False, server_default="")
+    )
     #: What the campaigns API describes beyond the core: goals, targetAudience, messages, strategy,
     #: budget, startDate, endDate, workflow, abTests — kept as given, returned as given.
     details: dict[str, Any] = Field(

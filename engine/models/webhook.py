@@ -41,8 +41,9 @@ class WebhookSubscription(SQLModel, table=True):
     organization_id: str = Field(foreign_key="organizations.id", index=True, max_length=32)
     url: str = Field(max_length=2000)
     events: list[str] = Field(default_factory=list, sa_column=json_column(nullable=False))
-    #: Shared secret for the HMAC-SHA256 signature (kept to sign; never shown after creation).
-    secret: str = Field(max_length=200)
+    #: Fernet token of the shared secret for the HMAC-SHA256 signature (engine/secrets.py):
+    #: decrypted to sign; shown once, at creation, never after.
+    secret: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 

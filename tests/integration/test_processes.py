@@ -55,6 +55,7 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
             "DATABASE_URL": s.database_url,
             "BROKER_URL": s.broker_url,
             "REDIS_URL": s.redis_url,
+            "SECRET_KEY": s.secret_key,
             "LOG_FORMAT": "json",
             "CHUNK_SIZE": "100",
             "SCHEDULER_INTERVAL_S": "0.1",

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 
+from engine.config import DEV_SECRET_KEY
 from engine.db import make_engine
+from engine.testing import wait_for
 
 
 def campaign(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,6 +41,8 @@ def test_demo_runs_a_campaign_and_prints_its_progress_and_statistics(tmp_path: P
     result = campaign(tmp_path, "demo", "--contacts", "400", "--step-delay", "0.2")
 
     assert result.returncode == 0, result.stderr
+    # The embedded SQLite demo turns development mode on by itself, and says so in one line.
+    assert result.stderr.startswith("development mode (DEFAULT_SECRET_KEY, embedded SQLite")
     assert "completed" in result.stdout
     assert "800 / 800" in result.stdout
     assert "Welcome" in result.stdout and "Follow-up" in result.stdout
@@ -168,3 +174,57 @@ def test_workers_on_amqp_refuse_to_start_without_a_shared_limiter(tmp_path: Path
 
     assert result.returncode == 2
     assert "LIMITER_NOT_SHARED" in result.stderr and "REDIS_URL" in result.stderr
+
+
+def test_serving_processes_refuse_a_public_or_short_secret_key(tmp_path: Path) -> None:
+    redis = {"BROKER_URL": "redis://127.0.0.1:6379/8"}  # past the broker checks; never reached
+    for command, env in [
+        (["api"], {}),
+        (["scheduler"], {}),
+        (["worker", "--processes", "1"], redis),
+        (["up"], {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}),
+    ]:
+        result = campaign(tmp_path, *command, **env)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "DEFAULT_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1  # one line, however narrow
+
+    short = campaign(tmp_path, "scheduler", SECRET_KEY="hunter2")
+    assert short.returncode == 2 and "WEAK_SECRET_KEY" in short.stderr
+
+    public_fallback = {"SECRET_KEY": "k" * 40, "SECRET_KEY_FALLBACKS": json.dumps([DEV_SECRET_KEY])}
+    result = campaign(tmp_path, "worker", "--processes", "1", **redis, **public_fallback)
+    assert result.returncode == 2 and "DEFAULT_SECRET_KEY" in result.stderr
+
+
+def test_development_mode_lets_the_api_start_on_the_development_key(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "DEVELOPMENT_MODE": "true",
+        "COLUMNS": "200",
+    }
+    api = subprocess.Popen(
+        [sys.executable, "-m", "engine", "api", "--port", str(port)],
+        env=environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert api.stderr is not None
+        first = api.stderr.readline()
+        assert first.startswith("development mode (DEFAULT_SECRET_KEY)"), first
+        wait_for(lambda: _answers(port), timeout=30)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

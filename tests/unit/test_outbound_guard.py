@@ -219,11 +219,14 @@ def test_a_lifecycle_webhook_to_an_internal_address_fails_at_once_unsent(
             session.add(org)
             session.flush()
             url = f"http://localhost:{listener.port}/events"
-            webhooks.subscribe(session, org.id, url, ["campaign.created"], policy=LOOPBACK_POLICY)
+            keys = rt.settings.verification_keys
+            webhooks.subscribe(
+                session, org.id, url, ["campaign.created"], secret_key=keys, policy=LOOPBACK_POLICY
+            )
             webhooks.emit(session, org.id, "campaign.created", {"campaignId": "c1"})
         with session_scope(rt.engine) as session:
             [delivery_id] = webhooks.claim_due_deliveries(session)
-        status = webhooks.deliver(lambda: session_scope(rt.engine), rt.http, delivery_id)
+        status = webhooks.deliver(lambda: session_scope(rt.engine), rt.http, delivery_id, keys)
         with session_scope(rt.engine) as session:
             delivery = session.get_one(WebhookDelivery, delivery_id)
             attempts, error = delivery.attempts, delivery.last_error or ""

@@ -157,7 +157,7 @@ def create_action(
         sheet_values=body.sheet_values,
     )
     action = service.create_action(
-        session, settings.secret_key, bot, data, created_by=principal.subject
+        session, settings.verification_keys, bot, data, created_by=principal.subject
     )
     return _document(session, action, org.name, bot)
 
@@ -224,7 +224,7 @@ def fire_trigger(
     """Gerar acionamento: fire an action now with ``json``; answers the trigger's id."""
     trigger = triggers.fire_trigger(
         session,
-        settings.secret_key,
+        settings.verification_keys,
         principal.organization_id,
         body.json_,
         created_by=principal.subject,

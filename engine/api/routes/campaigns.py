@@ -133,6 +133,7 @@ def create(
         type=body.type,
         details=details_of(body),
         created_by=principal.subject,
+        secret_key=settings.verification_keys,
         outbound=OutboundPolicy.from_settings(settings),
     )
     return ok(CampaignCreated.of(campaign, "Campaign created successfully"))
@@ -168,6 +169,7 @@ def update(
         principal.organization_id,
         campaign_id,
         changes,
+        settings.verification_keys,
         outbound=OutboundPolicy.from_settings(settings),
     )
     return ok(_full(session, campaign))
@@ -211,7 +213,7 @@ def execute(
     execution = start_execution(
         session,
         campaign_id,
-        secret_key=settings.secret_key,
+        secret_key=settings.verification_keys,
         organization_id=principal.organization_id,
         priority=body.priority,
         target_percentage=body.target_percentage,

@@ -46,7 +46,7 @@ def create(
     ``OUTBOUND_TARGET_REFUSED`` for a URL or host on an internal address)."""
     account = service.create_account(
         session,
-        settings.secret_key,
+        settings.verification_keys,
         principal.organization_id,
         body.channel,
         body.config,
@@ -75,7 +75,7 @@ def update(
     """Change settings or rotate a secret."""
     account = service.update_account(
         session,
-        settings.secret_key,
+        settings.verification_keys,
         principal.organization_id,
         account_id,
         body.config,

@@ -86,7 +86,9 @@ def whatsapp_verify(
 ) -> Response:
     """Webhook verification: echo ``hub.challenge`` when ``hub.verify_token`` is the account's
     ``verify_token`` secret; 403 otherwise."""
-    _, secrets = service.callback_account(session, settings.secret_key, "whatsapp", account_id)
+    _, secrets = service.callback_account(
+        session, settings.verification_keys, "whatsapp", account_id
+    )
     expected = secrets.get("verify_token")
     if mode != "subscribe" or challenge is None or not _same(verify_token, expected):
         return error_response(403, "VERIFICATION_FAILED", "wrong hub.mode or hub.verify_token")
@@ -111,7 +113,7 @@ def whatsapp_webhook(
     """Message statuses (``sent``, ``delivered``, ``read``, ``failed``), signed
     ``X-Hub-Signature-256: sha256=HMAC(app_secret, body)``; a bad signature is 401."""
     account, secrets = service.callback_account(
-        session, settings.secret_key, "whatsapp", account_id
+        session, settings.verification_keys, "whatsapp", account_id
     )
     service.check_signature(secrets.get("app_secret"), body, x_hub_signature_256)
     updates = parse_whatsapp_statuses(_json(body))
@@ -135,7 +137,9 @@ def provider_status(
 ) -> Response | dict[str, Any]:
     """Statuses from a provider or relay: ``{"provider_message_id", "status", "occurred_at"?}``
     or a list, signed ``X-Signature: sha256=HMAC(callback_secret, body)``."""
-    account, secrets = service.callback_account(session, settings.secret_key, channel, account_id)
+    account, secrets = service.callback_account(
+        session, settings.verification_keys, channel, account_id
+    )
     service.check_signature(secrets.get("callback_secret"), body, x_signature)
     updates = service.generic_statuses(_json(body))
     return _answer(service.record_statuses(session, account.organization_id, channel, updates))

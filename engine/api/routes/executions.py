@@ -42,6 +42,6 @@ def retry(
     the touchpoints the first run sent were replaced.
     """
     execution = retry_execution(
-        session, execution_id, principal.organization_id, secret_key=settings.secret_key
+        session, execution_id, principal.organization_id, secret_key=settings.verification_keys
     )
     return ok(RetryStarted.of(execution))

@@ -71,7 +71,7 @@ def validate_by_body(
     """``{"touchpoint_id"}`` → ``{"valid", "errors"}``: can it be sent as configured?"""
     return ok(
         service.validate_touchpoint(
-            session, principal.organization_id, body.touchpoint_id, settings.secret_key
+            session, principal.organization_id, body.touchpoint_id, settings.verification_keys
         )
     )
 
@@ -112,6 +112,6 @@ def validate(
     """``{"valid", "errors"}`` for the touchpoint."""
     return ok(
         service.validate_touchpoint(
-            session, principal.organization_id, touchpoint_id, settings.secret_key
+            session, principal.organization_id, touchpoint_id, settings.verification_keys
         )
     )

@@ -23,15 +23,16 @@ def create(
     """Subscribe a URL to events; the answer shows the signing secret (this once only).
 
     A URL on an internal address is refused (400 ``OUTBOUND_TARGET_REFUSED``)."""
-    subscription = service.subscribe(
+    subscription, secret = service.subscribe(
         session,
         principal.organization_id,
         body.url,
         body.events,
         body.secret,
+        secret_key=settings.verification_keys,
         policy=OutboundPolicy.from_settings(settings),
     )
-    return ok(WebhookCreated.created(subscription, subscription.secret))
+    return ok(WebhookCreated.created(subscription, secret))
 
 
 @router.get("", response_model=Envelope[list[WebhookOut]])
