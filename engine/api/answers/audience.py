@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from engine.api.answers.base import Pagination, Time, WireModel
 from engine.audience.contact_import import ImportResult
@@ -97,14 +97,7 @@ class SegmentOut(WireModel):
     @classmethod
     def of(cls, segment: Segment) -> SegmentOut:
         """From the stored segment."""
-        return cls(
-            id=segment.id,
-            name=segment.name,
-            description=segment.description,
-            condition=segment.condition,
-            created_at=segment.created_at,
-            updated_at=segment.updated_at,
-        )
+        return cls.model_validate(segment)
 
 
 class SegmentSized(SegmentOut):
@@ -128,6 +121,8 @@ class SegmentPage(BaseModel):
 class RowErrorOut(BaseModel):
     """A CSV row that could not be stored: its line, email, code and why."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     line: int
     email: str | None
     code: str
@@ -147,17 +142,7 @@ class ImportResultOut(WireModel):
     @classmethod
     def of(cls, result: ImportResult) -> ImportResultOut:
         """From the import's result."""
-        return cls(
-            created=result.created,
-            updated=result.updated,
-            unchanged=result.unchanged,
-            error_count=result.error_count,
-            errors=[
-                RowErrorOut(line=e.line, email=e.email, code=e.code, message=e.message)
-                for e in result.errors
-            ],
-            rows=result.rows,
-        )
+        return cls.model_validate(result)
 
 
 class SuppressionOut(WireModel):
@@ -170,11 +155,7 @@ class SuppressionOut(WireModel):
     @classmethod
     def of(cls, suppression: Suppression) -> SuppressionOut:
         """From the stored suppression."""
-        return cls(
-            address=suppression.address,
-            reason=suppression.reason,
-            created_at=suppression.created_at,
-        )
+        return cls.model_validate(suppression)
 
 
 class SuppressionPage(BaseModel):

@@ -45,14 +45,7 @@ class ApiKeyOut(WireModel):
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
         """From the stored key."""
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            revoked_at=key.revoked_at,
-        )
+        return cls.model_validate(key)
 
 
 class UserOut(WireModel):
@@ -66,9 +59,4 @@ class UserOut(WireModel):
     @classmethod
     def of(cls, user: User) -> UserOut:
         """From the stored user."""
-        return cls(
-            id=user.id,
-            username=user.username,
-            created_at=user.created_at,
-            disabled_at=user.disabled_at,
-        )
+        return cls.model_validate(user)

@@ -19,9 +19,10 @@ Time = Annotated[datetime | None, PlainSerializer(iso, return_type=str | None)]
 
 
 class WireModel(BaseModel):
-    """An answer's object: snake_case in Python, camelCase on the wire."""
+    """An answer's object: snake_case in Python, camelCase on the wire; a domain object whose
+    attributes bear the fields' names validates as it is (``model_validate(obj)``)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
 class Envelope(BaseModel, Generic[T]):

@@ -104,13 +104,7 @@ class WebhookOut(WireModel):
     @classmethod
     def of(cls, subscription: WebhookSubscription) -> WebhookOut:
         """From the stored subscription (without its secret)."""
-        return cls(
-            id=subscription.id,
-            url=subscription.url,
-            events=subscription.events,
-            active=subscription.active,
-            created_at=subscription.created_at,
-        )
+        return cls.model_validate(subscription)
 
 
 class WebhookDeliveryOut(WireModel):

@@ -7,18 +7,13 @@ the answer, not sent empty.
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, field_serializer
-from pydantic.alias_generators import to_camel
+from pydantic import field_serializer
 
 from engine.api.answers.base import WireModel
 from engine.campaigns.statistics import CampaignStatistics
 
 
-class _FromStatistics(WireModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
-
-
-class OverviewOut(_FromStatistics):
+class OverviewOut(WireModel):
     """Totals: ``messagesSent``, ``failed``, receipts, engaged contacts, ``revenue``."""
 
     messages_sent: int
@@ -38,7 +33,7 @@ class OverviewOut(_FromStatistics):
         return int(revenue) if revenue.is_integer() else revenue
 
 
-class PerformanceOut(_FromStatistics):
+class PerformanceOut(WireModel):
     """Rates in percent, one decimal."""
 
     send_success_rate: float
@@ -48,7 +43,7 @@ class PerformanceOut(_FromStatistics):
     conversion_rate: float
 
 
-class DayOut(_FromStatistics):
+class DayOut(WireModel):
     """One day (``YYYY-MM-DD``, UTC) of the timeline."""
 
     date: str
@@ -58,7 +53,7 @@ class DayOut(_FromStatistics):
     conversions: int
 
 
-class SegmentPerformanceOut(_FromStatistics):
+class SegmentPerformanceOut(WireModel):
     """Sends to a segment's contacts and their conversions."""
 
     sent: int
@@ -68,7 +63,7 @@ class SegmentPerformanceOut(_FromStatistics):
     conversion_rate: float
 
 
-class SegmentStatisticsOut(_FromStatistics):
+class SegmentStatisticsOut(WireModel):
     """A targeted segment: ``segmentId``, ``name``, ``performance``."""
 
     segment_id: str
@@ -76,7 +71,7 @@ class SegmentStatisticsOut(_FromStatistics):
     performance: SegmentPerformanceOut
 
 
-class VariationStatisticsOut(_FromStatistics):
+class VariationStatisticsOut(WireModel):
     """One A/B variation of a touchpoint."""
 
     touchpoint_id: str
@@ -88,7 +83,7 @@ class VariationStatisticsOut(_FromStatistics):
     conversion_rate: float
 
 
-class StatisticsOut(_FromStatistics):
+class StatisticsOut(WireModel):
     """The sections asked for by ``?metrics=`` (all five by default)."""
 
     overview: OverviewOut | None = None
