@@ -16,8 +16,8 @@ from urllib.parse import unquote_plus
 SECRET_PARAMETERS = frozenset(
     {
         "access_token", "api-key", "api_key", "apikey", "auth", "authorization", "client_secret",
-        "id_token", "jwt", "key", "password", "refresh_token", "secret", "sig", "signature",
-        "token",
+        "hub.verify_token", "id_token", "jwt", "key", "password", "refresh_token", "secret",
+        "sig", "signature", "token",
     }
 )  # fmt: skip
 #: What a redacted value is replaced with.

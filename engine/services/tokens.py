@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -26,7 +26,7 @@ from engine.config import Settings
 from engine.errors import AuthenticationFailed
 from engine.logging import get_logger
 from engine.models import RefreshToken, TokenFamily, User
-from engine.models.base import utcnow
+from engine.models.base import as_utc, utcnow
 
 log = get_logger()
 
@@ -146,7 +146,7 @@ def _next_tokens(
     session.add(RefreshToken(jti=jti, family_id=family.id))
     session.flush()
     now = int(time.time())
-    family_end = int(family.expires_at.replace(tzinfo=family.expires_at.tzinfo or UTC).timestamp())
+    family_end = int(as_utc(family.expires_at).timestamp())
     access_exp = min(now + settings.access_token_ttl_s, family_end)
     common = {"sub": principal.subject, "org": principal.organization_id, "fam": family.id}
     access = {**common, "typ": "access", "jti": secrets.token_hex(16)}

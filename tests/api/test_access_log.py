@@ -76,6 +76,11 @@ def test_keys_in_query_strings_are_redacted_from_the_access_log(
         ("/x?key=a&key=b", "/x?key=***&key=***"),
         ("/x?monkey=1&token", "/x?monkey=1&token"),
         ("/x?a=1&secret=s#frag", "/x?a=1&secret=***#frag"),
+        # WhatsApp's webhook verification carries the account's verify token.
+        (
+            "/api/v1/providers/whatsapp/acc_1?hub.mode=subscribe&hub.verify_token=v&hub.challenge=7",
+            "/api/v1/providers/whatsapp/acc_1?hub.mode=subscribe&hub.verify_token=***&hub.challenge=7",
+        ),
     ],
 )
 def test_redact_target(target: str, logged: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -41,6 +41,7 @@ from engine.execution.runs import (
     start_execution,
 )
 from engine.models import Campaign
+from engine.models.base import as_utc, utcnow
 from engine.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
@@ -223,7 +224,7 @@ def execute(
     )
     campaign = session.get_one(Campaign, campaign_id)
     start = execution.scheduled_at
-    later = (start if start.tzinfo else start.replace(tzinfo=UTC)) > datetime.now(UTC)
+    later = as_utc(start) > utcnow()
     estimate = expected_completion(
         session, campaign, start, execution.target_percentage, settings.rate_limits
     )
