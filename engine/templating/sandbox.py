@@ -6,16 +6,18 @@ hooks every place where a template can grow something or repeat work:
 
 * ``*``, ``**``, ``+``, ``%`` (:meth:`BoundedEnvironment.call_binop`) and ``~`` (a code
   generator that joins through :meth:`BoundedEnvironment.join`);
-* every call (``str.center``, ``str.format``, ``list.extend``, macros…:
+* every call (``str.center``, ``bytes.replace``, ``str.format``, ``list.extend``, macros…:
   :meth:`BoundedEnvironment.call`), every filter (wrapped), ``range`` and ``lipsum``;
-* every ``for`` loop (each item is a step), every printed value (a list printed in full is
-  as long as its items) and every block joined (macros, ``{% set %}``, ``{% filter %}``).
+* every ``for`` loop (each item is a step), a recursive loop's ``loop(children)`` (each child
+  a step when called and when iterated), every printed value (a list printed in full is as
+  long as its items) and every block joined (macros, ``{% set %}``, ``{% filter %}``).
 
 What would outgrow the budget is refused *before* it is built, so the cost of a refused
-template is that of checking it. The common path (``Hi {{ name }}``) pays one function call
-per printed value.
+template is that of checking it: a format is charged the sum of all its fields' widths, a
+join its separator times its items, ``urlize`` its ``target`` and ``rel`` times its links.
+The common path (``Hi {{ name }}``) pays one function call per printed value.
 
-Why this module is long (about 430 lines): the environment, its code generator and the hooks
+Why this module is long (about 500 lines): the environment, its code generator and the hooks
 share one budget and one notion of size; split apart they would reach into each other's privates.
 """
 
