@@ -6,16 +6,18 @@ hooks every place where a template can grow something or repeat work:
 
 * ``*``, ``**``, ``+``, ``%`` (:meth:`BoundedEnvironment.call_binop`) and ``~`` (a code
   generator that joins through :meth:`BoundedEnvironment.join`);
-* every call (``str.center``, ``str.format``, ``list.extend``, macros…:
+* every call (``str.center``, ``bytes.replace``, ``str.format``, ``list.extend``, macros…:
   :meth:`BoundedEnvironment.call`), every filter (wrapped), ``range`` and ``lipsum``;
-* every ``for`` loop (each item is a step), every printed value (a list printed in full is
-  as long as its items) and every block joined (macros, ``{% set %}``, ``{% filter %}``).
+* every ``for`` loop (each item is a step), a recursive loop's ``loop(children)`` (each child
+  a step when called and when iterated), every printed value (a list printed in full is as
+  long as its items) and every block joined (macros, ``{% set %}``, ``{% filter %}``).
 
 What would outgrow the budget is refused *before* it is built, so the cost of a refused
-template is that of checking it. The common path (``Hi {{ name }}``) pays one function call
-per printed value.
+template is that of checking it: a format is charged the sum of all its fields' widths, a
+join its separator times its items, ``urlize`` its ``target`` and ``rel`` times its links.
+The common path (``Hi {{ name }}``) pays one function call per printed value.
 
-Why this module is long (about 430 lines): the environment, its code generator and the hooks
+Why this module is long (about 500 lines): the environment, its code generator and the hooks
 share one budget and one notion of size; split apart they would reach into each other's privates.
 """
 
@@ -25,12 +27,12 @@ import functools
 import inspect
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
@@ -39,7 +41,12 @@ from engine.templating.limits import current as _current_budget
 
 #: The filter every ``for`` loop's items pass through (one step each).
 LOOP_FILTER = "_bounded_loop"
-_NUMBER = re.compile(r"\d+")
+#: A ``str.format`` field's spec: its width and precision (each field pads to their sum).
+_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d*))?")
+#: A printf conversion: its width and precision (``*`` takes them from the values).
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?([a-zA-Z%])")
+#: What ``bytes`` and ``str`` share: the method checks apply to both.
+_TEXT = (str, bytes, bytearray)
 
 
 #: What a template needs a budget for: everything that loops, calls or builds (``{{ name }}``,
@@ -109,7 +116,7 @@ class BoundedEnvironment(SandboxedEnvironment):
                 spend.need(len(left) + len(right) + size(shorter, spend.limits.max_built), "a '+'")
             elif isinstance(left, int) and isinstance(right, int):
                 spend.number(max(left.bit_length(), right.bit_length()) + 1)
-        elif operator == "%" and isinstance(left, str):
+        elif operator == "%" and isinstance(left, _TEXT):
             _check_printf(left, right)
         return super().call_binop(context, operator, left, right)
 
@@ -122,8 +129,15 @@ class BoundedEnvironment(SandboxedEnvironment):
         wrapped = getattr(__obj, "__wrapped__", None)  # the sandbox wraps str.format at access
         if wrapped is not None and isinstance(getattr(wrapped, "__self__", None), str):
             _check_format(wrapped.__self__, args, kwargs)
-        elif isinstance(owner, str) and name in _STR_CHECKS:
+        elif isinstance(owner, _TEXT) and name in _STR_CHECKS:
             args = _STR_CHECKS[name](owner, args, kwargs)
+        elif isinstance(__obj, LoopContext) and args:
+            # loop(children) of a recursive loop: a step per child when called (a call that
+            # would outgrow the budget is refused before its first child), and one more per
+            # child iterated, like any loop's items
+            if isinstance(args[0], Sized):
+                spend.step(len(args[0]))
+            args = (_loop_items(args[0]), *args[1:])
         elif isinstance(owner, list | dict | set):  # append, extend, update… keep what they get
             limit = spend.limits.max_built
             kept = sum(size(value, limit) for value in (*args, *kwargs.values()))
@@ -159,7 +173,9 @@ class BoundedEnvironment(SandboxedEnvironment):
         if type(value) is str:  # the common case, first and cheap
             return value
         if type(value) is int and value.bit_length() > 256:  # a long str() of its own
-            budget().need(value.bit_length() // 3, "a number printed")
+            spend = _current_budget()
+            if spend is not None:  # else a plain template: its output alone is counted
+                spend.need(value.bit_length() // 3, "a number printed")
         if isinstance(value, list | tuple | dict | set | frozenset | range):
             limit = self.limits.max_chars
             if size(value, limit) > limit:
@@ -172,7 +188,7 @@ class BoundedEnvironment(SandboxedEnvironment):
 
 def _charge(result: Any, what: str) -> None:
     """Spend what a call or filter built (its strings' characters, its containers' items)."""
-    if isinstance(result, str | bytes | list | tuple | dict | set):
+    if isinstance(result, str | bytes | bytearray | list | tuple | dict | set):
         budget().need(len(result), what)
 
 
@@ -190,27 +206,37 @@ def _check_power(base: Any, exponent: Any) -> None:
         budget().number(base.bit_length() * exponent)
 
 
-def _check_widths(template: str, args: Iterable[Any], dynamic: bool, count: int) -> None:
-    """Refuse a format whose widths, or whose fields times their values, build too much."""
+def _check_widths(template: str, values: list[Any], widths: int, dynamic: int, count: int) -> None:
+    """Spend what a format builds, before it runs: its text, the widths and precisions of all
+    its fields (``widths``; ``dynamic`` of them taken from the values), each field's value."""
     spend = budget()
-    limit = spend.limits.max_chars
-    values = list(args)
-    if any(int(n) > limit for n in _NUMBER.findall(template)) or (
-        dynamic and any(isinstance(v, int) and v > limit for v in values)
-    ):
-        raise TemplateTooLarge(f"a format pads to more than {limit} characters")
-    widest = max((size(v, spend.limits.max_built) for v in values), default=0)
-    spend.need(len(template) + count * widest, "a format")
+    limit = spend.limits.max_built
+    if dynamic:  # each dynamic width is one of the values: at most the largest of them
+        widths += dynamic * max((abs(v) for v in values if type(v) is int), default=0)
+    widest = max((size(v, limit) for v in values), default=0)
+    spend.need(len(template) + widths + count * widest, "a format")
 
 
-def _check_printf(template: str, values: Any) -> None:
+def _check_printf(template: str | bytes | bytearray, values: Any) -> None:
+    if isinstance(template, bytes | bytearray):
+        template = template.decode("latin-1")
     if isinstance(values, dict):
-        args: Iterable[Any] = values.values()
+        args: list[Any] = list(values.values())
     elif isinstance(values, tuple):
-        args = values
+        args = list(values)
     else:
-        args = (values,)
-    _check_widths(template, args, "*" in template, template.count("%"))
+        args = [values]
+    widths = dynamic = count = 0
+    for width, precision, kind in _PRINTF_SPEC.findall(template):
+        if kind == "%":
+            continue
+        count += 1
+        for number in (width, precision):
+            if number == "*":
+                dynamic += 1
+            elif number:
+                widths += int(number)
+    _check_widths(template, args, widths, dynamic, count)
 
 
 def _check_format(template: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -218,36 +244,42 @@ def _check_format(template: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     if len(args) == 1 and isinstance(args[0], dict) and not kwargs:  # format_map
         values = list(args[0].values())
     try:
-        fields = list(string.Formatter().parse(template))
+        fields = [f for f in string.Formatter().parse(template) if f[1] is not None]
     except ValueError:
         return  # malformed: str.format raises its own error without building anything
-    dynamic = any(spec and "{" in spec for _, _, spec, _ in fields)
-    _check_widths(
-        template, values, dynamic, sum(1 for _, field, _, _ in fields if field is not None)
-    )
+    widths = dynamic = 0
+    for _, _, spec, _ in fields:
+        if spec and "{" in spec:
+            dynamic += 2  # '{:{}.{}}': a width and a precision from the values
+            continue
+        match = _FORMAT_SPEC.match(spec or "")
+        if match is not None:
+            widths += sum(int(n) for n in match.groups() if n)
+    _check_widths(template, values, widths, dynamic, len(fields))
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, key: str, default: Any) -> Any:
     return args[index] if len(args) > index else kwargs.get(key, default)
 
 
-def _str_width(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _str_width(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     width = _arg(args, kwargs, 0, "width", 0)
     budget().need(max(width, len(owner)) if isinstance(width, int) else 0, "a padding")
     return args
 
 
-def _str_expandtabs(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _str_expandtabs(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     tabsize = _arg(args, kwargs, 0, "tabsize", 8)
     if isinstance(tabsize, int):
-        budget().need(len(owner) + owner.count("\t") * max(tabsize, 0), "expandtabs()")
+        tabs = owner.count("\t" if isinstance(owner, str) else b"\t")
+        budget().need(len(owner) + tabs * max(tabsize, 0), "expandtabs()")
     return args
 
 
-def _str_replace(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _str_replace(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     old, new = _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", "")
     count = _arg(args, kwargs, 2, "count", -1)
-    if isinstance(old, str) and isinstance(new, str):
+    if isinstance(old, _TEXT) and isinstance(new, _TEXT):
         times = owner.count(old)
         if isinstance(count, int) and count >= 0:
             times = min(times, count)
@@ -255,25 +287,28 @@ def _str_replace(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> t
     return args
 
 
-def _str_join(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _str_join(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     if not args:
         return args
     items = list(_loop_items(args[0]))  # a generator is read once: check, then join the list
-    parts = sum(len(item) for item in items if isinstance(item, str))
+    parts = sum(len(item) for item in items if isinstance(item, _TEXT))
     budget().need(parts + len(owner) * len(items), "join()")
     return (items, *args[1:])
 
 
-def _str_translate(owner: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _str_translate(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     table = _arg(args, kwargs, 0, "table", None)
-    if isinstance(table, dict):
-        longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1)
+    # str.translate looks each character up by its code: in a dict, a list or a tuple alike
+    mapped = table.values() if isinstance(table, dict) else table
+    if isinstance(mapped, Iterable) and not isinstance(mapped, _TEXT):
+        longest = max((len(v) for v in mapped if isinstance(v, str)), default=1)
         budget().need(len(owner) * max(longest, 1), "translate()")
     return args
 
 
-_StrCheck = Callable[[str, tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]
-#: The ``str`` methods whose result can be much longer than the string: checked before the call.
+_StrCheck = Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]
+#: The ``str`` and ``bytes`` methods whose result can be much longer than their owner: checked
+#: before the call.
 _STR_CHECKS: dict[str, _StrCheck] = {
     "center": _str_width,
     "ljust": _str_width,
@@ -326,7 +361,8 @@ def _center(a: Arguments) -> None:
 def _indent(a: Arguments) -> None:
     width, s = a.arguments.get("width", 4), _text(a, "s")
     step = width if isinstance(width, int) else len(str(width))
-    budget().need(len(s) + (s.count("\n") + 1) * max(step, 0), "indent")
+    # indent splits on every line break splitlines() knows (\r, \x0b, \u2028…), not only \n
+    budget().need(len(s) + (len(s.splitlines()) + 1) * max(step, 0), "indent")
 
 
 def _replace(a: Arguments) -> None:
@@ -339,6 +375,25 @@ def _wordwrap(a: Arguments) -> None:
     wrap = a.arguments.get("wrapstring") or "\n"
     lines = len(s) // max(width if isinstance(width, int) else 1, 1) + 1
     budget().need(len(s) + lines * len(str(wrap)), "wordwrap")
+
+
+def _join(a: Arguments) -> None:
+    """``items|join(sep)`` is its items and ``sep`` once between each two of them."""
+    value = a.arguments.get("value")
+    if not isinstance(value, Sized):  # map(), select()…: read once, so checked as a list
+        value = a.arguments["value"] = list(_loop_items(value))
+    spend = budget()
+    separator = len(str(a.arguments.get("d", "")))
+    spend.need(size(value, spend.limits.max_built) + separator * max(len(value) - 1, 0), "join")
+
+
+def _urlize(a: Arguments) -> None:
+    """``urlize`` writes each URL twice, escaped, with ``target`` and ``rel`` in every link."""
+    s = _text(a, "value")
+    escaped = sum(s.count(c) for c in "&<>\"'") * 5
+    links = min(len(s.split()), s.count(".") + s.count("@") + s.count(":"))
+    extra = sum(len(str(a.arguments.get(key) or "")) for key in ("target", "rel"))
+    budget().need(2 * (len(s) + escaped) + links * (extra + 64), "urlize")
 
 
 def _printf(a: Arguments) -> None:
@@ -377,6 +432,8 @@ _FILTER_CHECKS: dict[str, Callable[[Arguments], None]] = {
     "replace": _replace,
     "wordwrap": _wordwrap,
     "format": _printf,
+    "join": _join,
+    "urlize": _urlize,
     "tojson": _tojson,
     "batch": _steps_of("linecount"),
     "slice": _steps_of("slices"),
@@ -392,7 +449,6 @@ _PRINTS_INPUT = frozenset(
         "forceescape",
         "format",
         "indent",
-        "join",
         "lower",
         "pprint",
         "replace",
@@ -429,7 +485,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             # printed in full: a list holding one name 100,000 times is 100,000 names long
             spend.need(size(value, spend.limits.max_built), f"the filter {name}")
         if signature is not None and check is not None:
-            check(signature.bind(*args, **kwargs))
+            bound = signature.bind(*args, **kwargs)
+            check(bound)  # may replace an argument read once (a generator) by its list
+            args, kwargs = bound.args, bound.kwargs
         result = func(*args, **kwargs)
         _charge(result, f"the filter {name}")
         return result

@@ -4,6 +4,7 @@ fast, with ``TEMPLATE_TOO_LARGE``; ordinary templates render as before."""
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import pytest
 from jinja2 import TemplateError
@@ -77,6 +78,78 @@ def test_a_template_that_would_outgrow_a_render_is_refused_fast(source: str) -> 
         render({"text": source}, CONTACT)
     assert time.perf_counter() - started < 0.5
     assert refused.value.code == "TEMPLATE_TOO_LARGE"
+
+
+#: Each builds many times its inputs in one call: refused before it builds, not after.
+AMPLIFIERS = [
+    "{{ ('{0:>262000}' * 400).format('a') }}",
+    "{{ ('{0:.262000f}' * 400).format(1.0) }}",
+    "{{ ('{0:{1}}' * 400).format('a', 262000) }}",
+    "{{ ('{a:>262000}' * 400).format_map({'a': 'b'}) }}",
+    "{% set n = 400 %}{{ ('%262000s' * n) % (('a',) * n) }}",
+    "{% set n = 400 %}{{ ('%*s' * n) % ((262000, 'a') * n) }}",
+    "{% set n = 400 %}{{ ('%262000s' * n)|format(*(('a',) * n)) }}",
+    "{{ range(500)|join('x' * 200000) }}",
+    "{{ range(500)|map('string')|join('x' * 200000) }}",
+    "{{ ('x' * 200000).join(range(500)|map('string')) }}",
+    "{{ ('http://x.co ' * 500)|urlize(target='y' * 200000) }}",
+    "{{ ('http://x.co ' * 500)|urlize(rel='y' * 200000) }}",
+    "{{ ('x' * 1000).encode().replace('x'.encode(), ('y' * 200000).encode()) }}",
+    "{{ ('y' * 200000).encode().join(('x' * 500).encode().split('x'.encode())) }}",
+    "{{ 'a'.encode().center(400000000) }}",
+    "{{ 'a'.encode().ljust(400000000) }}",
+    "{{ 'a'.encode().rjust(400000000) }}",
+    "{{ 'a'.encode().zfill(400000000) }}",
+    "{{ ('\t' * 1000).encode().expandtabs(200000) }}",
+    "{% set n = 400 %}{{ ('%262000s' * n).encode() % (('a'.encode(),) * n) }}",
+    "{{ ('a\\x0b' * 10000)|indent(100000) }}",
+    "{% set s = 'y' * 200000 %}{{ ('\\x00\\x01' * 500).translate([s, s]) }}",
+]
+
+
+@pytest.mark.parametrize("source", AMPLIFIERS)
+def test_a_call_that_multiplies_its_inputs_is_refused_before_it_builds(source: str) -> None:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(TemplateTooLarge):
+            render(source, CONTACT)
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 0.5
+    assert peak < 50_000_000
+
+
+def test_recursive_loops_spend_a_step_per_item() -> None:
+    source = (
+        "{% set big = range(2000)|list %}{% for x in [0] recursive %}"
+        "{% if loop.depth < 3 %}{{ loop(big) }}{% endif %}{% endfor %}"
+    )
+    started = time.perf_counter()
+    with pytest.raises(ValidationFailed) as refused:
+        check_template(source)
+    # 100,000 iterations of a recursive loop's body: about 0.5 s on a busy 2-core machine
+    assert time.perf_counter() - started < 1.0
+    assert refused.value.code == "TEMPLATE_TOO_LARGE"
+    tree = "{% for n in tree recursive %}{{ n.name }}({{ loop(n.kids) }}){% endfor %}"
+    kids = [{"name": "b", "kids": []}, {"name": "c", "kids": []}]
+    assert render(tree, {"tree": [{"name": "a", "kids": kids}]}) == "a(b()c())"
+
+
+def test_a_plain_template_prints_a_big_number() -> None:
+    assert render("Code {{ code }}", {"code": 10**80}) == f"Code {10**80}"
+
+
+def test_formats_of_ordinary_widths_and_numbers_render() -> None:
+    source = (
+        "{{ 'Call 5551234567: %-10s|%5.2f' % (name, 3.14159) }} "
+        "{{ 'Ref 9876543210 {:>8}|{:.1f}'.format(id, 2.25) }} {{ items|join(', ') }}"
+    )
+    assert render(source, CONTACT) == (
+        "Call 5551234567: Ana Silva | 3.14 Ref 9876543210        7|2.2 a, b"
+    )
 
 
 def test_a_message_longer_than_the_limit_is_refused_and_one_below_renders() -> None:
