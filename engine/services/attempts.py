@@ -4,6 +4,8 @@ Each failed check counts against the user named and against the client address. 
 has ``AUTH_FAILURES_PER_USER`` / ``AUTH_FAILURES_PER_ADDRESS`` failures within
 ``AUTH_FAILURE_WINDOW_S``, further attempts are refused with 429 and ``Retry-After`` *before*
 argon2 runs (each check costs ~64 MiB and ~50 ms): guessing and memory exhaustion both stop.
+Every check is counted atomically before argon2 runs (so parallel requests cannot slip past
+the limit) and taken back when it succeeds: only failures use up the limits.
 
 Counters live in Redis when one is configured (every API process shares them), in memory
 otherwise; the ``limits`` library keeps the moving windows in both. An unreachable Redis lets
@@ -15,7 +17,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
+import redis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
@@ -36,6 +40,7 @@ class AttemptLimiter:
     """Failed password checks per user and per client address, in a moving window."""
 
     def __init__(self, storage: Storage, per_user: int, per_address: int, window_s: int) -> None:
+        self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
         self._per_user = RateLimitItemPerSecond(per_user, window_s)
         self._per_address = RateLimitItemPerSecond(per_address, window_s)
@@ -69,38 +74,63 @@ class AttemptLimiter:
     def _counters(self, kind: str, user: str, address: str) -> list[tuple[RateLimitItem, str]]:
         return [(self._per_user, f"{kind}:user:{user}"), (self._per_address, f"addr:{address}")]
 
-    def check(self, kind: str, user: str, address: str) -> None:
-        """Refuse if the user or the address has used up its failures.
+    def begin(self, kind: str, user: str, address: str) -> None:
+        """Count one password check of ``user`` from ``address``, or refuse it.
+
+        The count is taken *before* argon2 runs, atomically (``hit`` tests and adds in one
+        step, in memory and in Redis): requests sent in parallel cannot all pass a test made
+        before any of them counted. A refused check counts nowhere.
 
         Raises:
-            TooManyAttempts: with the seconds until the oldest failure leaves the window.
+            TooManyAttempts: with the seconds until the oldest check leaves the window.
         """
+        taken: list[tuple[RateLimitItem, str]] = []
         try:
             for item, key in self._counters(kind, user, address):
-                if not self._limiter.test(item, key):
+                if not self._limiter.hit(item, key):
+                    for done in taken:
+                        self._refund(*done)
                     reset = self._limiter.get_window_stats(item, key).reset_time
                     log.info("auth.attempts_refused", kind=kind, counter=key.split(":")[-2])
                     raise TooManyAttempts(
                         "too many failed attempts; retry later",
                         retry_after=max(1, math.ceil(reset - time.time())),
                     )
+                taken.append((item, key))
         except StorageError as exc:
             log.warning("auth.attempts_unavailable", error=str(exc)[:200])
 
-    def failed(self, kind: str, user: str, address: str) -> None:
-        """Count one failed check of ``user`` from ``address``."""
+    def succeeded(self, kind: str, user: str, address: str) -> None:
+        """A check begun with :meth:`begin` passed: only failures use up the limits.
+
+        Forgets the user's failures, and takes this check back from the address's count (its
+        other failures stay: one's own account must not reset them).
+        """
+        (user_item, user_key), (address_item, address_key) = self._counters(kind, user, address)
         try:
-            for item, key in self._counters(kind, user, address):
-                self._limiter.hit(item, key)
+            self._limiter.clear(user_item, user_key)
+            self._refund(address_item, address_key)
         except StorageError as exc:
             log.warning("auth.attempts_unavailable", error=str(exc)[:200])
 
-    def succeeded(self, kind: str, user: str) -> None:
-        """Forget the user's failures (not the address's: one's own account must not reset it)."""
-        try:
-            self._limiter.clear(self._per_user, f"{kind}:user:{user}")
-        except StorageError as exc:
-            log.warning("auth.attempts_unavailable", error=str(exc)[:200])
+    def _refund(self, item: RateLimitItem, key: str) -> None:
+        """Remove the newest entry of a moving window (``limits`` has no API for it).
+
+        Both storages keep a window's entries newest first (a Redis list, a Python list);
+        all entries are alike, so dropping the newest undoes one ``hit``.
+        """
+        name = item.key_for(key)
+        storage = self._storage
+        if isinstance(storage, RedisStorage):
+            try:
+                connection = cast(redis.Redis, storage.get_connection())
+                connection.lpop(storage.prefixed_key(name))
+            except storage.base_exceptions as exc:
+                raise StorageError(exc) from exc
+        elif isinstance(storage, MemoryStorage):
+            with storage.locks[name]:
+                if entries := storage.events.get(name):
+                    del entries[0]
 
 
 @dataclass(frozen=True)
@@ -110,14 +140,10 @@ class Attempts:
     limiter: AttemptLimiter
     address: str
 
-    def check(self, kind: str, user: str) -> None:
-        """See :meth:`AttemptLimiter.check`."""
-        self.limiter.check(kind, user, self.address)
-
-    def failed(self, kind: str, user: str) -> None:
-        """See :meth:`AttemptLimiter.failed`."""
-        self.limiter.failed(kind, user, self.address)
+    def begin(self, kind: str, user: str) -> None:
+        """See :meth:`AttemptLimiter.begin`."""
+        self.limiter.begin(kind, user, self.address)
 
     def succeeded(self, kind: str, user: str) -> None:
         """See :meth:`AttemptLimiter.succeeded`."""
-        self.limiter.succeeded(kind, user)
+        self.limiter.succeeded(kind, user, self.address)

@@ -110,14 +110,13 @@ def login(
     the client address (:mod:`engine.services.attempts`).
 
     Raises:
-        TooManyAttempts: too many failures lately (checked before the password).
+        TooManyAttempts: too many failures lately (counted before the password is checked).
         AuthenticationFailed: unknown user or wrong password (the same answer for both), or a
             disabled user (``USER_DISABLED``, only with the right password).
     """
-    attempts.check(LOGIN, username)
+    attempts.begin(LOGIN, username)
     user = session.exec(select(User).where(User.username == username)).first()
     if not _verify_or_dummy(user.password_hash if user else None, password):
-        attempts.failed(LOGIN, username)
         raise AuthenticationFailed("wrong username or password", code="INVALID_CREDENTIALS")
     assert user is not None
     attempts.succeeded(LOGIN, username)
@@ -208,16 +207,15 @@ def authenticate_api_user(
     costs the same for unknown users.
 
     Raises:
-        TooManyAttempts: too many failures lately (checked before the key).
+        TooManyAttempts: too many failures lately (counted before the key is checked).
         AuthenticationFailed: unknown user or wrong key.
     """
     row = session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first()
     digest = hashlib.sha256(f"{api_user}:{api_key}".encode()).hexdigest()
     if row is not None and (digest, row.id) in _verified:
         return row
-    attempts.check(BASIC, api_user)
+    attempts.begin(BASIC, api_user)
     if not _verify_or_dummy(row.key_hash if row else None, api_key):
-        attempts.failed(BASIC, api_user)
         raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
     assert row is not None
     attempts.succeeded(BASIC, api_user)

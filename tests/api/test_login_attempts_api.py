@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,40 @@ def test_a_success_forgets_the_users_failures(serve: Serve) -> None:
             assert _login(client, "ana", "wrong").status_code == 401
         assert _login(client, "ana", PASSWORD).status_code == 200
         assert [_login(client, "ana", "wrong").status_code for _ in range(2)] == [401, 401]
+
+
+@pytest.mark.parametrize("guesser", ["one user", "many users"])
+def test_parallel_guesses_are_counted_before_argon2_runs(
+    guesser: str, limited: Settings, serve: Serve, argon2_checks: list[str]
+) -> None:
+    # 20 wrong logins sent at once against a limit of 5 (per user, or per address when every
+    # request names another user): at most 5 reach argon2, the rest are refused with 429.
+    five = {"auth_failures_per_user": 5, "auth_failures_per_address": 5}
+    app = create_app(limited.model_copy(update=five))
+    start = threading.Barrier(20)
+
+    def guess(n: int) -> int:
+        start.wait()
+        user = "ana" if guesser == "one user" else f"nobody-{n}"
+        return int(_login(client, user, f"guess-{n}").status_code)
+
+    with (
+        TestClient(app, raise_server_exceptions=False) as client,
+        ThreadPoolExecutor(max_workers=20) as pool,
+    ):
+        answers = list(pool.map(guess, range(20)))
+
+    assert sorted(set(answers)) == [401, 429]
+    assert answers.count(401) <= 5 and answers.count(429) >= 15
+    assert len(argon2_checks) == answers.count(401)
+
+
+def test_correct_logins_never_use_up_the_limits(serve: Serve) -> None:
+    # Limits are 3 per user and 5 per address: 20 successes in a row are never refused.
+    with serve() as client:
+        answers = [_login(client, "ana", PASSWORD).status_code for _ in range(20)]
+        assert answers == [200] * 20
+        assert [_login(client, "ana", "wrong").status_code for _ in range(3)] == [401] * 3
 
 
 def test_the_counters_are_shared_by_every_api_process(serve: Serve, limited: Settings) -> None:
