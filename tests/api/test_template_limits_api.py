@@ -8,6 +8,10 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import Tenant
 
+#: A backstop, not a speed figure: unbounded, these templates take from 11 s to hours (and
+#: gigabytes); refused, a fraction of a second even on a loaded machine.
+BACKSTOP_S = 5.0
+
 
 def test_a_template_too_large_is_refused_fast_when_stored(
     client: TestClient, tenant: Tenant
@@ -20,7 +24,7 @@ def test_a_template_too_large_is_refused_fast_when_stored(
         f"/api/v1/campaigns/{campaign_id}/touchpoints",
         json={"message": {"text": "{{ 'a' * 400000000 }}"}},
     )
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < BACKSTOP_S
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "TEMPLATE_TOO_LARGE"
 
@@ -48,6 +52,6 @@ def test_validation_renders_a_real_contact_within_the_limits(
     ).json()["data"]
     started = time.perf_counter()
     result = client.post(f"/api/v1/touchpoints/{touchpoint['id']}/validate").json()["data"]
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < BACKSTOP_S
     assert result["valid"] is False
     assert [e["code"] for e in result["errors"]] == ["TEMPLATE_TOO_LARGE"]

@@ -207,17 +207,19 @@ def test_development_mode_lets_the_api_start_on_the_development_key(tmp_path: Pa
         "DEVELOPMENT_MODE": "true",
         "COLUMNS": "200",
     }
-    api = subprocess.Popen(
-        [sys.executable, "-m", "engine", "api", "--port", str(port)],
-        env=environ,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "api.stderr"
+    # stderr goes to a file: a pipe read once would fill up and stall the server's logging.
+    with log.open("w") as stderr:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "engine", "api", "--port", str(port)],
+            env=environ,
+            stderr=stderr,
+            text=True,
+        )
     try:
-        assert api.stderr is not None
-        first = api.stderr.readline()
+        wait_for(lambda: _answers(port), timeout=60)
+        first = log.read_text().splitlines()[0]
         assert first.startswith("development mode (DEFAULT_SECRET_KEY)"), first
-        wait_for(lambda: _answers(port), timeout=30)
     finally:
         api.terminate()
         api.wait(timeout=30)

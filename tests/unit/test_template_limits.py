@@ -19,6 +19,10 @@ from engine.testing import wait_until_finished
 from tests.factories import execute, make_campaign
 from workers.embedded import EmbeddedStack
 
+#: A backstop, not a speed figure: unbounded, these templates take from 11 s to hours (and
+#: gigabytes); refused, a fraction of a second even on a loaded machine.
+BACKSTOP_S = 5.0
+
 CONTACT = {"id": 7, "name": "Ana Silva", "plan": "pro", "items": ["a", "b"]}
 
 #: Each would build gigabytes or loop for minutes without the limits.
@@ -76,7 +80,7 @@ def test_a_template_that_would_outgrow_a_render_is_refused_fast(source: str) -> 
     started = time.perf_counter()
     with pytest.raises(TemplateTooLarge) as refused:
         render({"text": source}, CONTACT)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < BACKSTOP_S
     assert refused.value.code == "TEMPLATE_TOO_LARGE"
 
 
@@ -118,7 +122,7 @@ def test_a_call_that_multiplies_its_inputs_is_refused_before_it_builds(source: s
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.5
+    assert elapsed < BACKSTOP_S
     assert peak < 50_000_000
 
 
@@ -131,7 +135,7 @@ def test_recursive_loops_spend_a_step_per_item() -> None:
     with pytest.raises(ValidationFailed) as refused:
         check_template(source)
     # 100,000 iterations of a recursive loop's body: about 0.5 s on a busy 2-core machine
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < BACKSTOP_S
     assert refused.value.code == "TEMPLATE_TOO_LARGE"
     tree = "{% for n in tree recursive %}{{ n.name }}({{ loop(n.kids) }}){% endfor %}"
     kids = [{"name": "b", "kids": []}, {"name": "c", "kids": []}]
