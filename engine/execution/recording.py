@@ -167,11 +167,38 @@ def _rowcount(result: Any) -> int:
     return int(cast(sa.CursorResult[Any], result).rowcount or 0)
 
 
+#: PostgreSQL's delivery insert: the batch as one array per column, so the statement's text is
+#: the same for every batch (no per-row SQL to build, split and convert; psycopg prepares it
+#: on the server after a few runs). Values shared by the batch are bound once, not per row.
+#: ``unnest`` yields the arrays in order, so rows are inserted (and locked) in contact order.
+_PG_INSERT_DELIVERIES = sa.text(
+    """
+    INSERT INTO deliveries (execution_id, touchpoint_id, contact_id, status, error_code,
+                            attempts, provider_message_id, variation, created_at)
+    SELECT CAST(:execution_id AS varchar), CAST(:touchpoint_id AS varchar), u.contact_id,
+           u.status, u.error_code, u.attempts, u.provider_message_id, u.variation,
+           CAST(:created_at AS timestamptz)
+    FROM unnest(CAST(:contact_ids AS bigint[]), CAST(:statuses AS text[]),
+                CAST(:error_codes AS text[]), CAST(:attempts AS integer[]),
+                CAST(:provider_message_ids AS text[]), CAST(:variations AS text[]))
+         AS u(contact_id, status, error_code, attempts, provider_message_id, variation)
+    ON CONFLICT DO NOTHING
+    RETURNING status, error_code
+    """
+)
+
+
 def _insert_deliveries(
     session: Session, dialect: str, chunk: Chunk, outcomes: list[SendOutcome], now: object
 ) -> list[tuple[str, str | None]]:
+    """Insert the batch's deliveries, skipping those already there; return what was inserted
+    as ``(status, error_code)``."""
     if not outcomes:
         return []
+    # Contact order: two attempts of one chunk lock index entries in the same order.
+    ordered = sorted(outcomes, key=lambda o: o.contact_id)
+    if dialect == "postgresql":
+        return _insert_deliveries_pg(session, chunk, ordered, now)
     table = table_of(Delivery)
     rows = [
         {
@@ -187,11 +214,29 @@ def _insert_deliveries(
             "variation": fit(o.variation, 64),
             "created_at": now,
         }
-        # Contact order: two attempts of one chunk lock index entries in the same order.
-        for o in sorted(outcomes, key=lambda o: o.contact_id)
+        for o in ordered
     ]
     stmt = insert_ignore(table, dialect).returning(table.c.status, table.c.error_code)
     return [(status, code) for status, code in session.execute(stmt, rows)]
+
+
+def _insert_deliveries_pg(
+    session: Session, chunk: Chunk, ordered: list[SendOutcome], now: object
+) -> list[tuple[str, str | None]]:
+    params = {
+        "execution_id": chunk.execution_id,
+        "touchpoint_id": chunk.touchpoint_id,
+        "created_at": now,
+        "contact_ids": [o.contact_id for o in ordered],
+        # Checked against the enum as the ORM column's type would (a stray status is refused).
+        "statuses": [DeliveryStatus(o.status).value for o in ordered],
+        "error_codes": [fit(o.error_code, 64) for o in ordered],
+        "attempts": [o.attempts for o in ordered],
+        "provider_message_ids": [fit(o.provider_message_id, 200) for o in ordered],
+        "variations": [fit(o.variation, 64) for o in ordered],
+    }
+    result = session.connection().execute(_PG_INSERT_DELIVERIES, params)
+    return [(DeliveryStatus(status), code) for status, code in result]
 
 
 def _create_next_chunk(
