@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -88,11 +88,13 @@ def alembic_config(url: str) -> Any:
 MIGRATION_LOCK_KEY = 0x63616D70  # "camp"
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, keys: Sequence[str] | None = None) -> None:
     """Bring the database at ``url`` to the newest schema (``alembic upgrade head``).
 
     Safe when several processes start at once: on PostgreSQL one migrates under an advisory
     lock while the others wait, then find the schema at head; SQLite has a single writer.
+    ``keys`` (the process's verification keys) are what a migration that encrypts stored
+    credentials uses; without them it reads ``SECRET_KEY`` from the environment.
     """
     from alembic import command
 
@@ -105,6 +107,8 @@ def migrate(url: str) -> None:
                 )
             cfg = alembic_config(url)
             cfg.attributes["connection"] = connection
+            if keys:
+                cfg.attributes["secret_keys"] = tuple(keys)
             command.upgrade(cfg, "head")
     finally:
         engine.dispose()

@@ -25,9 +25,12 @@ from engine.api.routes import (
     touchpoints,
     webhooks,
 )
-from engine.config import Settings, get_settings
+from engine.config import Settings, get_settings, secret_key_problem
 from engine.db import make_engine
+from engine.logging import get_logger
 from engine.services.attempts import AttemptLimiter
+
+log = get_logger()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ``uvicorn --factory engine.api.app:create_app`` or ``campaign api``.
     """
     settings = settings or get_settings()
+    problem = secret_key_problem(settings)
+    if problem and not settings.development_mode:
+        # `campaign api` refuses to start on such a key; an app built another way says so.
+        log.warning("security.unsafe_secret_key", problem=problem, hint="set SECRET_KEY")
     app = FastAPI(
         title="campaign-engine",
         version=__version__,

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.cli.shared import EXIT_BAD_INPUT, err_console, migrated_runtime, run
+from engine.cli.shared import (
+    EXIT_BAD_INPUT,
+    err_console,
+    migrated_runtime,
+    require_secret_key,
+    run,
+    setup,
+)
 from engine.db import session_scope
 
 if TYPE_CHECKING:
@@ -195,6 +202,8 @@ def rotate_secrets() -> None:
     fallbacks are no longer needed to read credentials (links and tokens signed with them are
     another matter: see docs/security.md).
     """
+    # Re-encrypting under a public key would hand every credential to anyone: refuse it first.
+    require_secret_key(setup())
     rt = migrated_runtime()
     from engine.integrations.stored_secrets import reencrypt_stored
 

@@ -57,7 +57,7 @@ def demo(
         )
         raise typer.Exit(EXIT_BAD_INPUT)
     settings = require_secret_key(settings, embedded=True)
-    migrate(settings.database_url)
+    migrate(settings.database_url, settings.verification_keys)
     rt = Runtime.from_settings(settings)
     from engine.execution.runs import start_execution
     from engine.services.demo import seed_demo

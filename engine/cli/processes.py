@@ -52,7 +52,7 @@ def api(
 def up(threads: Annotated[int, typer.Option(min=1)] = 8) -> None:
     """Run the scheduler and worker threads in this process until interrupted (embedded mode)."""
     settings = require_secret_key(setup(), embedded=True)
-    migrate(settings.database_url)
+    migrate(settings.database_url, settings.verification_keys)
     rt = Runtime.from_settings(settings)
     from workers.embedded import EmbeddedStack
 
