@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from engine.db import get_owned
 from engine.errors import Conflict, NotFound
 from engine.logging import get_logger
 from engine.models import ApiKey, TokenFamily, User
@@ -43,9 +44,9 @@ def revoke_api_key(
         Conflict: the key asked to revoke itself (``CURRENT_CREDENTIAL``): a client would cut
             itself off mid-work; another key, a login or ``campaign admin revoke-key`` can.
     """
-    key = session.get(ApiKey, key_id)
-    if key is None or key.organization_id != organization_id:
-        raise NotFound(f"API key {key_id!r} not found", code="API_KEY_NOT_FOUND")
+    key = get_owned(
+        session, ApiKey, key_id, organization_id, what="API key", code="API_KEY_NOT_FOUND"
+    )
     if key.id == caller:
         raise Conflict(
             "a key cannot revoke itself: use another key, a login or the CLI",
@@ -83,9 +84,7 @@ def disable_user(
         NotFound: no such user in the organization.
         Conflict: the user asked to disable itself (``CURRENT_CREDENTIAL``).
     """
-    user = session.get(User, user_id)
-    if user is None or user.organization_id != organization_id:
-        raise NotFound(f"user {user_id!r} not found", code="USER_NOT_FOUND")
+    user = get_owned(session, User, user_id, organization_id, what="user", code="USER_NOT_FOUND")
     if user.id == caller:
         raise Conflict(
             "a user cannot disable itself: use another user, an API key or the CLI",
