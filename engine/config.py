@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     #: The same for one client address (every user it tries together).
     auth_failures_per_address: int = Field(default=50, ge=1)
     auth_failure_window_s: int = Field(default=900, ge=1)
+    #: The argon2id cost of new password hashes: passes, memory (KiB) and lanes. The default is
+    #: RFC 9106's low-memory profile (3, 64 MiB, 4); OWASP's minimum (2, 19 MiB) is the floor.
+    password_hash_time_cost: int = Field(default=3, ge=2, le=20)
+    password_hash_memory_kib: int = Field(default=65_536, ge=19_456, le=4_194_304)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
     #: Largest request body the HTTP API accepts.
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: Largest CSV body ``POST /api/v1/lists/{id}/import`` accepts (streamed to a temp file).

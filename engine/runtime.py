@@ -12,6 +12,7 @@ from engine.aio import EventLoopThread
 from engine.channels import ChannelRegistry
 from engine.config import Settings, secret_key_problem
 from engine.db import make_engine
+from engine.hashing import configure as configure_password_hashing
 from engine.heartbeats import HeartbeatKeeper
 from engine.logging import get_logger
 from engine.outbound import OutboundPolicy
@@ -48,12 +49,14 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        """Build the runtime described by ``settings``."""
+        """Build the runtime described by ``settings``; new password hashes of this process
+        take its argon2id cost."""
         problem = secret_key_problem(settings)
         if problem and not settings.development_mode:
             # The processes refuse it outside development mode (engine/cli/shared.py); a
             # runtime built in code (an app factory, a script) still says so.
             log.warning("security.unsafe_secret_key", problem=problem.partition(":")[0])
+        configure_password_hashing(settings)
         return cls(
             settings=settings,
             engine=make_engine(settings.database_url),

@@ -38,6 +38,12 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2
 #: CLIs it starts; tests proving the default refuses pass settings of their own.
 LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
 os.environ["OUTBOUND_ALLOWED_NETWORKS"] = ",".join(LOOPBACK_NETWORKS)
+#: Passwords are hashed at OWASP's minimum argon2id cost (the settings' floor), not the default
+#: RFC 9106 profile: the suite creates a user in most tests, and each default hash costs about
+#: 0.2 s of CPU. The hashes are real argon2id all the same; tests of the cost pass their own.
+os.environ.update(
+    PASSWORD_HASH_TIME_COST="2", PASSWORD_HASH_MEMORY_KIB="19456", PASSWORD_HASH_PARALLELISM="1"
+)
 #: The outbound policy of channels a test builds itself.
 LOOPBACK_POLICY = OutboundPolicy(parse_networks(LOOPBACK_NETWORKS))
 

@@ -29,8 +29,8 @@ class User(SQLModel, table=True):
 class ApiKey(SQLModel, table=True):
     """A machine credential of an organization: ``Authorization: Bearer <key>`` and friends.
 
-    The key is shown once at creation; only its public ``prefix`` (for lookup) and an argon2id
-    hash of the whole key are stored.
+    The key is shown once at creation; only its public ``prefix`` (for lookup) and the SHA-256
+    digest of the whole key are stored (:mod:`engine.hashing`).
     """
 
     __tablename__ = "api_keys"

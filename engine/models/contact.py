@@ -146,6 +146,6 @@ class ApiUser(SQLModel, table=True):
         sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("contact_lists.id"), nullable=False)
     )
     api_user: str = Field(max_length=100, unique=True)
-    #: argon2id hash of the api_key.
+    #: SHA-256 digest of the api_key (:mod:`engine.hashing`).
     key_hash: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

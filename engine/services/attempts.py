@@ -3,9 +3,10 @@
 Each failed check counts against the user named and against the client address. Once either
 has ``AUTH_FAILURES_PER_USER`` / ``AUTH_FAILURES_PER_ADDRESS`` failures within
 ``AUTH_FAILURE_WINDOW_S``, further attempts are refused with 429 and ``Retry-After`` *before*
-argon2 runs (each check costs ~64 MiB and ~50 ms): guessing and memory exhaustion both stop.
-Every check is counted atomically before argon2 runs (so parallel requests cannot slip past
-the limit) and taken back when it succeeds: only failures use up the limits.
+argon2 runs (a password check costs 64 MiB and ~0.1 s of CPU at the default cost): guessing
+and memory exhaustion both stop. Every check is counted atomically before argon2 runs (so
+parallel requests cannot slip past the limit) and taken back when it succeeds: only failures
+use up the limits.
 
 Counters live in Redis when one is configured (every API process shares them), in memory
 otherwise; the ``limits`` library keeps the moving windows in both. An unreachable Redis lets

@@ -1,4 +1,4 @@
-"""Authentication: passwords and API keys (argon2id hashes).
+"""Authentication: passwords and API keys (stored as :mod:`engine.hashing` says).
 
 Every authenticated call resolves to a :class:`Principal`: the organization it acts for. Tokens
 (JWT) are :mod:`engine.services.tokens`, attempt limits :mod:`engine.services.attempts`, and
@@ -7,20 +7,23 @@ listing and revoking keys and users :mod:`engine.services.credentials`.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import threading
-import time
-from functools import cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from engine.audience.lists import get_or_create_list
 from engine.campaigns.campaign import get_or_create_organization
 from engine.config import Settings
 from engine.errors import AuthenticationFailed, ValidationFailed
+from engine.hashing import (
+    digest_key,
+    hash_password,
+    key_matches,
+    key_needs_upgrade,
+    password_needs_rehash,
+    spend_password_check,
+    verify_password,
+)
 from engine.models import ApiKey, ApiUser, Organization, User
 from engine.models.base import utcnow
 from engine.services.attempts import Attempts
@@ -30,33 +33,11 @@ from engine.services.tokens import authenticate_access_token
 from engine.services.tokens import issue_tokens as issue_tokens
 from engine.services.tokens import refresh as refresh
 
-_hasher = PasswordHasher()
 #: Prefix of every API key, so a leaked one is recognisable (and greppable).
 KEY_PREFIX = "ce_"
 
 #: What login and Basic auth check attempts under (separate namespaces of names).
 LOGIN, BASIC = "login", "basic"
-
-
-def _verify(hash_: str, secret: str) -> bool:
-    try:
-        return _hasher.verify(hash_, secret)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-@cache
-def _dummy_hash() -> str:
-    """A hash no secret matches, computed once: unknown names cost as much as known ones."""
-    return _hasher.hash(secrets.token_urlsafe(32))
-
-
-def _verify_or_dummy(hash_: str | None, secret: str) -> bool:
-    """Check ``secret`` against ``hash_``, or spend the same argon2 time when there is none."""
-    if hash_ is None:
-        _verify(_dummy_hash(), secret)
-        return False
-    return _verify(hash_, secret)
 
 
 def create_user(session: Session, organization_id: str, username: str, password: str) -> User:
@@ -72,7 +53,7 @@ def create_user(session: Session, organization_id: str, username: str, password:
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise ValidationFailed(f"username {username!r} is taken", code="USERNAME_TAKEN")
     user = User(
-        organization_id=organization_id, username=username, password_hash=_hasher.hash(password)
+        organization_id=organization_id, username=username, password_hash=hash_password(password)
     )
     session.add(user)
     session.flush()
@@ -84,7 +65,7 @@ def create_api_key(session: Session, organization_id: str, name: str = "") -> tu
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(24)}"
     row = ApiKey(
-        organization_id=organization_id, name=name, prefix=prefix, key_hash=_hasher.hash(key)
+        organization_id=organization_id, name=name, prefix=prefix, key_hash=digest_key(key)
     )
     session.add(row)
     session.flush()
@@ -116,10 +97,13 @@ def login(
     """
     attempts.begin(LOGIN, username)
     user = session.exec(select(User).where(User.username == username)).first()
-    if not _verify_or_dummy(user.password_hash if user else None, password):
+    if user is None:
+        spend_password_check(password)
+    if user is None or not verify_password(user.password_hash, password):
         raise AuthenticationFailed("wrong username or password", code="INVALID_CREDENTIALS")
-    assert user is not None
     attempts.succeeded(LOGIN, username)
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)  # the configured cost changed
     if user.disabled_at is not None:
         raise AuthenticationFailed("this user is disabled", code="USER_DISABLED")
     return issue_tokens(session, settings, Principal(user.organization_id, user.id))
@@ -136,43 +120,13 @@ def authenticate_bearer(session: Session, settings: Settings, credential: str) -
     return authenticate_access_token(session, settings, credential)
 
 
-class _VerifiedKeys:
-    """Keys verified in the last ``ttl_s`` seconds, by SHA-256 of the key.
-
-    argon2 is slow on purpose (~50 ms); paying it on every request of a machine client would
-    cap the API at a few dozen requests per second. A key's row is still read every time, so
-    a revoked key stops working at once.
-    """
-
-    def __init__(self, ttl_s: float = 300.0, size: int = 10_000) -> None:
-        self._ttl_s = ttl_s
-        self._size = size
-        self._seen: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-
-    def __contains__(self, item: tuple[str, str]) -> bool:
-        digest, key_id = item
-        with self._lock:
-            entry = self._seen.get(digest)
-            return entry is not None and entry[0] == key_id and entry[1] > time.monotonic()
-
-    def add(self, digest: str, key_id: str) -> None:
-        with self._lock:
-            if len(self._seen) >= self._size:
-                self._seen.clear()
-            self._seen[digest] = (key_id, time.monotonic() + self._ttl_s)
-
-
-_verified = _VerifiedKeys()
-
-
 def create_api_user(
     session: Session, organization_id: str, list_name: str, api_user: str
 ) -> tuple[ApiUser, str]:
     """Create the contact lists API's ``api_user:api_key`` credential for a list (created if new).
 
     Returns:
-        The row and the api_key itself (shown once, stored as an argon2id hash).
+        The row and the api_key itself (shown once, stored as its SHA-256 digest).
 
     Raises:
         ValidationFailed: the api_user name is taken or malformed.
@@ -190,7 +144,7 @@ def create_api_user(
         organization_id=organization_id,
         list_id=contact_list.id,
         api_user=api_user,
-        key_hash=_hasher.hash(key),
+        key_hash=digest_key(key),
     )
     session.add(row)
     session.flush()
@@ -203,23 +157,27 @@ def authenticate_api_user(
     """Resolve the contact lists API's Basic ``api_user:api_key`` to its credential (organization
     and list).
 
-    A pair verified lately is recognised without argon2; any other check is attempt-limited and
-    costs the same for unknown users.
+    The right key always passes, so someone guessing at a client's api_user cannot lock the
+    client out; any other answer is attempt-limited (per api_user and per client address). A
+    key still stored as an earlier argon2id hash is checked after the attempt is counted (argon2
+    is slow on purpose) and then replaced by its digest.
 
     Raises:
-        TooManyAttempts: too many failures lately (counted before the key is checked).
+        TooManyAttempts: too many failures lately.
         AuthenticationFailed: unknown user or wrong key.
     """
     row = session.exec(select(ApiUser).where(ApiUser.api_user == api_user)).first()
-    digest = hashlib.sha256(f"{api_user}:{api_key}".encode()).hexdigest()
-    if row is not None and (digest, row.id) in _verified:
+    if (
+        row is not None
+        and not key_needs_upgrade(row.key_hash)
+        and key_matches(row.key_hash, api_key)
+    ):
         return row
     attempts.begin(BASIC, api_user)
-    if not _verify_or_dummy(row.key_hash if row else None, api_key):
+    if row is None or not key_matches(row.key_hash, api_key):
         raise AuthenticationFailed("Authentication failed", code="INVALID_API_USER")
-    assert row is not None
     attempts.succeeded(BASIC, api_user)
-    _verified.add(digest, row.id)
+    row.key_hash = digest_key(api_key)  # only an earlier argon2id hash gets here: upgrade it
     return row
 
 
@@ -234,11 +192,10 @@ def authenticate_api_key(session: Session, key: str) -> Principal:
     row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first() if prefix else None
     if row is None or row.revoked_at is not None:
         raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    if (digest, row.id) not in _verified:
-        if not _verify(row.key_hash, key):
-            raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
-        _verified.add(digest, row.id)
+    if not key_matches(row.key_hash, key):
+        raise AuthenticationFailed("invalid API key", code="INVALID_API_KEY")
+    if key_needs_upgrade(row.key_hash):
+        row.key_hash = digest_key(key)  # an earlier argon2id hash: checked once, never again
     now = utcnow()
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now  # at most once a minute: no write on every request

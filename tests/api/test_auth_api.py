@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import argon2
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from engine.config import Settings
+from engine.runtime import Runtime
 from tests.api.conftest import Tenant
 
 
@@ -55,16 +60,53 @@ def test_wrong_or_missing_credentials_are_401(
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": "x"}).status_code == 401
 
 
-def test_passwords_and_keys_are_stored_hashed(client: TestClient, tenant: Tenant, rt) -> None:  # type: ignore[no-untyped-def]
-    import sqlalchemy as sa
-
+def _stored(rt: Runtime) -> tuple[str, str]:
+    """The one user's password hash and the one API key's stored hash."""
     with rt.engine.connect() as conn:
-        stored = " ".join(
-            str(v)
-            for row in conn.execute(
-                sa.text("select password_hash from users union all select key_hash from api_keys")
-            )
-            for v in row
+        password = conn.execute(sa.text("select password_hash from users")).scalar_one()
+        key = conn.execute(sa.text("select key_hash from api_keys")).scalar_one()
+    return password, key
+
+
+def test_passwords_are_argon2id_hashes_and_keys_sha256_digests(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    password, key = _stored(rt)
+    assert password.startswith("$argon2id$") and tenant.password not in password
+    digest = hashlib.sha256(tenant.api_key.encode()).hexdigest()
+    assert key == f"sha256${digest}" and tenant.api_key not in key
+
+
+def test_a_key_stored_by_an_earlier_version_as_argon2_works_and_is_upgraded(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    earlier = argon2.PasswordHasher().hash(tenant.api_key)
+    with rt.engine.begin() as conn:
+        conn.execute(sa.text("update api_keys set key_hash = :h"), {"h": earlier})
+
+    assert client.get("/api/v1/campaigns").status_code == 200
+    assert _stored(rt)[1].startswith("sha256$")
+    assert client.get("/api/v1/campaigns").status_code == 200
+    wrong = {"Authorization": f"Bearer {tenant.api_key[:-2]}xx"}
+    assert client.get("/api/v1/campaigns", headers=wrong).status_code == 401
+
+
+def test_a_login_rehashes_a_password_hashed_at_another_cost(
+    client: TestClient, tenant: Tenant, rt: Runtime
+) -> None:
+    cheap = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    with rt.engine.begin() as conn:
+        conn.execute(
+            sa.text("update users set password_hash = :h"), {"h": cheap.hash(tenant.password)}
         )
-    assert tenant.password not in stored and tenant.api_key not in stored
-    assert stored.count("$argon2id$") == 2
+    body = {"user": tenant.username, "password": tenant.password}
+
+    assert client.post("/api/v1/auth/login", json=body).status_code == 200
+    settings = rt.settings
+    params = argon2.extract_parameters(_stored(rt)[0])
+    assert (params.time_cost, params.memory_cost, params.parallelism) == (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    )
+    assert client.post("/api/v1/auth/login", json=body).status_code == 200

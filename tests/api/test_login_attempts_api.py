@@ -165,8 +165,8 @@ def _basic(user: str, key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{key}".encode()).decode()}
 
 
-def test_basic_auth_is_attempt_limited_and_constant_time(
-    serve: Serve, limited: Settings, argon2_checks: list[str]
+def test_basic_auth_is_attempt_limited_but_the_right_key_always_passes(
+    serve: Serve, limited: Settings
 ) -> None:
     runtime = Runtime.from_settings(limited)
     with session_scope(runtime.engine) as session:
@@ -177,7 +177,7 @@ def test_basic_auth_is_attempt_limited_and_constant_time(
     with serve() as client:
         assert client.post(members, json={}, headers=_basic("lists-user", key)).status_code == 200
         unknown = client.post(members, json={}, headers=_basic("nobody", key))
-        assert unknown.status_code == 401 and len(argon2_checks) == 2
+        assert unknown.status_code == 401
         for _ in range(3):
             wrong = client.post(members, json={}, headers=_basic("lists-user", "wrong"))
             assert wrong.status_code == 401
@@ -186,10 +186,9 @@ def test_basic_auth_is_attempt_limited_and_constant_time(
 
         assert refused.status_code == 429 and refused.headers["Retry-After"]
         assert refused.json()["reason"] == "TOO_MANY_ATTEMPTS"
-        assert len(argon2_checks) == 5
-        # The right key, verified before, still passes without argon2.
+        # Someone guessing at the client's api_user does not lock the client out.
         ok = client.post(members, json={}, headers=_basic("lists-user", key))
-        assert ok.status_code == 200 and len(argon2_checks) == 5
+        assert ok.status_code == 200
 
 
 def test_an_unreachable_redis_lets_logins_through(settings: Settings, rt: Runtime) -> None:
