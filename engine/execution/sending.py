@@ -176,40 +176,67 @@ class Sender:
             log.warning("limiter.penalize_failed", error=str(error)[:200])
 
     def send_one(self, message: OutgoingMessage) -> SendOutcome:
-        """Send one message on a local channel, retrying transient errors; never raises."""
+        """Send one message on a local channel, retrying transient errors; never raises.
+
+        The first attempt runs bare: most messages succeed at once, and building tenacity's
+        retry state for each of them cost more than a local channel's send.
+        """
         channel = cast(SyncChannel, self.channel)
-        attempts = 0
+        try:
+            return _success(message, channel.send(message), 1)
+        except TransientDeliveryError as exc:
+            first: TransientDeliveryError = exc
+        except ServiceOutage:
+            raise  # the limiter, not the message: the chunk waits, the contact isn't failed
+        except Exception as exc:
+            return _failure(message, exc, 1)
+        attempts = 1
         try:
             for attempt in Retrying(
                 stop=self._stop, wait=self._wait, retry=self._retry, reraise=True
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    if attempts > 1:
-                        time.sleep(self.reserve(1))
+                    if attempts == 1:  # the bare attempt's error: tenacity backs off from it
+                        self._penalize(first)
+                        raise first
+                    time.sleep(self.reserve(1))
                     try:
                         provider_id = channel.send(message)
                     except TransientDeliveryError as exc:
                         self._penalize(exc)
                         raise
         except ServiceOutage:
-            raise  # the limiter, not the message: the chunk waits, the contact isn't failed
+            raise
         except Exception as exc:
             return _failure(message, exc, attempts)
         return _success(message, provider_id, attempts)
 
     async def send_one_async(self, message: OutgoingMessage) -> SendOutcome:
-        """Send one message on a network channel, retrying transient errors; never raises."""
+        """Send one message on a network channel, retrying transient errors; never raises.
+
+        The first attempt runs bare, as in :meth:`send_one`.
+        """
         channel = cast(AsyncChannel, self.channel)
-        attempts = 0
+        try:
+            return _success(message, await channel.send_async(message), 1)
+        except TransientDeliveryError as exc:
+            first: TransientDeliveryError = exc
+        except ServiceOutage:
+            raise
+        except Exception as exc:
+            return _failure(message, exc, 1)
+        attempts = 1
         retrying = AsyncRetrying(stop=self._stop, wait=self._wait, retry=self._retry, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    # The limiter may call Redis: off the event loop, never blocking it.
-                    if attempts > 1:
-                        await asyncio.sleep(await asyncio.to_thread(self.reserve, 1))
+                    if attempts == 1:  # the bare attempt's error: tenacity backs off from it
+                        # The limiter may call Redis: off the event loop, never blocking it.
+                        await asyncio.to_thread(self._penalize, first)
+                        raise first
+                    await asyncio.sleep(await asyncio.to_thread(self.reserve, 1))
                     try:
                         provider_id = await channel.send_async(message)
                     except TransientDeliveryError as exc:

@@ -4,7 +4,7 @@ template never takes more than its share of a worker (:mod:`engine.templating.li
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Template, TemplateError, TemplateRuntimeError
 
@@ -31,13 +31,25 @@ def _environment() -> BoundedEnvironment:
     return BoundedEnvironment(limits, autoescape=False, keep_trailing_newline=True)
 
 
+class _Compiled(NamedTuple):
+    """A compiled template and what rendering it needs each time."""
+
+    template: Template
+    #: Whether it does anything a budget counts (a plain ``Hi {{ name }}`` does not: it
+    #: renders without one).
+    budgeted: bool
+    #: The template's globals (``range``, ``dict`` …) as a plain dict: Jinja merges them from a
+    #: ``ChainMap`` into every render's context otherwise, most of a short message's time.
+    globals: dict[str, Any]
+
+
 @lru_cache(maxsize=1024)
-def _compile(source: str) -> tuple[Template, bool]:
-    """The compiled template, and whether it does anything a budget counts (a plain
-    ``Hi {{ name }}`` does not: it renders without one, as fast as before)."""
+def _compile(source: str) -> _Compiled:
+    """The compiled template of ``source`` (cached: a campaign renders one per contact)."""
     environment = _environment()
     tree = environment.parse(source)
-    return environment.from_string(tree), needs_budget(tree)
+    template = environment.from_string(tree)
+    return _Compiled(template, needs_budget(tree), dict(template.globals))
 
 
 def check_template(message: Any) -> None:
@@ -57,7 +69,7 @@ def check_template(message: Any) -> None:
                 f"message template does not compile: {exc}", code="TEMPLATE_ERROR"
             ) from exc
         try:
-            _render(*compiled, SAMPLE_CONTACT)
+            _render(compiled, SAMPLE_CONTACT)
         except TemplateTooLarge as exc:
             raise ValidationFailed(
                 f"message template is too large: {exc}", code=TemplateTooLarge.code
@@ -90,7 +102,7 @@ def render(message: Any, context: dict[str, Any]) -> Any:
         {'text': 'Hi Ana'}
     """
     if isinstance(message, str):
-        return _render(*_compile(message), context) if "{" in message else message
+        return _render(_compile(message), context) if "{" in message else message
     if isinstance(message, dict):
         return {key: render(value, context) for key, value in message.items()}
     if isinstance(message, list):
@@ -98,14 +110,18 @@ def render(message: Any, context: dict[str, Any]) -> Any:
     return message
 
 
-def _render(template: Template, budgeted: bool, context: dict[str, Any]) -> str:
-    """Render (within a fresh budget if ``budgeted``), counting the output as it is written."""
+def _render(compiled: _Compiled, context: dict[str, Any]) -> str:
+    """Render (within a fresh budget if it needs one), counting the output as it is written."""
+    template = compiled.template
     limits: TemplateLimits = template.environment.limits  # type: ignore[attr-defined]
     left = limits.max_chars
     parts: list[str] = []
-    token = start(limits) if budgeted else None
+    token = start(limits) if compiled.budgeted else None
+    # A fresh dict per render, so ``shared`` (no copy of the globals) leaks nothing between
+    # contacts; the contact's values win over a global of the same name, as Jinja's own merge.
+    scope = {**compiled.globals, **context}
     try:
-        for part in template.root_render_func(template.new_context(context)):
+        for part in template.root_render_func(template.new_context(scope, shared=True)):
             left -= len(part)
             if left < 0:
                 raise TemplateTooLarge(
