@@ -22,6 +22,7 @@ from engine.audience.recipients import in_sample, test_contacts
 from engine.audience.targeting import not_suppressed
 from engine.campaigns.campaign import list_touchpoints
 from engine.config import Settings
+from engine.db import table_of
 from engine.execution.lifecycle import StopReason, chunk_status_after, stop_reason_of
 from engine.execution.rendering import uses_links
 from engine.execution.runs import message_steps, retry_chain
@@ -77,12 +78,18 @@ def claim_chunk(
         nothing changed); or why the execution stopped (paused, cancelled …), the chunk then
         set to the status that follows it.
     """
-    claimed = session.execute(
-        sa.update(Chunk)
-        .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
-        .values(status=ChunkStatus.running, heartbeat_at=utcnow())
-        .returning(col(Chunk.attempts))
-    ).first()
+    # Statements of the hot path run on the session's connection (Core): the ORM's execution
+    # machinery cost more than the SQL. Objects the job needs are loaded with the session.
+    claimed = (
+        session.connection()
+        .execute(
+            sa.update(table_of(Chunk))
+            .where(col(Chunk.id) == chunk_id, col(Chunk.status) == ChunkStatus.queued)
+            .values(status=ChunkStatus.running, heartbeat_at=utcnow())
+            .returning(col(Chunk.attempts))
+        )
+        .first()
+    )
     if claimed is None:
         return None
     chunk = session.get_one(Chunk, chunk_id)
@@ -120,30 +127,34 @@ def claim_chunk(
 def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -> None:
     """Fill ``job.to_send`` and ``job.skipped``: the chunk's recipients still owed a delivery."""
     chunk, execution = job.chunk, job.execution
-    rows = session.execute(
-        sa.select(
-            col(ExecutionRecipient.contact_id).label("id"),
-            # NULL when the contact was deleted after planning: skipped, so processed
-            # still reaches total.
-            col(Contact.id).label("contact_row"),
-            col(Contact.email),
-            col(Contact.phone),
-            col(Contact.name),
-            col(Contact.fields),
-            col(Contact.unsubscribed_at),
-            # Suppressed since planning: two index probes per row, in the same query.
-            sa.not_(not_suppressed(execution.organization_id)).label("suppressed"),
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                col(ExecutionRecipient.contact_id).label("id"),
+                # NULL when the contact was deleted after planning: skipped, so processed
+                # still reaches total.
+                col(Contact.id).label("contact_row"),
+                col(Contact.email),
+                col(Contact.phone),
+                col(Contact.name),
+                col(Contact.fields),
+                col(Contact.unsubscribed_at),
+                # Suppressed since planning: two index probes per row, in the same query.
+                sa.not_(not_suppressed(execution.organization_id)).label("suppressed"),
+            )
+            .select_from(ExecutionRecipient)
+            .outerjoin(Contact, col(ExecutionRecipient.contact_id) == col(Contact.id))
+            .where(
+                col(ExecutionRecipient.execution_id) == execution.id,
+                col(ExecutionRecipient.contact_id).between(
+                    chunk.first_contact_id, chunk.last_contact_id
+                ),
+            )
+            .order_by(col(ExecutionRecipient.contact_id))
         )
-        .select_from(ExecutionRecipient)
-        .outerjoin(Contact, col(ExecutionRecipient.contact_id) == col(Contact.id))
-        .where(
-            col(ExecutionRecipient.execution_id) == execution.id,
-            col(ExecutionRecipient.contact_id).between(
-                chunk.first_contact_id, chunk.last_contact_id
-            ),
-        )
-        .order_by(col(ExecutionRecipient.contact_id))
-    ).all()
+        .all()
+    )
     done = _delivery_statuses(session, [execution.id], chunk.touchpoint_id, chunk)
     # A retry: whoever an earlier run of the chain reached is not sent again.
     reached = _sent(_delivery_statuses(session, job.chain, chunk.touchpoint_id, chunk))
@@ -202,7 +213,7 @@ def _delivery_statuses(
     """Each contact's delivery status of the touchpoint in these executions (``sent`` wins)."""
     if not execution_ids:
         return {}
-    rows = session.execute(
+    rows = session.connection().execute(
         sa.select(col(Delivery.contact_id), col(Delivery.status)).where(
             col(Delivery.execution_id).in_(execution_ids),
             col(Delivery.touchpoint_id) == touchpoint_id,
