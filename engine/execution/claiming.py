@@ -171,9 +171,15 @@ def _select_contacts(session: Session, job: ChunkJob, previous_tp: str | None) -
     for row in rows:
         reason = _skip_reason(row, reached, previous_ok)
         if reason is None:
-            contact = row._asdict()
-            del contact["contact_row"]
-            job.to_send.append(contact)
+            job.to_send.append(
+                {
+                    "id": row.id,
+                    "email": row.email,
+                    "phone": row.phone,
+                    "name": row.name,
+                    "fields": row.fields,
+                }
+            )
         else:
             job.skipped.append(SendOutcome(row.id, DeliveryStatus.skipped, 0, *reason))
     if execution.test_mode:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from jinja2 import Template, TemplateError, TemplateRuntimeError
+from jinja2.runtime import new_context
 
 from engine.config import get_settings
 from engine.errors import ValidationFailed
@@ -38,8 +39,8 @@ class _Compiled(NamedTuple):
     #: Whether it does anything a budget counts (a plain ``Hi {{ name }}`` does not: it
     #: renders without one).
     budgeted: bool
-    #: The template's globals (``range``, ``dict`` …) as a plain dict: Jinja merges them from a
-    #: ``ChainMap`` into every render's context otherwise, most of a short message's time.
+    #: The template's globals (``range``, ``dict`` …) as a plain dict: ``Template.new_context``
+    #: walks their ``ChainMap`` twice on every render, most of a short message's time.
     globals: dict[str, Any]
 
 
@@ -117,11 +118,12 @@ def _render(compiled: _Compiled, context: dict[str, Any]) -> str:
     left = limits.max_chars
     parts: list[str] = []
     token = start(limits) if compiled.budgeted else None
-    # A fresh dict per render, so ``shared`` (no copy of the globals) leaks nothing between
-    # contacts; the contact's values win over a global of the same name, as Jinja's own merge.
+    # A fresh dict per render, so ``shared`` (no copy of it) leaks nothing between contacts;
+    # the contact's values win over a global of the same name, as in Jinja's own merge.
     scope = {**compiled.globals, **context}
+    run = new_context(template.environment, template.name, template.blocks, scope, shared=True)
     try:
-        for part in template.root_render_func(template.new_context(scope, shared=True)):
+        for part in template.root_render_func(run):
             left -= len(part)
             if left < 0:
                 raise TemplateTooLarge(
