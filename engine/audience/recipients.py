@@ -122,6 +122,38 @@ def in_sample(execution_id: str, contact_id: int, percentage: int) -> bool:
     return int.from_bytes(digest, "big") % 100 < percentage
 
 
+#: Chunk ranges of a whole audience, counted by the database: each recipient's rank in id
+#: order, divided by the chunk size, names its chunk (integer division on both stores).
+_RANGES = sa.text(
+    """
+    SELECT min(contact_id), max(contact_id), count(*)
+    FROM (SELECT contact_id, (row_number() OVER (ORDER BY contact_id) - 1) / :size AS chunk_no
+          FROM execution_recipients WHERE execution_id = :execution_id) AS ranked
+    GROUP BY chunk_no
+    ORDER BY chunk_no
+    """
+)
+
+
+def recipient_ranges(
+    session: Session, execution_id: str, percentage: int, size: int
+) -> Iterator[tuple[int, int, int]]:
+    """The execution's sampled recipients cut into chunks of ``size`` in id order, as
+    ``(first contact id, last contact id, recipients)``.
+
+    The whole audience (100 %) is cut by the database in one query; a sample is decided per
+    contact in Python (:func:`in_sample`), streaming the ids.
+    """
+    if percentage >= 100:
+        params = {"execution_id": execution_id, "size": size}
+        for first, last, count in session.connection().execute(_RANGES, params):
+            yield int(first), int(last), int(count)
+        return
+    ids = iter_recipient_ids(session, execution_id, percentage)
+    while block := list(islice(ids, size)):
+        yield block[0], block[-1], len(block)
+
+
 def iter_recipient_ids(session: Session, execution_id: str, percentage: int) -> Iterator[int]:
     """Yield the execution's sampled recipients in ascending id order, streaming."""
     query = (

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from itertools import islice
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from engine.audience.recipients import copy_recipients, freeze_recipients, iter_recipient_ids
+from engine.audience.recipients import copy_recipients, freeze_recipients, recipient_ranges
 from engine.audience.targeting import campaign_audience_count
 from engine.campaigns.campaign import list_touchpoints
 from engine.db import table_of
@@ -66,29 +65,29 @@ def plan_execution(
         copy_recipients(session, execution.retry_of, execution.id, campaign.channel)
     else:
         freeze_recipients(session, execution.id, campaign, now, execution.test_mode)
-    ids = iter_recipient_ids(session, execution.id, execution.target_percentage)
+    ranges = recipient_ranges(session, execution.id, execution.target_percentage, chunk_size)
     contacts = 0
     chunk_no = 0
     rank = PRIORITY_RANK[Priority(execution.priority)]
     chunk_table = table_of(Chunk)
     rows = []
-    while block := list(islice(ids, chunk_size)):
+    for first, last, size in ranges:
         rows.append(
             {
                 "execution_id": execution.id,
                 "step": 0,
                 "touchpoint_id": first_tp.id,
                 "chunk_no": chunk_no,
-                "first_contact_id": block[0],
-                "last_contact_id": block[-1],
-                "size": len(block),
+                "first_contact_id": first,
+                "last_contact_id": last,
+                "size": size,
                 "status": ChunkStatus.pending,
                 "priority_rank": rank,
                 "not_before": now + timedelta(seconds=first_delay),
                 "attempts": 0,
             }
         )
-        contacts += len(block)
+        contacts += size
         chunk_no += 1
     if rows:
         session.execute(sa.insert(chunk_table), rows)
