@@ -2,22 +2,27 @@
 
 :func:`guarded_session` builds a session whose connector resolves names through
 :class:`GuardedResolver` (every address a name resolves to is checked before aiohttp connects
-to it, so DNS rebinding does not pass) and whose requests to a literal IP are checked as they
-start (aiohttp does not ask a resolver about those). :func:`read_capped` reads a body up to the
-policy's cap.
+to it, so DNS rebinding does not pass) and whose sockets are made by :func:`_guarded_socket`,
+which checks the address of every connection it is asked for: a literal IP too, which aiohttp
+does not ask a resolver about. Checking per connection, not per request (a trace hook), keeps
+the guard off the path of requests on kept-alive connections. :func:`read_capped` reads a body
+up to the policy's cap.
 """
 
 from __future__ import annotations
 
 import socket
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from engine.outbound.policy import OutboundPolicy, literal_address
+from engine.outbound.policy import OutboundPolicy
+
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType  # aiohttp's own dependency
 
 #: Bytes read at a time from a response body.
 _CHUNK = 64 * 1024
@@ -49,20 +54,19 @@ class GuardedResolver(AbstractResolver):
         await self._resolver.close()
 
 
-def _literal_check(policy: OutboundPolicy) -> aiohttp.TraceConfig:
-    """A trace hook refusing a request to a literal forbidden IP (no resolver sees those)."""
+def _guarded_socket(policy: OutboundPolicy) -> Callable[[AddrInfoType], socket.socket]:
+    """The connector's socket factory: a socket only for an address the policy allows.
 
-    async def on_request_start(
-        session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
-    ) -> None:
-        host = params.url.host or ""
-        ip = literal_address(host)
-        if ip is not None:
-            policy.check_address(host, str(ip))
+    Raises:
+        TargetRefused: the address is forbidden (nothing was connected).
+    """
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_request_start)
-    return trace
+    def make(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        policy.check_address(str(address[0]), str(address[0]))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
 
 
 def guarded_session(
@@ -72,13 +76,12 @@ def guarded_session(
 
     It ignores proxy variables of the environment (a proxy would connect for us, unchecked).
     """
-    connector = aiohttp.TCPConnector(limit=max_connections, resolver=GuardedResolver(policy))
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        trace_configs=[_literal_check(policy)],
-        trust_env=False,
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        resolver=GuardedResolver(policy),
+        socket_factory=_guarded_socket(policy),
     )
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
