@@ -18,21 +18,27 @@ import argparse
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+import sqlalchemy as sa
+from sqlmodel import col
 
 from engine.audience.contacts import add_contacts, demo_contacts
 from engine.campaigns.campaign import TouchpointSpec, create_campaign, get_or_create_organization
 from engine.config import Settings
 from engine.db import migrate, session_scope
+from engine.execution.progress import get_progress
 from engine.execution.runs import start_execution
 from engine.logging import configure_logging
+from engine.models import Delivery, Execution, ExecutionRate
 from engine.runtime import Runtime
 from engine.testing import stop_process_groups, wait_until_finished
 
@@ -53,6 +59,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=1000)
     p.add_argument("--rate", type=float, default=0, help="rate limit per second (0 = none)")
     p.add_argument("--sink-port", type=int, default=8808)
+    p.add_argument(
+        "--probe-progress",
+        action="store_true",
+        help="read the execution's progress every 20 ms during the run, report the latency",
+    )
     return p.parse_args()
 
 
@@ -91,6 +102,66 @@ def rss_mb(proc: subprocess.Popen[bytes]) -> float:
         return max(p.memory_info().rss for p in tree) / 1e6
     except psutil.Error:
         return 0.0
+
+
+class ProgressProbe:
+    """Reads an execution's progress (what ``GET …/progress`` answers) every ``every_s`` seconds
+    from a thread of this process, timing each read, until stopped."""
+
+    def __init__(self, rt: Runtime, execution_id: str, every_s: float = 0.02) -> None:
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(rt, execution_id, every_s), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, rt: Runtime, execution_id: str, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            start = time.perf_counter()
+            with session_scope(rt.engine) as session:
+                get_progress(session, execution_id)
+            self.latencies_ms.append((time.perf_counter() - start) * 1000)
+
+    def stop(self) -> dict[str, Any]:
+        """Stop reading; the latency figures (p50, p99, max in ms, and how many reads)."""
+        self._stop.set()
+        self._thread.join()
+        ordered = sorted(self.latencies_ms) or [0.0]
+        return {
+            "progress_reads": len(self.latencies_ms),
+            "progress_p50_ms": round(statistics.median(ordered), 1),
+            "progress_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+            "progress_max_ms": round(ordered[-1], 1),
+        }
+
+
+def timeline(rt: Runtime, execution_id: str) -> dict[str, Any]:
+    """What the execution's per-second delivery counts say: the steady rate (the run without
+    its first and last second), the busiest second, and how long after the execution was
+    created the first delivery was recorded (the scheduler's lag plus planning)."""
+    with session_scope(rt.engine) as session:
+        counts = [
+            n
+            for (n,) in session.execute(
+                sa.select(col(ExecutionRate.count))
+                .where(col(ExecutionRate.execution_id) == execution_id)
+                .order_by(col(ExecutionRate.second))
+            )
+        ]
+        execution = session.get_one(Execution, execution_id)
+        first = session.scalar(
+            sa.select(sa.func.min(col(Delivery.created_at))).where(
+                col(Delivery.execution_id) == execution_id
+            )
+        )
+    steady = counts[1:-1] or counts
+    lag = (first - execution.created_at).total_seconds() if first else None
+    return {
+        "steady_deliveries_per_s": round(sum(steady) / len(steady), 1) if steady else None,
+        "busiest_second": max(counts, default=0),
+        "first_delivery_after_s": round(lag, 3) if lag is not None else None,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,6 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     peak = rss_mb_self = 0.0
     with session_scope(rt.engine) as session:
         execution_id = start_execution(session, campaign_id, secret_key=rt.settings.secret_key).id
+    probe = ProgressProbe(rt, execution_id) if args.probe_progress else None
     wall_start = time.monotonic()
     try:
         while True:
@@ -153,12 +225,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except TimeoutError:
                 continue
     finally:
+        probed = probe.stop() if probe else {}
         if stack:
             stack.stop()
         stop_process_groups(procs)
     wall = time.monotonic() - wall_start
     assert execution.started_at and execution.finished_at
     elapsed = (execution.finished_at - execution.started_at).total_seconds()
+    seen = timeline(rt, execution_id)
     rt.close()
     return {
         "channel": args.channel,
@@ -174,6 +248,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "deliveries_per_s": round(execution.processed / elapsed, 1) if elapsed else None,
         "peak_worker_rss_mb": round(peak if workers else rss_mb_self, 1),
         "chunk_size": args.chunk_size,
+        "rate_limit_per_s": args.rate or None,
+        **seen,
+        **probed,
     }
 
 

@@ -154,7 +154,9 @@ def get_progress(
         skipped=ex.skipped,
         current_rate=rate,
         estimated_completion=eta,
-        errors=error_counts(session, ex.id),
+        # Only failures write error counts (with ``failed``, in one transaction): a run without
+        # any is answered without reading them.
+        errors=error_counts(session, ex.id) if ex.failed else [],
         started_at=ex.started_at,
         finished_at=ex.finished_at,
         error=ex.error,
