@@ -74,8 +74,31 @@ def tick(rt: Runtime, enqueuer: Enqueuer, *, dead_workers: bool = True) -> dict[
     with session_scope(rt.engine) as session:
         for execution_id in running_execution_ids(session):
             finished += finish_execution_if_done(session, execution_id) is not None
+    dispatched = dispatch_chunks(rt, enqueuer)
     with session_scope(rt.engine) as session:
-        room = s.max_in_flight_chunks - in_flight_chunks(session)
+        webhooks = claim_due_deliveries(session)
+    for delivery_id in webhooks:
+        enqueuer.enqueue_webhook(delivery_id)
+    return {
+        "planned": len(due),
+        "recovered": recovered,
+        "finished": finished,
+        "dispatched": dispatched,
+        "webhooks": len(webhooks),
+    }
+
+
+def dispatch_chunks(rt: Runtime, enqueuer: Enqueuer) -> int:
+    """Claim due chunks, up to ``MAX_IN_FLIGHT_CHUNKS`` queued or running, and enqueue them.
+
+    Every tick does this; a worker also does it right after planning an execution, so that its
+    first chunks need not wait for the next tick. Claims commit before anything is enqueued.
+
+    Returns:
+        How many chunks were handed to workers.
+    """
+    with session_scope(rt.engine) as session:
+        room = rt.settings.max_in_flight_chunks - in_flight_chunks(session)
         claimed = claim_chunks(session, room)
     for sent, chunk in enumerate(claimed):
         try:
@@ -85,17 +108,7 @@ def tick(rt: Runtime, enqueuer: Enqueuer, *, dead_workers: bool = True) -> dict[
             # (not counted as the chunks' failure) instead of waiting QUEUED_STALE_S.
             _give_back_unsent(rt, [c.chunk_id for c in claimed[sent:]])
             raise
-    with session_scope(rt.engine) as session:
-        webhooks = claim_due_deliveries(session)
-    for delivery_id in webhooks:
-        enqueuer.enqueue_webhook(delivery_id)
-    return {
-        "planned": len(due),
-        "recovered": recovered,
-        "finished": finished,
-        "dispatched": len(claimed),
-        "webhooks": len(webhooks),
-    }
+    return len(claimed)
 
 
 def _unclaim_unsent(rt: Runtime, execution_ids: list[str]) -> None:

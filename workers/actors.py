@@ -8,6 +8,7 @@ lazily, after dramatiq forked it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import dramatiq
 import structlog
@@ -19,6 +20,7 @@ from engine.execution.planning import plan_execution
 from engine.integrations import webhooks
 from engine.logging import get_logger
 from engine.runtime import Runtime
+from scheduler.loop import dispatch_chunks
 from workers.broker import (
     CHUNK_ACTOR,
     CHUNK_QUEUES,
@@ -26,6 +28,7 @@ from workers.broker import (
     PLAN_QUEUE,
     WEBHOOK_ACTOR,
     WEBHOOK_QUEUE,
+    DramatiqEnqueuer,
 )
 
 log = get_logger()
@@ -58,14 +61,21 @@ def use_runtime(rt: Runtime | None) -> None:
         _runtime = rt
 
 
-def plan_execution_actor(execution_id: str) -> None:
-    """Plan an execution: resolve its audience and write its first chunks."""
+def plan_execution_actor(execution_id: str, enqueuer: DramatiqEnqueuer | None = None) -> None:
+    """Plan an execution: resolve its audience and write its first chunks; then, with an
+    ``enqueuer``, hand the due chunks to workers at once instead of at the scheduler's next
+    tick (best effort: the tick does it anyway)."""
     rt = runtime()
-    with (
-        structlog.contextvars.bound_contextvars(execution_id=execution_id),
-        session_scope(rt.engine) as session,
-    ):
-        plan_execution(session, execution_id, rt.settings.chunk_size, rt.settings.rate_limits)
+    with structlog.contextvars.bound_contextvars(execution_id=execution_id):
+        with session_scope(rt.engine) as session:
+            planned = plan_execution(
+                session, execution_id, rt.settings.chunk_size, rt.settings.rate_limits
+            )
+        if planned and enqueuer is not None:
+            try:
+                dispatch_chunks(rt, enqueuer)
+            except Exception as exc:
+                log.warning("execution.dispatch_deferred", error=f"{type(exc).__name__}: {exc}")
 
 
 def deliver_chunk_actor(chunk_id: int, attempt: int) -> None:
@@ -86,6 +96,17 @@ def send_webhook_actor(delivery_id: int) -> None:
         )
 
 
+def _planning_on(broker: dramatiq.Broker) -> Callable[[str], None]:
+    """The planning actor's function, dispatching the planned chunks over ``broker``."""
+    enqueuer = DramatiqEnqueuer(broker)
+
+    def plan(execution_id: str) -> None:
+        plan_execution_actor(execution_id, enqueuer)
+
+    plan.__name__ = plan_execution_actor.__name__
+    return plan
+
+
 def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the engine's actors on ``broker`` and return them by name."""
     return {
@@ -95,7 +116,7 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
             broker=broker,
             max_retries=5,
             min_backoff=500,
-        )(plan_execution_actor),
+        )(_planning_on(broker)),
         CHUNK_ACTOR: dramatiq.actor(
             queue_name=CHUNK_QUEUES["normal"],
             actor_name=CHUNK_ACTOR,
