@@ -13,9 +13,9 @@ from engine.db import session_scope
 from engine.execution.dispatch import (
     claim_chunks,
     claim_due_executions,
+    dispatch_room,
     finish_execution_if_done,
     give_back_chunks,
-    in_flight_chunks,
     recover_stale_chunks,
     recover_stale_plans,
     running_execution_ids,
@@ -98,7 +98,7 @@ def dispatch_chunks(rt: Runtime, enqueuer: Enqueuer) -> int:
         How many chunks were handed to workers.
     """
     with session_scope(rt.engine) as session:
-        room = rt.settings.max_in_flight_chunks - in_flight_chunks(session)
+        room = dispatch_room(session, rt.settings.max_in_flight_chunks)
         claimed = claim_chunks(session, room)
     for sent, chunk in enumerate(claimed):
         try:

@@ -40,7 +40,8 @@ LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
 os.environ["OUTBOUND_ALLOWED_NETWORKS"] = ",".join(LOOPBACK_NETWORKS)
 #: Passwords are hashed at OWASP's minimum argon2id cost (the settings' floor), not the default
 #: RFC 9106 profile: the suite creates a user in most tests, and each default hash costs about
-#: 0.2 s of CPU. The hashes are real argon2id all the same; tests of the cost pass their own.
+#: 0.2 s of CPU. The settings read it from this environment; building a runtime or the API app
+#: applies it to the process, as in production. Real argon2id hashes all the same.
 os.environ.update(
     PASSWORD_HASH_TIME_COST="2", PASSWORD_HASH_MEMORY_KIB="19456", PASSWORD_HASH_PARALLELISM="1"
 )

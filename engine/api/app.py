@@ -27,6 +27,7 @@ from engine.api.routes import (
 )
 from engine.config import Settings, get_settings, secret_key_problem
 from engine.db import make_engine
+from engine.hashing import configure as configure_password_hashing
 from engine.logging import get_logger
 from engine.services.attempts import AttemptLimiter
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
+    configure_password_hashing(settings)  # logins hash and re-hash at the configured cost
     redact_access_log()  # ?apikey= never reaches a log file
     app.state.attempts = AttemptLimiter.from_settings(settings)
     errors.install(app)

@@ -108,7 +108,7 @@ def worker(
     for queue in queues or []:
         argv += ["--queues", queue]
     # An idle queue is polled at least every 100 ms (dramatiq backs off to 1 s by default): a
-    # new execution's planning and first chunks start that much sooner, for a few dozen cheap
-    # Redis polls a second per idle process. An operator's own value wins.
+    # new execution's planning and first chunks start that much sooner, for about a hundred
+    # cheap Redis polls a second per idle process (10 queues). An operator's own value wins.
     os.environ.setdefault("dramatiq_worker_timeout", "100")
     os.execv(sys.executable, argv)

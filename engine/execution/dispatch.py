@@ -106,6 +106,22 @@ def in_flight_chunks(session: Session) -> int:
     return int(session.scalar(query) or 0)
 
 
+#: The PostgreSQL advisory lock that serialises dispatchers (every scheduler's tick, and each
+#: worker right after planning): each counts what is in flight, then claims up to the room.
+_DISPATCH_LOCK = 0x63616D70
+
+
+def dispatch_room(session: Session, max_in_flight: int) -> int:
+    """How many more chunks may be queued now (``max_in_flight`` less those queued or running).
+
+    Takes the dispatch lock until the transaction ends, so that two dispatchers never both fill
+    the same room (SQLite serialises writing transactions by itself).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DISPATCH_LOCK})
+    return max_in_flight - in_flight_chunks(session)
+
+
 def claim_chunks(session: Session, limit: int) -> list[ClaimedChunk]:
     """Move up to ``limit`` due pending chunks of running executions to ``queued``.
 

@@ -8,8 +8,11 @@ import argon2
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.config import Settings
+from engine.db import make_engine, session_scope
 from engine.runtime import Runtime
+from engine.services.auth import bootstrap
 from tests.api.conftest import Tenant
 
 
@@ -110,3 +113,23 @@ def test_a_login_rehashes_a_password_hashed_at_another_cost(
         settings.password_hash_parallelism,
     )
     assert client.post("/api/v1/auth/login", json=body).status_code == 200
+
+
+def test_the_api_hashes_passwords_at_its_own_settings_cost(settings: Settings) -> None:
+    # Another cost was applied to this process last (a runtime built on other settings): the
+    # API app applies its own, so what `campaign api` stores is what the operator configured.
+    Runtime.from_settings(settings.model_copy(update={"password_hash_time_cost": 3})).close()
+    wanted = settings.model_copy(
+        update={"password_hash_time_cost": 2, "password_hash_memory_kib": 20480}
+    )
+    with TestClient(create_app(wanted), raise_server_exceptions=False) as client:
+        engine = make_engine(wanted.database_url)
+        with session_scope(engine) as session:
+            bootstrap(session, "initech", "peter", "correct horse battery")
+        body = {"user": "peter", "password": "correct horse battery"}
+        assert client.post("/api/v1/auth/login", json=body).status_code == 200
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("select password_hash from users")).scalar_one()
+        engine.dispose()
+    params = argon2.extract_parameters(stored)
+    assert (params.time_cost, params.memory_cost) == (2, 20480)

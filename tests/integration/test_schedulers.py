@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from engine.campaigns.campaign import TouchpointSpec
 from engine.db import make_engine, session_scope
 from engine.execution.delivery import deliver_chunk
+from engine.execution.dispatch import claim_due_executions
 from engine.execution.planning import plan_execution
 from engine.models import Delivery
 from engine.runtime import Runtime
@@ -115,3 +116,57 @@ def test_processes_starting_together_migrate_an_empty_database_once(tmp_path: Pa
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class Collecting:
+    """An enqueuer that only collects the chunks it is handed (nobody works on them)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[int] = []
+        self.lock = threading.Lock()
+
+    def enqueue_plan(self, execution_id: str) -> None:
+        raise AssertionError("nothing to plan here")
+
+    def enqueue_chunk(self, chunk_id: int, attempt: int, priority: str) -> None:
+        with self.lock:
+            self.chunks.append(chunk_id)
+
+    def enqueue_webhook(self, delivery_id: int) -> None:
+        raise AssertionError("no webhook subscriptions in this test")
+
+
+def test_dispatchers_racing_never_queue_more_than_max_in_flight_chunks(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Planners hand their first chunks out right after planning, beside every scheduler's tick:
+    # twelve of them at once still queue at most MAX_IN_FLIGHT_CHUNKS, each chunk once.
+    settings = make_settings(pg_url, tmp_path, chunk_size=10, max_in_flight_chunks=8)
+    setup = Runtime.from_settings(settings)
+    steps = [TouchpointSpec(name="one", message="m1")]
+    for i in range(3):
+        _, campaign_id = make_campaign(
+            setup, contacts=100, channel="null", steps=steps, org=f"o{i}"
+        )
+        execution_id = execute(setup, campaign_id)
+        with session_scope(setup.engine) as session:
+            assert claim_due_executions(session) == [execution_id]
+        with session_scope(setup.engine) as session:
+            assert plan_execution(session, execution_id, settings.chunk_size)
+    collected = Collecting()
+    start = threading.Barrier(12)
+    runtimes = [Runtime.from_settings(settings) for _ in range(12)]
+
+    def dispatch(rt: Runtime) -> int:
+        start.wait()
+        return loop.dispatch_chunks(rt, collected)
+
+    threads = [threading.Thread(target=dispatch, args=(rt,)) for rt in runtimes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(collected.chunks) == 8 and len(set(collected.chunks)) == 8
+    for rt in [setup, *runtimes]:
+        rt.close()
