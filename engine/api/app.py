@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from engine import __version__
 from engine.api import errors, openapi
 from engine.api.access_log import redact_access_log
+from engine.api.answers.health import ReadinessOut
 from engine.api.limits import BodySizeLimit
 from engine.api.routes import (
     auth,
@@ -30,6 +32,7 @@ from engine.db import make_engine
 from engine.hashing import configure as configure_password_hashing
 from engine.logging import get_logger
 from engine.services.attempts import AttemptLimiter
+from engine.services.readiness import check_readiness
 
 log = get_logger()
 
@@ -83,7 +86,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
-        """Liveness probe."""
+        """Liveness probe: the process answers."""
         return {"status": "ok"}
+
+    @app.get(
+        "/ready",
+        tags=["health"],
+        response_model=ReadinessOut,
+        responses={503: {"model": ReadinessOut, "description": "A dependency is not ready"}},
+    )
+    def ready() -> JSONResponse:
+        """Readiness probe: the database answers with its schema at the newest migration, and
+        the broker and the rate limiter's Redis (when configured) accept connections. 503 names
+        what is not ready."""
+        readiness = check_readiness(settings, app.state.engine)
+        body = ReadinessOut(
+            status="ready" if readiness.ready else "not_ready", checks=readiness.checks
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)
 
     return app

@@ -107,8 +107,9 @@ def worker(
     ]
     for queue in queues or []:
         argv += ["--queues", queue]
-    # An idle queue is polled at least every 100 ms (dramatiq backs off to 1 s by default): a
-    # new execution's planning and first chunks start that much sooner, for about a hundred
-    # cheap Redis polls a second per idle process (10 queues). An operator's own value wins.
-    os.environ.setdefault("dramatiq_worker_timeout", "100")
+    # An idle queue is polled at least every 200 ms (dramatiq backs off to 1 s by default): a
+    # new execution's planning and first chunks start that much sooner, for about fifty cheap
+    # Redis polls a second per process (10 queues). At 100 ms the idle queues' polls cost busy
+    # workers about 5 % of their throughput (bench/fanout.py). An operator's own value wins.
+    os.environ.setdefault("dramatiq_worker_timeout", "200")
     os.execv(sys.executable, argv)
