@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -37,6 +40,14 @@ from engine.services.readiness import check_readiness
 log = get_logger()
 
 
+@asynccontextmanager
+async def _closing_the_pool(app: FastAPI) -> AsyncIterator[None]:
+    """Close the app's database connections when it shuts down (a server stopping, a test's
+    client leaving): an app's pool must not outlive it, holding connections open."""
+    yield
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment).
 
@@ -52,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="campaign-engine",
         version=__version__,
         description="Campaigns, touchpoints, executions, progress and statistics (campaigns API).",
+        lifespan=_closing_the_pool,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
