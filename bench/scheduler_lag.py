@@ -27,13 +27,12 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from databases import ensure_database
+from fanout import start
 from sqlmodel import col
 
 from engine.audience.contacts import add_contacts, demo_contacts
@@ -86,17 +85,6 @@ def seed(rt: Runtime, args: argparse.Namespace) -> list[str]:
             ).id
             for n in range(args.runs + 1)  # the first one warms the processes up
         ]
-
-
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``campaign ARGS`` in its own process group, output discarded."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def lags(rt: Runtime, execution_ids: list[str]) -> list[float]:
