@@ -35,7 +35,7 @@ from engine.db import make_engine
 from engine.hashing import configure as configure_password_hashing
 from engine.logging import get_logger
 from engine.services.attempts import AttemptLimiter
-from engine.services.readiness import check_readiness
+from engine.services.readiness import ReadinessProbe
 
 log = get_logger()
 
@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness probe: the process answers."""
         return {"status": "ok"}
 
+    probe = ReadinessProbe(settings)
+
     @app.get(
         "/ready",
         tags=["health"],
@@ -108,10 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={503: {"model": ReadinessOut, "description": "A dependency is not ready"}},
     )
     def ready() -> JSONResponse:
-        """Readiness probe: the database answers with its schema at the newest migration, and
-        the broker and the rate limiter's Redis (when configured) accept connections. 503 names
-        what is not ready."""
-        readiness = check_readiness(settings, app.state.engine)
+        """Readiness probe: the database answers with its schema not behind this release's
+        migrations, and the broker and the rate limiter's Redis (when configured) accept
+        connections. 503 says which check failed (details go to the log, not the answer)."""
+        readiness = probe.check()
         body = ReadinessOut(
             status="ready" if readiness.ready else "not_ready", checks=readiness.checks
         )

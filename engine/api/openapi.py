@@ -98,6 +98,8 @@ def _add_errors(document: dict[str, Any]) -> None:
         name = "ContactListsError" if path.startswith(CONTACT_LISTS_PREFIX) else "Error"
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
         for method, operation in operations.items():
+            if "health" in operation.get("tags", ()):
+                continue  # the probes answer their own shapes (``GET /ready``: 503 with checks)
             responses = operation.setdefault("responses", {})
             for status in error_statuses(method, operation):
                 # 422 is FastAPI's own entry: its schema is replaced by ours (the real shape).

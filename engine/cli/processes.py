@@ -109,7 +109,7 @@ def worker(
         argv += ["--queues", queue]
     # An idle queue is polled at least every 200 ms (dramatiq backs off to 1 s by default): a
     # new execution's planning and first chunks start that much sooner, for about fifty cheap
-    # Redis polls a second per process (10 queues). At 100 ms the idle queues' polls cost busy
-    # workers about 5 % of their throughput (bench/fanout.py). An operator's own value wins.
+    # Redis polls a second per process (10 queues); 100 ms measured lower throughput, within
+    # run-to-run variation (docs/performance.md). An operator's own value wins.
     os.environ.setdefault("dramatiq_worker_timeout", "200")
     os.execv(sys.executable, argv)

@@ -12,6 +12,9 @@ class ReadinessOut(BaseModel):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(
-        description="database, schema, broker, limiter: `ok`, or what is wrong",
+        description=(
+            "database, schema, broker, limiter: `ok`, or `unreachable`, `behind` (the schema "
+            "needs `campaign migrate`), `unsupported`, `not checked`"
+        ),
         examples=[{"database": "ok", "schema": "ok", "broker": "ok", "limiter": "ok"}],
     )
