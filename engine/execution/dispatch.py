@@ -108,7 +108,7 @@ def in_flight_chunks(session: Session) -> int:
 
 #: The PostgreSQL advisory lock that serialises dispatchers (every scheduler's tick, and each
 #: worker right after planning): each counts what is in flight, then claims up to the room.
-_DISPATCH_LOCK = 0x63616D70
+_DISPATCH_LOCK = 0x64697370  # "disp": not the migration lock's key
 
 
 def dispatch_room(session: Session, max_in_flight: int) -> int:
