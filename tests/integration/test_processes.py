@@ -75,6 +75,11 @@ def start(production: Runtime, tmp_path: Path) -> Iterator[Start]:
 
     yield _start
     stop_process_groups(procs)
+    # Printed, so shown only when the test fails: what each process said (its log is under
+    # tmp_path, gone after the run).
+    for path in sorted(tmp_path.glob("proc-*.log")):
+        tail = path.read_bytes().decode(errors="replace").splitlines()[-40:]
+        print(f"--- {path.name} (last {len(tail)} lines)", *tail, sep="\n")
 
 
 def _running_chunks(rt: Runtime) -> int:
