@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.config import Settings
-from engine.db import make_engine
+from engine.db import make_engine, migrate
 from tests.conftest import make_settings
 
 
@@ -90,8 +90,12 @@ def test_ready_is_503_when_the_database_is_down(tmp_path: Path, closed_port: int
     assert str(closed_port) not in str(body)  # anyone may ask: no addresses in the answer
 
 
-def test_a_schema_ahead_of_this_release_is_ready(settings: Settings) -> None:
+def test_a_schema_ahead_of_this_release_is_ready(tmp_path: Path) -> None:
     # During a rollout the new release's migrations run first: the old processes stay ready.
+    # A store of its own: the suite's shared PostgreSQL database must stay at this head.
+    url = f"sqlite:///{tmp_path / 'ahead.db'}"
+    migrate(url)
+    settings = make_settings(url, tmp_path)
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'from_a_later_release'"))
