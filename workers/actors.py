@@ -61,17 +61,17 @@ def use_runtime(rt: Runtime | None) -> None:
         _runtime = rt
 
 
-def plan_execution_actor(execution_id: str, enqueuer: DramatiqEnqueuer | None = None) -> None:
-    """Plan an execution: resolve its audience and write its first chunks; then, with an
-    ``enqueuer``, hand the due chunks to workers at once instead of at the scheduler's next
-    tick (best effort: the tick does it anyway)."""
+def plan_execution_actor(execution_id: str, enqueuer: DramatiqEnqueuer) -> None:
+    """Plan an execution: resolve its audience and write its first chunks; then hand the due
+    chunks to workers through ``enqueuer`` at once instead of at the scheduler's next tick
+    (best effort: the tick does it anyway)."""
     rt = runtime()
     with structlog.contextvars.bound_contextvars(execution_id=execution_id):
         with session_scope(rt.engine) as session:
             planned = plan_execution(
                 session, execution_id, rt.settings.chunk_size, rt.settings.rate_limits
             )
-        if planned and enqueuer is not None:
+        if planned:
             try:
                 dispatch_chunks(rt, enqueuer)
             except Exception as exc:
