@@ -57,7 +57,7 @@ def record_batch(
     conn = session.connection()
     dialect = conn.dialect.name
     now = utcnow()
-    inserted = _insert_deliveries(conn, dialect, chunk, outcomes, now)
+    inserted = _insert_deliveries(conn, chunk, outcomes, now)
     by_status = Counter(status for status, _ in inserted)
     errors = Counter(code for status, code in inserted if status == DeliveryStatus.failed and code)
     if errors:
@@ -192,7 +192,7 @@ _PG_INSERT_DELIVERIES = sa.text(
 
 
 def _insert_deliveries(
-    conn: sa.Connection, dialect: str, chunk: Chunk, outcomes: list[SendOutcome], now: object
+    conn: sa.Connection, chunk: Chunk, outcomes: list[SendOutcome], now: object
 ) -> list[tuple[str, str | None]]:
     """Insert the batch's deliveries, skipping those already there; return what was inserted
     as ``(status, error_code)``."""
@@ -200,6 +200,7 @@ def _insert_deliveries(
         return []
     # Contact order: two attempts of one chunk lock index entries in the same order.
     ordered = sorted(outcomes, key=lambda o: o.contact_id)
+    dialect = conn.dialect.name
     if dialect == "postgresql":
         return _insert_deliveries_pg(conn, chunk, ordered, now)
     table = table_of(Delivery)
